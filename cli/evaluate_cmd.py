@@ -1,0 +1,55 @@
+"""``mechanism evaluate``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.options import (backbone_weights_option, cache_option, device_option, no_cache_option,
+                         resolve_cache_dir)
+
+
+@click.command()
+@click.option("--ckpt", required=True, type=click.Path(path_type=Path), help="Checkpoint (.pt).")
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=None,
+              help="Data root [default: the one recorded in the checkpoint].")
+@click.option("--category", default=None, help="Category [default: the checkpoint's].")
+@click.option("--image-score", type=click.Choice(["top3_mean", "max", "mean"]), default="top3_mean",
+              show_default=True,
+              help="Image score: mean of the 3 highest patch NLLs (study), map maximum (anomalib), mean.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the metrics as JSON.")
+@click.option("--save-maps", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write anomaly maps (N, S, S) float32, masks, labels, scores and image paths (.npz).")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per flow batch.")
+@device_option
+@backbone_weights_option
+@cache_option
+@no_cache_option
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def evaluate(ckpt, data_root, category, image_score, json_out, save_maps, batch_size, device,
+             backbone_weights, cache_dir, no_cache, quiet):
+    """Image AUROC, Pixel AUROC, Pixel AP and AUPRO@0.3 of a checkpoint on a test split."""
+    from mechanism.atomic import prepare_output
+    from mechanism.detector import load_detector
+    from mechanism.device import resolve_device
+    from mechanism.evaluate import evaluate_detector, save_maps as write_maps, save_summary
+
+    for path in (json_out, save_maps):
+        if path is not None:
+            prepare_output(path)
+    detector = load_detector(ckpt, resolve_device(device), backbone_weights)
+    root = data_root if data_root is not None else detector.ckpt.data.root
+    cat = category if category is not None else detector.ckpt.data.category
+    ev = evaluate_detector(detector, root, cat, image_score, cache_dir=resolve_cache_dir(cache_dir, no_cache),
+                           batch_size=batch_size, progress=not quiet)
+    m = ev.metrics
+    click.echo(f"{ev.samples[0].category}: {m.n_images} test images ({m.n_defective} defective)")
+    click.echo(f"  Image AUROC  {m.image_auroc:.4f}\n  Pixel AUROC  {m.pixel_auroc:.4f}\n"
+               f"  Pixel AP     {m.pixel_ap:.4f}\n  AUPRO@0.3    {m.aupro:.4f}")
+    if json_out is not None:
+        save_summary(ev, json_out, {"checkpoint": str(ckpt)})
+        click.echo(f"wrote {json_out}")
+    if save_maps is not None:
+        write_maps(ev, save_maps)
+        click.echo(f"wrote {save_maps}")

@@ -1,0 +1,46 @@
+"""The ``mechanism`` console script: a click group whose commands are thin calls into the library."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mechanism.errors import MechanismError
+
+
+class _Group(click.Group):
+    """Turns ``MechanismError`` into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MechanismError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tailflow-mechanism")
+def app() -> None:
+    """Train tail-aware normalizing-flow anomaly detectors and explain the Tail-Aware Loss.
+
+    \b
+    Typical session:
+      mechanism data demo --out data/demo
+      mechanism train --data data/demo --category brick --out runs/brick/model.pt
+      mechanism evaluate --ckpt runs/brick/model.pt
+    """
+
+
+def _register() -> None:
+    from cli import data_cmd, evaluate_cmd, train_cmd
+    app.add_command(data_cmd.data)
+    app.add_command(train_cmd.train)
+    app.add_command(evaluate_cmd.evaluate)
+
+
+_register()
+
+
+def main() -> None:
+    sys.exit(app.main(standalone_mode=True))

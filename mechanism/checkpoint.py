@@ -1,0 +1,150 @@
+"""One-file checkpoints: flow weights plus the complete configuration, as plain data.
+
+A checkpoint is a dict of plain Python types and tensors, saved with ``torch.save`` and read
+with ``torch.load(weights_only=True)``, so loading never runs code from the file and a CUDA
+checkpoint loads on a CPU-only machine (``map_location``).
+"""
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mechanism.atomic import atomic_path
+from mechanism.errors import MechanismError
+from mechanism.flow import FlowConfig, PatchFlow
+from mechanism.loss import TailLossConfig
+from mechanism.train_config import TrainConfig
+
+FORMAT = "tailflow-mechanism/checkpoint"
+SCHEMA_VERSION = 1
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages whose behaviour a result depends on."""
+    import numpy, scipy, sklearn, timm  # noqa: E401  (imported here: only their versions are needed)
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        ours = version("tailflow-mechanism")
+    except PackageNotFoundError:
+        ours = "source"
+    found = {"tailflow-mechanism": ours, "python": platform.python_version(),
+             "torch": torch.__version__, "timm": timm.__version__, "numpy": numpy.__version__,
+             "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
+    return {k: str(v) for k, v in found.items()}  # plain str: torch's version is a str subclass
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """Which training data a checkpoint saw."""
+    root: str            # data root as given (absolute)
+    category: str        # category trained on
+    fingerprint: str     # SHA-256 of the training files (names and bytes)
+    n_train: int         # number of training images
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A trained detector, as loaded from disk.
+
+    ``backbone`` is the backbone's plain-typed config (see ``mechanism.backbone``) including the
+    SHA-256 of its weights; ``grid`` is ``(H, W, D)`` of the flow's input.
+    """
+    backbone: dict[str, Any]
+    grid: tuple[int, int, int]
+    flow: FlowConfig
+    loss: TailLossConfig
+    train: TrainConfig
+    data: DataRecord
+    flow_state: dict[str, torch.Tensor]
+    versions: dict[str, str]
+    summary: dict[str, float]
+
+    @property
+    def n_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def build_flow(self, device: torch.device | str = "cpu") -> PatchFlow:
+        """The trained flow in eval mode on ``device``."""
+        h, w, d = self.grid
+        flow = PatchFlow(d, h, w, self.flow)
+        try:
+            flow.load_state_dict(self.flow_state, strict=True)
+        except RuntimeError as e:
+            raise MechanismError(f"checkpoint flow weights do not fit its own config: "
+                                 f"{str(e).splitlines()[0]}") from None
+        return flow.to(device).eval()
+
+    def to_payload(self) -> dict[str, Any]:
+        h, w, d = self.grid
+        return {
+            "format": FORMAT, "schema_version": SCHEMA_VERSION,
+            "backbone": dict(self.backbone), "grid": {"height": h, "width": w, "dim": d},
+            "flow": self.flow.to_dict(), "loss": self.loss.to_dict(), "train": self.train.to_dict(),
+            "data": dict(vars(self.data)), "versions": dict(self.versions),
+            "summary": dict(self.summary),
+            "flow_state": {k: v.detach().cpu() for k, v in self.flow_state.items()},
+        }
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
+    """Write ``ckpt`` atomically to ``path`` (a ``.pt`` file)."""
+    with atomic_path(path) as tmp:
+        torch.save(ckpt.to_payload(), tmp)
+    return Path(path)
+
+
+def _require(payload: dict, key: str, kind: type, where: str = "") -> Any:
+    if key not in payload:
+        raise MechanismError(f"checkpoint is missing {where}{key!r}")
+    value = payload[key]
+    if not isinstance(value, kind):
+        raise MechanismError(f"checkpoint field {where}{key!r} has type {type(value).__name__}, "
+                             f"expected {kind.__name__}")
+    return value
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read and validate a checkpoint without executing anything stored in it.
+
+    Raises:
+        MechanismError: missing file, not a torch file, a pickle with code in it, a file from
+            another program, an unsupported schema, or fields of the wrong type.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MechanismError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or unsafe files
+        reason = "it holds objects other than plain data (refused unopened)" \
+            if "Weights only load failed" in str(e) else "it is corrupt or not a torch file"
+        raise MechanismError(f"cannot load checkpoint {path}: {reason}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise MechanismError(f"{path} is not a tailflow-mechanism checkpoint")
+    version = payload.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise MechanismError(f"{path} has checkpoint schema {version!r}; this version reads "
+                             f"{SCHEMA_VERSION}")
+    grid = _require(payload, "grid", dict)
+    dims = tuple(_require(grid, k, int, "grid.") for k in ("height", "width", "dim"))
+    state = _require(payload, "flow_state", dict)
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise MechanismError(f"{path}: flow_state must map names to tensors")
+    try:
+        return Checkpoint(
+            backbone=_require(payload, "backbone", dict),
+            grid=dims,
+            flow=FlowConfig.from_dict(_require(payload, "flow", dict)),
+            loss=TailLossConfig.from_dict(_require(payload, "loss", dict)),
+            train=TrainConfig.from_dict(_require(payload, "train", dict)),
+            data=DataRecord(**_require(payload, "data", dict)),
+            flow_state=state,
+            versions=_require(payload, "versions", dict),
+            summary=_require(payload, "summary", dict),
+        )
+    except TypeError as e:
+        raise MechanismError(f"{path}: malformed configuration ({e})") from None

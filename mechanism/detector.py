@@ -1,0 +1,81 @@
+"""A trained detector: the checkpoint's frozen backbone and its flow, ready to score images."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from mechanism.backbone import Backbone, BackboneConfig, load_backbone
+from mechanism.checkpoint import Checkpoint, load_checkpoint
+from mechanism.data.mvtec import Sample
+from mechanism.errors import MechanismError
+from mechanism.features import cached_features
+from mechanism.flow import PatchFlow, patch_nll
+
+
+def backbone_record(backbone: Backbone) -> dict:
+    """What a checkpoint stores about its backbone: the config and the weights' SHA-256."""
+    return {"config": backbone.cfg.to_dict(), "weights_sha256": backbone.weights_sha256}
+
+
+def backbone_from_record(record: dict, device: torch.device, weights: str | None = None) -> Backbone:
+    """Rebuild a checkpoint's backbone and prove it is the one the flow was trained on.
+
+    Args:
+        weights: a local weights file replacing the recorded one (e.g. on another machine).
+
+    Raises:
+        MechanismError: if the weights' SHA-256 differs from the recorded one.
+    """
+    try:
+        cfg = BackboneConfig.from_dict(record["config"])
+    except (KeyError, TypeError) as e:
+        raise MechanismError(f"checkpoint backbone record is malformed ({e})") from None
+    if weights is not None:
+        cfg = BackboneConfig.from_dict({**cfg.to_dict(), "weights": weights})
+    backbone = load_backbone(cfg, device)
+    if backbone.weights_sha256 != record.get("weights_sha256"):
+        raise MechanismError(
+            f"backbone weights differ from the checkpoint's (sha256 {backbone.weights_sha256[:12]}… "
+            f"≠ {str(record.get('weights_sha256'))[:12]}…): the flow was trained on other features")
+    return backbone
+
+
+@dataclass
+class Detector:
+    """Backbone + flow of one checkpoint on one device (both frozen, eval mode)."""
+    ckpt: Checkpoint
+    backbone: Backbone
+    flow: PatchFlow
+    device: torch.device
+
+    def features(self, samples: list[Sample], cache_dir: Path | None | str = "default",
+                 progress: bool = True) -> torch.Tensor:
+        """Backbone features ``(N, D, H, W)`` float32 on the CPU, through the feature cache
+        (``"default"``: ``default_cache_dir()``; ``None``: no cache)."""
+        return cached_features(self.backbone, samples, cache_dir, device=self.device,
+                               progress=progress).features
+
+    @torch.no_grad()
+    def patch_nll(self, features: torch.Tensor, batch_size: int = 64,
+                  progress: bool = False) -> torch.Tensor:
+        """Per-patch NLL ``(N, H, W)`` in nats per dimension, float32 on the CPU."""
+        out = []
+        for start in tqdm(range(0, len(features), batch_size), desc="flow", disable=not progress):
+            x = features[start:start + batch_size].to(self.device)
+            out.append(patch_nll(self.flow(x)).cpu())
+        return torch.cat(out)
+
+
+def load_detector(ckpt: str | Path | Checkpoint, device: torch.device,
+                  backbone_weights: str | None = None) -> Detector:
+    """Load a checkpoint (path or object) with its verified backbone onto ``device``."""
+    if not isinstance(ckpt, Checkpoint):
+        ckpt = load_checkpoint(ckpt, map_location="cpu")
+    backbone = backbone_from_record(ckpt.backbone, device, backbone_weights)
+    grid = (*backbone.grid(), backbone.out_channels)
+    if grid != ckpt.grid:
+        raise MechanismError(f"backbone gives a {grid} grid (H, W, D) but the flow expects {ckpt.grid}")
+    return Detector(ckpt, backbone, ckpt.build_flow(device), device)

@@ -1,0 +1,85 @@
+"""One affine coupling block on a patch grid, in the style of FrEIA's AllInOneBlock.
+
+Channels split into a passive half ``x1`` (passed through) and an active half ``x2``:
+
+    s  = α·tanh(s_raw(x1, cond, context(x1)) / α)        # soft clamp, α = ``clamp``
+    y2 = x2 · exp(s) + t(x1, cond)
+    y  = permute( [x1, y2] · exp(g) + b )                 # global affine, fixed permutation
+
+The subnets are per-patch Linear–ReLU–Linear (1×1 convolutions). With ``spatial_context`` the
+scale subnet also sees a depthwise 3×3 convolution of the neighbouring patches' *passive*
+halves, so patches interact while the Jacobian stays block-triangular:
+``log|det J| = Σ_{c,h,w} (s[c,h,w]) + H·W·Σ_c g[c]``, and patch ``(h, w)`` owns
+``Σ_c s[c,h,w] + Σ_c g[c]``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _subnet(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
+    last = nn.Conv2d(hidden, out_channels, 1)
+    nn.init.zeros_(last.weight)  # the block starts as the identity map
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(), last)
+
+
+class CouplingBlock(nn.Module):
+    """Invertible map ``(B, D, H, W) → (B, D, H, W)`` with a per-patch log-det ``(B, H, W)``.
+
+    Args:
+        dim: channels D (≥ 2).
+        cond_channels: channels of the condition (positional encoding) fed to both subnets.
+        hidden: hidden width of the subnets.
+        clamp: α of the soft clamp on the log-scale, |s| < α.
+        spatial_context: give the scale subnet a depthwise 3×3 view of neighbours' ``x1``.
+        permutation: a permutation of ``range(dim)`` applied to the output channels.
+    """
+
+    def __init__(self, dim: int, cond_channels: int, hidden: int, clamp: float,
+                 spatial_context: bool, permutation: torch.Tensor):
+        super().__init__()
+        if dim < 2:
+            raise ValueError(f"a coupling block needs at least 2 channels, got {dim}")
+        self.passive = dim // 2
+        active = dim - self.passive
+        self.clamp = clamp
+        self.context = (nn.Conv2d(self.passive, self.passive, 3, padding=1, groups=self.passive)
+                        if spatial_context else None)
+        scale_in = self.passive + cond_channels + (self.passive if spatial_context else 0)
+        self.scale_net = _subnet(scale_in, hidden, active)
+        self.shift_net = _subnet(self.passive + cond_channels, hidden, active)
+        self.global_log_scale = nn.Parameter(torch.zeros(dim))
+        self.global_shift = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("permutation", permutation.clone())
+        self.register_buffer("inverse_permutation", torch.argsort(permutation))
+
+    def _scale_shift(self, x1: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cond = cond.expand(x1.shape[0], -1, -1, -1)
+        h = torch.cat([x1, cond], dim=1)
+        s_in = torch.cat([h, self.context(x1)], dim=1) if self.context is not None else h
+        s = self.clamp * torch.tanh(self.scale_net(s_in) / self.clamp)
+        return s, self.shift_net(h)
+
+    def _global_logdet(self) -> torch.Tensor:
+        return self.global_log_scale.sum()
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x: (B, D, H, W)``, ``cond: (1, P, H, W)`` → ``(y (B, D, H, W), logdet (B, H, W))``."""
+        x1, x2 = x[:, :self.passive], x[:, self.passive:]
+        s, t = self._scale_shift(x1, cond)
+        y = torch.cat([x1, x2 * torch.exp(s) + t], dim=1)
+        g = self.global_log_scale[None, :, None, None]
+        y = y * torch.exp(g) + self.global_shift[None, :, None, None]
+        return y[:, self.permutation], s.sum(dim=1) + self._global_logdet()
+
+    def inverse(self, y: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact inverse of ``forward``; the log-det returned is that of the inverse map."""
+        y = y[:, self.inverse_permutation]
+        g = self.global_log_scale[None, :, None, None]
+        y = (y - self.global_shift[None, :, None, None]) * torch.exp(-g)
+        x1, y2 = y[:, :self.passive], y[:, self.passive:]
+        s, t = self._scale_shift(x1, cond)
+        x = torch.cat([x1, (y2 - t) * torch.exp(-s)], dim=1)
+        return x, -(s.sum(dim=1) + self._global_logdet())

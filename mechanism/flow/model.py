@@ -1,0 +1,87 @@
+"""The patch flow: a stack of coupling blocks conditioned on a 2-D positional encoding."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from mechanism.flow.coupling import CouplingBlock
+from mechanism.flow.positional import positional_encoding_2d
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Architecture of the patch flow (stored in every checkpoint)."""
+    n_blocks: int = 8              # number of coupling blocks
+    hidden: int = 256              # hidden width of each Linear–ReLU–Linear subnet
+    clamp: float = 1.9             # α of the soft clamp s = α·tanh(s_raw/α)
+    pos_channels: int = 32         # channels of the sin/cos positional condition (multiple of 4)
+    spatial_context: bool = True   # depthwise 3×3 context of neighbours' passive half (scale subnet)
+    permutation_seed: int = 0      # seed of the fixed channel permutations
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FlowConfig":
+        return cls(**d)
+
+
+class FlowOutput(NamedTuple):
+    """``z: (B, D, H, W)`` latent; ``logdet: (B, H, W)`` per-patch log|det J| share in nats."""
+    z: torch.Tensor
+    logdet: torch.Tensor
+
+
+class PatchFlow(nn.Module):
+    """Normalizing flow on a ``(B, D, H, W)`` feature map; its grid ``(H, W)`` is fixed.
+
+    ``forward(x)`` maps features to latents, ``inverse(z)`` maps back; both return
+    ``FlowOutput`` whose ``logdet`` shares sum (over ``h, w``) to the map's log|det J|.
+    """
+
+    def __init__(self, dim: int, height: int, width: int, cfg: FlowConfig = FlowConfig()):
+        super().__init__()
+        self.dim, self.height, self.width, self.cfg = dim, height, width, cfg
+        self.register_buffer("cond", positional_encoding_2d(cfg.pos_channels, height, width)[None])
+        gen = torch.Generator().manual_seed(cfg.permutation_seed)
+        self.blocks = nn.ModuleList(
+            CouplingBlock(dim, cfg.pos_channels, cfg.hidden, cfg.clamp, cfg.spatial_context,
+                          torch.randperm(dim, generator=gen))
+            for _ in range(cfg.n_blocks))
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or tuple(x.shape[1:]) != (self.dim, self.height, self.width):
+            raise ValueError(f"flow expects (B, {self.dim}, {self.height}, {self.width}), "
+                             f"got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> FlowOutput:
+        self._check(x)
+        logdet = x.new_zeros(x.shape[0], self.height, self.width)
+        for block in self.blocks:
+            x, ld = block(x, self.cond)
+            logdet = logdet + ld
+        return FlowOutput(x, logdet)
+
+    def inverse(self, z: torch.Tensor) -> FlowOutput:
+        self._check(z)
+        logdet = z.new_zeros(z.shape[0], self.height, self.width)
+        for block in reversed(self.blocks):
+            z, ld = block.inverse(z, self.cond)
+            logdet = logdet + ld
+        return FlowOutput(z, logdet)
+
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def patch_nll(out: FlowOutput) -> torch.Tensor:
+    """Per-patch negative log-likelihood in nats per dimension, shape ``(B, H, W)``.
+
+    ``NLL[h,w] = (½‖z[:,h,w]‖² − logdet[h,w]) / D + ½·log(2π)`` (SPEC §1).
+    """
+    d = out.z.shape[1]
+    return (0.5 * out.z.pow(2).sum(dim=1) - out.logdet) / d + HALF_LOG_2PI

@@ -1,0 +1,97 @@
+"""From per-patch NLL to anomaly maps and image scores (SPEC §3). Pure functions, CPU.
+
+Anomaly map: per-patch NLL bilinearly upsampled to ``size × size`` (``align_corners=False``),
+then a Gaussian blur of ``sigma`` pixels at that size (``scipy.ndimage.gaussian_filter``,
+reflecting borders), each image on its own.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from mechanism.errors import MechanismError
+from mechanism.metrics.validate import require_finite
+
+IMAGE_SCORE_METHODS = ("top3_mean", "max", "mean")
+"""``top3_mean``: mean of the 3 largest patch NLLs (the study's); ``max``: maximum of the anomaly
+map (anomalib's); ``mean``: mean patch NLL."""
+
+TOP_K = 3  # patches averaged by "top3_mean"
+
+
+def _patch_grid(patch_nll: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``(N, H, W)`` finite per-patch NLL as a numpy array."""
+    arr = patch_nll.detach().cpu().numpy() if isinstance(patch_nll, torch.Tensor) \
+        else np.asarray(patch_nll)
+    if arr.ndim != 3 or 0 in arr.shape:
+        raise MechanismError(f"patch NLL must have shape (N, H, W) with no empty axis, "
+                             f"got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise MechanismError(f"patch NLL must be floating point, got dtype {arr.dtype}")
+    require_finite(arr, "patch NLL")
+    return arr
+
+
+def anomaly_maps(patch_nll: np.ndarray | torch.Tensor, size: int = 224,
+                 sigma: float = 4.0) -> np.ndarray:
+    """Per-pixel anomaly maps from per-patch NLL.
+
+    Args:
+        patch_nll: ``(N, H, W)`` NLL per patch, nats (higher = more anomalous).
+        size: output side in pixels.
+        sigma: Gaussian blur standard deviation in output pixels; 0 = no blur.
+
+    Returns:
+        ``(N, size, size)`` float32, same units as ``patch_nll``.
+
+    Raises:
+        MechanismError: on a wrong shape, non-finite NLL, ``size < 1`` or ``sigma < 0``.
+    """
+    if size < 1:
+        raise MechanismError(f"anomaly map size must be >= 1 pixel, got {size}")
+    if not sigma >= 0:
+        raise MechanismError(f"anomaly map blur sigma must be >= 0 pixels, got {sigma}")
+    grid = torch.from_numpy(np.ascontiguousarray(_patch_grid(patch_nll), dtype=np.float32))
+    upsampled = F.interpolate(grid[:, None], size=(size, size), mode="bilinear",
+                              align_corners=False)[:, 0].numpy()
+    return ndimage.gaussian_filter(upsampled, sigma=(0.0, sigma, sigma)).astype(np.float32,
+                                                                              copy=False)
+
+
+def image_scores(patch_nll: np.ndarray | torch.Tensor, maps: np.ndarray | None,
+                 method: str) -> np.ndarray:
+    """One anomaly score per image.
+
+    Args:
+        patch_nll: ``(N, H, W)`` NLL per patch, nats.
+        maps: ``(N, S, S)`` anomaly maps from :func:`anomaly_maps`; required by ``"max"`` only.
+        method: one of :data:`IMAGE_SCORE_METHODS`.
+
+    Returns:
+        ``(N,)`` float64, higher = more anomalous.
+
+    Raises:
+        MechanismError: on an unknown method, non-finite input, missing or mismatched maps, or
+            fewer than 3 patches per image for ``"top3_mean"``.
+    """
+    if method not in IMAGE_SCORE_METHODS:
+        raise MechanismError(f"unknown image score method {method!r}; "
+                             f"choose one of {', '.join(IMAGE_SCORE_METHODS)}")
+    grid = _patch_grid(patch_nll)
+    per_image = grid.reshape(grid.shape[0], -1).astype(np.float64)  # (N, H*W)
+    if method == "top3_mean":
+        if per_image.shape[1] < TOP_K:
+            raise MechanismError(f"top3_mean needs at least {TOP_K} patches per image, "
+                                 f"got {per_image.shape[1]}")
+        return np.partition(per_image, -TOP_K, axis=1)[:, -TOP_K:].mean(axis=1)
+    if method == "mean":
+        return per_image.mean(axis=1)
+    if maps is None:
+        raise MechanismError("image score method 'max' needs the anomaly maps")
+    maps = np.asarray(maps)
+    if maps.ndim != 3 or maps.shape[0] != grid.shape[0]:
+        raise MechanismError(f"anomaly maps {maps.shape} do not match patch NLL {grid.shape}")
+    require_finite(maps, "anomaly maps")
+    return maps.reshape(maps.shape[0], -1).max(axis=1).astype(np.float64)

@@ -1,0 +1,151 @@
+"""Fit a patch flow to cached backbone features with the Tail-Aware Loss."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from mechanism.atomic import prepare_output, write_text
+from mechanism.backbone import BackboneConfig, load_backbone
+from mechanism.checkpoint import Checkpoint, DataRecord, package_versions, save_checkpoint
+from mechanism.data.mvtec import fingerprint, read_split
+from mechanism.detector import backbone_record
+from mechanism.errors import MechanismError
+from mechanism.features import cached_features
+from mechanism.flow import FlowConfig, PatchFlow, patch_nll
+from mechanism.loss import TailLossConfig, tail_aware_loss, tail_k
+from mechanism.train_config import TrainConfig
+
+
+class TrainingDiverged(MechanismError):
+    """The loss became NaN or infinite; no checkpoint is written."""
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """One epoch of training; NLLs in nats per dimension, averaged over the epoch's images."""
+    epoch: int
+    loss: float        # Tail-Aware Loss
+    mean_nll: float    # mean over all patches
+    tail_nll: float    # mean over each image's top-k patches (k from the loss's ratio)
+    lr: float          # learning rate at the epoch's last step
+    seconds: float     # wall time of the epoch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossConfig,
+             train_cfg: TrainConfig, device: torch.device | str = "cpu",
+             progress: bool = True) -> tuple[PatchFlow, list[EpochLog]]:
+    """Train a fresh flow on ``features: (N, D, H, W)`` and return it (eval mode) with its log.
+
+    The same ``train_cfg.seed`` gives the same weights on the same machine. The model after the
+    last epoch is returned: no model selection.
+
+    Raises:
+        TrainingDiverged: at the first non-finite loss, naming the epoch and batch.
+    """
+    if features.ndim != 4 or features.shape[0] == 0:
+        raise MechanismError(f"expected features (N, D, H, W) with N ≥ 1, got {tuple(features.shape)}")
+    n, d, h, w = features.shape
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(train_cfg.seed)
+        flow = PatchFlow(d, h, w, flow_cfg).to(device)
+    shuffle = torch.Generator().manual_seed(train_cfg.seed)
+    tail_draws = torch.Generator().manual_seed(train_cfg.seed + 1)
+    steps_per_epoch = math.ceil(n / train_cfg.batch_size)
+    opt = torch.optim.AdamW(flow.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=train_cfg.epochs * steps_per_epoch)
+    data = features.to(device)
+    k = tail_k(h * w, loss_cfg.top_k_ratio)
+    log: list[EpochLog] = []
+    bar = tqdm(range(1, train_cfg.epochs + 1), desc="train", unit="epoch", disable=not progress)
+    flow.train()
+    for epoch in bar:
+        start = time.perf_counter()
+        sums = torch.zeros(3, dtype=torch.float64)
+        order = torch.randperm(n, generator=shuffle)
+        for step in range(steps_per_epoch):
+            idx = order[step * train_cfg.batch_size:(step + 1) * train_cfg.batch_size]
+            nll = patch_nll(flow(data[idx.to(device)]))
+            loss = tail_aware_loss(nll, loss_cfg, tail_draws)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"training diverged: non-finite loss at epoch {epoch}, "
+                                       f"batch {step + 1}/{steps_per_epoch}; no checkpoint written")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                flat = nll.detach().flatten(1)
+                sums += torch.tensor([loss.item() * len(idx), flat.mean(1).sum().item(),
+                                      flat.topk(k, dim=1).values.mean(1).sum().item()],
+                                     dtype=torch.float64)
+        loss_mean, mean_nll, tail_nll = (sums / n).tolist()
+        log.append(EpochLog(epoch, loss_mean, mean_nll, tail_nll, opt.param_groups[0]["lr"],
+                            time.perf_counter() - start))
+        bar.set_postfix(loss=f"{loss_mean:.4f}", tail=f"{tail_nll:.3f}")
+    return flow.eval(), log
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """What ``train_detector`` wrote and measured."""
+    checkpoint: Path             # the .pt file
+    log_csv: Path                # per-epoch log next to it
+    log: list[EpochLog]
+    feature_seconds: float       # backbone time (≈ 0 on a feature-cache hit)
+    train_seconds: float         # flow training time
+    features_from_cache: bool
+
+
+def _write_log_csv(log: list[EpochLog], path: Path) -> None:
+    import csv
+    import io
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(EpochLog.__dataclass_fields__))
+    writer.writeheader()
+    for row in log:
+        writer.writerow(row.to_dict())
+    write_text(path, buf.getvalue())
+
+
+def train_detector(data_root: str | Path, category: str | None, out: str | Path,
+                   backbone_cfg: BackboneConfig = BackboneConfig(),
+                   flow_cfg: FlowConfig = FlowConfig(), loss_cfg: TailLossConfig = TailLossConfig(),
+                   train_cfg: TrainConfig = TrainConfig(), device: torch.device | str = "cpu",
+                   cache_dir: Path | None | str = "default", progress: bool = True) -> TrainRun:
+    """Train a detector on ``<data_root>/<category>/train/good`` and write its checkpoint.
+
+    Writes ``out`` (checkpoint) and ``out`` with suffix ``.log.csv`` (per-epoch log), each
+    atomically, and only after training finished with finite losses.
+    """
+    out = prepare_output(out)
+    device = torch.device(device)
+    samples = read_split(data_root, category, "train")
+    backbone = load_backbone(backbone_cfg, device)
+    start = time.perf_counter()
+    feats = cached_features(backbone, samples, cache_dir, device=device, progress=progress)
+    feature_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    flow, log = fit_flow(feats.features, flow_cfg, loss_cfg, train_cfg, device, progress)
+    train_seconds = time.perf_counter() - start
+    h, w = backbone.grid()
+    ckpt = Checkpoint(
+        backbone=backbone_record(backbone), grid=(h, w, backbone.out_channels), flow=flow_cfg,
+        loss=loss_cfg, train=train_cfg,
+        data=DataRecord(str(Path(data_root).resolve()), samples[0].category, fingerprint(samples),
+                        len(samples)),
+        flow_state=flow.state_dict(), versions=package_versions(),
+        summary={"final_loss": log[-1].loss, "final_mean_nll": log[-1].mean_nll,
+                 "final_tail_nll": log[-1].tail_nll, "train_seconds": train_seconds})
+    save_checkpoint(ckpt, out)
+    log_csv = out.with_suffix(".log.csv")
+    _write_log_csv(log, log_csv)
+    return TrainRun(out, log_csv, log, feature_seconds, train_seconds, feats.from_cache)
