@@ -1,0 +1,4 @@
+"""``python -m cli`` runs the ``mechanism`` console script."""
+from cli.main import main
+
+main()

@@ -1,0 +1,114 @@
+"""Bad input: one clear line on stderr, exit code 2, no traceback, nothing half-written."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli.main import app
+
+
+def _fails_cleanly(args, match):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0], result.stderr
+    return result
+
+
+@pytest.fixture
+def train_args(tiny_data, tiny_cache, tmp_path):
+    def make(data=tiny_data, flags=(), **overrides):
+        opts = {"--category": "brick", "--out": tmp_path / "run" / "model.pt", "--epochs": 1,
+                "--input-size": 64, "--cache-dir": tiny_cache, **overrides}
+        return ["train", "--data", data, "--quiet", *flags] + [x for kv in opts.items() for x in kv]
+    return make
+
+
+def _assert_nothing_written(tmp_path):
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_missing_data_folder(train_args, tmp_path):
+    _fails_cleanly(train_args(data=tmp_path / "absent"), "does not exist")
+    _assert_nothing_written(tmp_path)
+
+
+def test_not_an_mvtec_folder(train_args, tmp_path):
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.png").write_bytes(b"x")
+    _fails_cleanly(train_args(data=tmp_path / "flat"), "not an MVTec AD-style folder")
+
+
+def test_unknown_category(train_args):
+    _fails_cleanly(train_args(**{"--category": "carpet"}), "category 'carpet' not found")
+
+
+def test_defect_image_without_mask(tiny_data, tmp_path, tiny_ckpt):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data / "brick", data / "brick")
+    next((data / "brick" / "ground_truth" / "scratch").iterdir()).unlink()
+    _fails_cleanly(["evaluate", "--ckpt", tiny_ckpt, "--data", data, "--quiet", "--no-cache"],
+                   "has no mask")
+
+
+def test_unreadable_image(tiny_data, tmp_path, train_args):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data / "brick", data / "brick")
+    (data / "brick" / "train" / "good" / "000.png").write_bytes(b"not a png")
+    _fails_cleanly(train_args(data=data, flags=["--no-cache"]), "cannot read image")
+    _assert_nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("option,value,match", [
+    ("--tail-weight", "1.2", "tail weight"), ("--tail-weight", "-0.1", "tail weight"),
+    ("--top-k-ratio", "0", "top-k ratio"), ("--top-k-ratio", "1.5", "top-k ratio"),
+    ("--epochs", "0", "epochs"),
+])
+def test_hyper_parameters_out_of_range(train_args, tmp_path, option, value, match):
+    _fails_cleanly(train_args(**{option: value}), match)
+    _assert_nothing_written(tmp_path)
+
+
+def test_unknown_backbone(train_args):
+    _fails_cleanly(train_args(**{"--backbone": "no_such_net"}), "no_such_net")
+
+
+def test_weights_file_that_does_not_fit(train_args, tmp_path):
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"fc.weight": torch.zeros(3, 3)}, wrong)
+    _fails_cleanly(train_args(**{"--backbone-weights": wrong}), "does not fit")
+    _fails_cleanly(train_args(**{"--backbone-weights": tmp_path / "absent.pth"}), "absent.pth")
+
+
+def test_checkpoint_missing_corrupt_foreign(tmp_path):
+    _fails_cleanly(["evaluate", "--ckpt", tmp_path / "absent.pt"], "does not exist")
+    (tmp_path / "corrupt.pt").write_bytes(b"\x00garbage")
+    _fails_cleanly(["evaluate", "--ckpt", tmp_path / "corrupt.pt"], "corrupt")
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, tmp_path / "foreign.pt")
+    _fails_cleanly(["evaluate", "--ckpt", tmp_path / "foreign.pt"], "not a tailflow-mechanism checkpoint")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_requested_without_cuda(train_args, tiny_ckpt, tmp_path):
+    _fails_cleanly(train_args(**{"--device": "cuda"}), "CUDA is not available")
+    _fails_cleanly(["evaluate", "--ckpt", tiny_ckpt, "--device", "cuda"], "CUDA is not available")
+    _assert_nothing_written(tmp_path)
+
+
+def test_unwritable_output(train_args, tiny_ckpt, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _fails_cleanly(train_args(**{"--out": blocker / "model.pt"}), "cannot create output folder")
+    _fails_cleanly(["evaluate", "--ckpt", tiny_ckpt, "--json", blocker / "m.json", "--quiet"],
+                   "cannot create output folder")
+
+
+def test_real_process_exit_code_and_single_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cli", "evaluate", "--ckpt", str(tmp_path / "x.pt")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: checkpoint {tmp_path / 'x.pt'} does not exist"
