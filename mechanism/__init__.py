@@ -1,0 +1,25 @@
+"""tailflow-mechanism: tail-aware normalizing-flow anomaly detectors and the analyses that explain them.
+
+A notebook needs three lines::
+
+    from mechanism import load_detector, evaluate_detector
+    det = load_detector("runs/brick/model.pt", "cpu")
+    print(evaluate_detector(det, det.ckpt.data.root, det.ckpt.data.category).metrics)
+"""
+from mechanism.backbone import BackboneConfig, load_backbone
+from mechanism.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from mechanism.data.demo import generate_demo
+from mechanism.detector import Detector, load_detector
+from mechanism.errors import MechanismError
+from mechanism.evaluate import Evaluation, evaluate_detector
+from mechanism.flow import FlowConfig, FlowOutput, PatchFlow, patch_nll
+from mechanism.loss import TailLossConfig, tail_aware_loss, tail_k
+from mechanism.train import fit_flow, train_detector
+from mechanism.train_config import TrainConfig
+
+__all__ = [
+    "BackboneConfig", "load_backbone", "Checkpoint", "load_checkpoint", "save_checkpoint",
+    "generate_demo", "Detector", "load_detector", "MechanismError", "Evaluation",
+    "evaluate_detector", "FlowConfig", "FlowOutput", "PatchFlow", "patch_nll", "TailLossConfig",
+    "tail_aware_loss", "tail_k", "fit_flow", "train_detector", "TrainConfig",
+]

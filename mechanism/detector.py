@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from mechanism.backbone import Backbone, BackboneConfig, load_backbone
 from mechanism.checkpoint import Checkpoint, load_checkpoint
 from mechanism.data.mvtec import Sample
+from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
 from mechanism.features import cached_features
 from mechanism.flow import PatchFlow, patch_nll
@@ -69,9 +70,11 @@ class Detector:
         return torch.cat(out)
 
 
-def load_detector(ckpt: str | Path | Checkpoint, device: torch.device,
+def load_detector(ckpt: str | Path | Checkpoint, device: torch.device | str = "cpu",
                   backbone_weights: str | None = None) -> Detector:
-    """Load a checkpoint (path or object) with its verified backbone onto ``device``."""
+    """Load a checkpoint (path or object) with its verified backbone onto ``device``
+    (a ``torch.device`` or a choice for ``resolve_device``: auto, cpu, cuda)."""
+    device = resolve_device(device) if isinstance(device, str) else device
     if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(ckpt, map_location="cpu")
     backbone = backbone_from_record(ckpt.backbone, device, backbone_weights)
