@@ -1,0 +1,254 @@
+"""H1 analyzer: exact checks on a stub detector with known NLLs, the verdict rule on hand-made
+inputs, and an end-to-end run on the tiny checkpoints."""
+import json
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage, stats
+
+from mechanism.analyzers.context import Verdict
+from mechanism.analyzers.h1_edge import H1Config, H1Result, patch_gradient, run, verdict
+from mechanism.data.images import load_image
+from mechanism.detector import load_detector
+from mechanism.errors import MechanismError
+from mechanism.stats.edge_distance import KS_METHOD
+
+SIZE, GRID, N_IMAGES = 32, 4, 10
+
+
+def reference_gradient(image, h, w):
+    """Grey by cv2.cvtColor, Sobel by scipy.ndimage (mirror = reflect-101), block means by loops."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image.transpose(1, 2, 0)), cv2.COLOR_RGB2GRAY)
+    mag = np.hypot(ndimage.sobel(grey, axis=1, mode="mirror"), ndimage.sobel(grey, axis=0, mode="mirror"))
+    ph, pw = grey.shape[0] // h, grey.shape[1] // w
+    return np.array([[mag[i * ph:(i + 1) * ph, j * pw:(j + 1) * pw].mean() for j in range(w)]
+                     for i in range(h)])
+
+
+def test_patch_gradient_matches_reference_and_ramp():
+    image = np.random.default_rng(0).random((3, 24, 24), dtype=np.float32)
+    np.testing.assert_allclose(patch_gradient(image, 3, 3), reference_gradient(image, 3, 3), rtol=1e-5)
+    ramp = np.broadcast_to(0.01 * np.arange(24, dtype=np.float32), (3, 24, 24)).copy()
+    g = patch_gradient(ramp, 4, 4)         # 6×6-pixel patches; Sobel of slope a is 8a inside
+    np.testing.assert_allclose(g[:, 1:3], 0.08, rtol=1e-5)
+    with pytest.raises(MechanismError):
+        patch_gradient(image, 5, 5)
+
+
+# --- verdict rule ---------------------------------------------------------------------------
+
+def test_verdict_study_numbers_give_partial():
+    # The study's H1 numbers (tail 1.979 vs uniform 4.179 cells, KS p 5.43e-93, ratio 1.01,
+    # MW p 0.052). The study called this NOT SUPPORTED, but under SPEC §4's rule the location
+    # effect holds (tail nearer the edges, KS significant) and the gradient effect does not:
+    # exactly one effect → PARTIAL.
+    v, reason = verdict(5.43e-93, 1.979, 4.179, 0.052, 1.01)
+    assert v is Verdict.PARTIAL
+    assert "location effect holds" in reason and "gradient effect does not hold" in reason
+    assert "5.43e-93" in reason and "1.01×" in reason and "0.052" in reason
+
+
+@pytest.mark.parametrize("args,expected", [
+    ((5.43e-93, 4.5, 4.179, 0.052, 1.01), Verdict.NOT_SUPPORTED),  # tail avoids the edges
+    ((0.2, 1.979, 4.179, 0.052, 1.01), Verdict.NOT_SUPPORTED),     # nothing significant
+    ((1e-5, 1.0, 4.179, 1e-4, 1.10), Verdict.SUPPORTED),           # both, ratio at the threshold
+    ((1e-5, 1.0, 4.179, 1e-4, 1.09), Verdict.PARTIAL),             # ratio just short
+    ((0.2, 1.0, 4.179, 1e-4, 1.5), Verdict.PARTIAL),               # gradient effect only
+    ((1e-5, 5.0, 4.179, 1e-4, 1.5), Verdict.PARTIAL),              # far from edges, gradient yes
+    ((1e-5, 1.0, 4.179, 0.05, 1.5), Verdict.PARTIAL),              # MW p = α is not < α
+    ((1e-5, 1.0, 4.179, None, None), Verdict.PARTIAL),             # gradient undefined
+    ((0.2, 1.0, 4.179, None, 2.0), Verdict.NOT_SUPPORTED),
+])
+def test_verdict_rule(args, expected):
+    assert verdict(*args)[0] is expected
+
+
+# --- exact checks on a stub detector ----------------------------------------------------------
+
+def write_dataset(root, n, seed):
+    rng = np.random.default_rng(seed)
+    good = root / "cat" / "train" / "good"
+    good.mkdir(parents=True)
+    (root / "cat" / "test" / "good").mkdir(parents=True)
+    for i in range(n):
+        img = cv2.GaussianBlur((rng.random((40, 40, 3)) * 255).astype(np.uint8), (0, 0), 1 + i % 3)
+        cv2.imwrite(str(good / f"{i:03d}.png"), img)
+        cv2.imwrite(str(root / "cat" / "test" / "good" / f"{i:03d}.png"), img)
+    return root
+
+
+def stub_detector(nll, r=0.125, tail_weight=0.7, backbone="b0"):
+    ckpt = SimpleNamespace(grid=(GRID, GRID, 8), backbone={"name": backbone},
+                           loss=SimpleNamespace(top_k_ratio=r, tail_weight=tail_weight, selection="topk"),
+                           data=SimpleNamespace(category="cat", fingerprint="f" * 64),
+                           train=SimpleNamespace(seed=0))
+    return SimpleNamespace(
+        ckpt=ckpt, backbone=SimpleNamespace(cfg=SimpleNamespace(input_size=SIZE)),
+        features=lambda samples, cache_dir, progress: torch.zeros(len(samples), 8, GRID, GRID),
+        patch_nll=lambda feats, batch_size, progress: torch.as_tensor(nll[:len(feats)]))
+
+
+@pytest.fixture(scope="module")
+def stub_data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("h1"), N_IMAGES, seed=1)
+
+
+def brute_force(root, nll, k):
+    paths = sorted((root / "cat" / "train" / "good").glob("*.png"))
+    grads = np.stack([reference_gradient(load_image(p, SIZE), GRID, GRID) for p in paths])
+    dist, tail_g, other_g, counts = [], [], [], np.zeros((GRID, GRID), int)
+    for img in range(len(paths)):
+        order = sorted(range(GRID * GRID), key=lambda c: -nll[img].ravel()[c])
+        for c in range(GRID * GRID):
+            i, j = divmod(c, GRID)
+            if c in order[:k]:
+                dist.append(min(i, j, GRID - 1 - i, GRID - 1 - j))
+                tail_g.append(grads[img, i, j])
+                counts[i, j] += 1
+            else:
+                other_g.append(grads[img, i, j])
+    return np.array(dist), np.array(tail_g), np.array(other_g), counts, grads
+
+
+def test_run_matches_brute_force(stub_data):
+    rng = np.random.default_rng(5)
+    nll = rng.normal(size=(N_IMAGES, GRID, GRID)).astype(np.float32)
+    res = run(stub_detector(nll), stub_data, "cat", H1Config(n_boot=0), progress=False)
+    k = 2                                                       # round(16 · 0.125)
+    dist, tail_g, other_g, counts, _ = brute_force(stub_data, nll, k)
+    c = res.context
+    assert (c.n_images, c.grid_h, c.grid_w, c.n_patches, c.k, c.split) == (N_IMAGES, 4, 4, 16, k, "train")
+    assert res.tail_distance_mean.estimate == pytest.approx(dist.mean())
+    assert res.tail_distance_std == pytest.approx(dist.std())
+    assert res.uniform_distance_mean == pytest.approx(0.25)     # 4×4: only the 2×2 centre has d = 1
+    cells = np.array([min(i, j, 3 - i, 3 - j) for i in range(4) for j in range(4)])
+    assert res.ks_statistic == pytest.approx(stats.ks_2samp(dist, np.tile(cells, 100)).statistic)
+    assert res.ks_method == KS_METHOD
+    assert len(other_g) == N_IMAGES * (16 - k)                  # non-tail = every other patch
+    assert res.gradient_tail_mean == pytest.approx(tail_g.mean(), rel=1e-5)
+    assert res.gradient_nontail_mean == pytest.approx(other_g.mean(), rel=1e-5)
+    assert res.gradient_ratio.estimate == pytest.approx(tail_g.mean() / other_g.mean(), rel=1e-5)
+    assert res.mw_p == pytest.approx(stats.mannwhitneyu(tail_g, other_g).pvalue, rel=1e-3)
+    brute_delta = np.sign(tail_g[:, None] - other_g[None, :]).mean()
+    assert res.cliffs_delta.estimate == pytest.approx(brute_delta, abs=1e-3)
+    np.testing.assert_array_equal(res.tail_counts_map, counts)
+    assert np.sum(res.tail_share_map) == pytest.approx(1.0)
+    np.testing.assert_array_equal(res.tail_distance_counts, np.bincount(dist, minlength=2))
+    np.testing.assert_allclose(res.uniform_distance_pmf, [0.75, 0.25])
+    gd = res.gradient_distribution
+    assert sum(gd.tail_counts) == len(tail_g) and sum(gd.nontail_counts) == len(other_g)
+    assert gd.tail_quantiles[4] == pytest.approx(np.median(tail_g), rel=1e-5)
+    assert res.gradient_ratio.low is None and res.paired is None
+
+
+def test_tail_on_border_and_on_gradients(stub_data):
+    _, _, _, _, grads = brute_force(stub_data, np.zeros((N_IMAGES, GRID, GRID)), 1)
+    border = -np.minimum.outer(np.minimum(np.arange(4), 3 - np.arange(4)),
+                               np.minimum(np.arange(4), 3 - np.arange(4))).astype(np.float32)
+    on_border = np.tile(border + 1e-3 * np.arange(16).reshape(4, 4), (N_IMAGES, 1, 1))
+    res = run(stub_detector(on_border, r=0.5), stub_data, "cat", H1Config(n_boot=0), progress=False)
+    assert res.tail_distance_mean.estimate == 0.0 and res.ks_p < 1e-3
+    # NLL = image gradient: the tail is the sharpest patches
+    res = run(stub_detector(grads.astype(np.float32), r=0.25), stub_data, "cat",
+              H1Config(n_boot=0), progress=False)
+    assert res.gradient_ratio.estimate > 1.1 and res.mw_p < 0.05 and res.cliffs_delta.estimate > 0.2
+    assert "gradient effect holds" in res.verdict_reason
+
+
+def test_bootstrap_equals_recomputation_and_paired(stub_data):
+    rng = np.random.default_rng(7)
+    nll, base_nll = (rng.normal(size=(N_IMAGES, GRID, GRID)).astype(np.float32) for _ in range(2))
+    cfg = H1Config(n_boot=60, seed=3)
+    res = run(stub_detector(nll), stub_data, "cat", cfg,
+              baseline=stub_detector(base_nll, tail_weight=0.0), progress=False)
+    k = 2
+    _, _, _, _, grads = brute_force(stub_data, nll, k)
+    g = grads.reshape(N_IMAGES, -1)
+
+    def split(values):
+        order = np.argsort(-values.reshape(N_IMAGES, -1), axis=1)
+        tail = np.zeros_like(g, dtype=bool)
+        np.put_along_axis(tail, order[:, :k], True, axis=1)
+        return tail
+
+    cand, base = split(nll), split(base_nll)
+    d = np.tile(np.minimum.outer(np.minimum(np.arange(4), 3 - np.arange(4)),
+                                 np.minimum(np.arange(4), 3 - np.arange(4))).ravel(), (N_IMAGES, 1))
+    ratio = lambda t, i: g[i][t[i]].mean() / g[i][~t[i]].mean()
+    draws = {"dist": [], "ratio": [], "delta": [], "diff": []}
+    boot = np.random.default_rng(3)                              # the bootstrap's own stream
+    for _ in range(60):
+        i = boot.integers(0, N_IMAGES, N_IMAGES)
+        draws["dist"].append(d[i][cand[i]].mean())
+        draws["ratio"].append(ratio(cand, i))
+        draws["delta"].append(np.sign(g[i][cand[i]][:, None] - g[i][~cand[i]][None, :]).mean())
+        draws["diff"].append(ratio(cand, i) - ratio(base, i))
+    for name, interval in (("dist", res.tail_distance_mean), ("ratio", res.gradient_ratio),
+                           ("delta", res.cliffs_delta), ("diff", res.paired.gradient_ratio.difference)):
+        lo, hi = np.percentile(draws[name], [2.5, 97.5])
+        assert (interval.low, interval.high) == (pytest.approx(lo, rel=1e-5), pytest.approx(hi, rel=1e-5))
+    p = res.paired
+    assert p.baseline_tail_weight == 0.0 and p.note == ""
+    assert p.tail_distance_mean.baseline.estimate == pytest.approx(d[base].mean())
+    assert p.tail_distance_mean.candidate == res.tail_distance_mean
+    assert p.tail_distance_mean.difference.estimate == pytest.approx(d[cand].mean() - d[base].mean())
+    assert p.gradient_ratio.baseline.estimate == pytest.approx(ratio(base, np.arange(N_IMAGES)), rel=1e-6)
+    again = run(stub_detector(nll), stub_data, "cat", cfg,
+                baseline=stub_detector(base_nll, tail_weight=0.0), progress=False)
+    assert again == res                                          # seeded: same output
+
+
+def test_bad_inputs(stub_data):
+    nll = np.zeros((N_IMAGES, GRID, GRID), np.float32)
+    with pytest.raises(MechanismError, match="non-tail"):
+        run(stub_detector(nll), stub_data, "cat", H1Config(top_k_ratio=1.0), progress=False)
+    with pytest.raises(MechanismError):
+        H1Config(top_k_ratio=0.0)
+    with pytest.raises(MechanismError):
+        H1Config(max_images=0)
+    broken = nll.copy()
+    broken[3, 1, 1] = np.nan
+    with pytest.raises(MechanismError, match="non-finite"):
+        run(stub_detector(broken), stub_data, "cat", H1Config(n_boot=0), progress=False)
+    other = stub_detector(nll)
+    other.ckpt.grid = (2, 2, 8)
+    with pytest.raises(MechanismError, match="grid"):
+        run(stub_detector(nll), stub_data, "cat", H1Config(n_boot=0), baseline=other, progress=False)
+
+
+def test_constant_images_give_undefined_gradient_statistics(tmp_path):
+    good = tmp_path / "flat" / "train" / "good"
+    good.mkdir(parents=True)
+    (tmp_path / "flat" / "test").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(good / f"{i}.png"), np.full((32, 32, 3), 128, np.uint8))
+    nll = np.random.default_rng(0).normal(size=(3, GRID, GRID)).astype(np.float32)
+    res = run(stub_detector(nll), tmp_path, "flat", H1Config(n_boot=20), progress=False)
+    assert res.gradient_ratio is None and res.mw_p is None
+    assert "undefined" in res.gradient_note and res.cliffs_delta.estimate == 0.0
+    assert "| **Gradient ratio** (tail / non-tail) | — |" in res.markdown()
+    assert H1Result.from_dict(json.loads(json.dumps(res.to_dict()))) == res
+
+
+# --- end to end on the tiny checkpoints ---------------------------------------------------------
+
+def test_end_to_end_tiny(tiny_ckpt, tiny_baseline_ckpt, tiny_data, tiny_cache):
+    det = load_detector(tiny_ckpt, torch.device("cpu"))
+    base = load_detector(tiny_baseline_ckpt, torch.device("cpu"))
+    res = run(det, tiny_data, "brick", H1Config(n_boot=50), baseline=base, cache_dir=tiny_cache,
+              progress=False)
+    c = res.context
+    assert (c.n_patches, c.k, c.grid_h, c.grid_w, c.n_images, c.top_k_ratio) == (16, 2, 4, 4, 8, 0.1)
+    assert sum(map(sum, res.tail_counts_map)) == 8 * 2
+    assert res.gradient_ratio.low <= res.gradient_ratio.estimate <= res.gradient_ratio.high
+    assert res.paired is not None and res.paired.gradient_ratio is not None
+    assert H1Result.from_dict(json.loads(json.dumps(res.to_dict()))) == res
+    md = res.markdown()
+    assert f"**Verdict: {res.verdict.value}** — " in md and "| Edge distance (uniform), cells | 0.250 |" in md
+    assert "difference (candidate − baseline)" in md and "N = 16" in md and "k = 2" in md
+    rows = res.csv_rows()
+    assert rows[-1]["measurement"] == "verdict"
+    assert all(not isinstance(v, (list, dict, tuple)) for r in rows for v in r.values())
