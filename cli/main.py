@@ -29,11 +29,13 @@ def app() -> None:
       mechanism data demo --out data/demo
       mechanism train --data data/demo --category brick --out runs/brick/model.pt
       mechanism evaluate --ckpt runs/brick/model.pt
+      mechanism analyze --hypothesis all --ckpt runs/brick/model.pt --baseline-ckpt runs/brick0/model.pt
     """
 
 
 def _register() -> None:
-    from cli import data_cmd, evaluate_cmd, train_cmd
+    from cli import analyze_cmd, data_cmd, evaluate_cmd, train_cmd
+    app.add_command(analyze_cmd.analyze)
     app.add_command(data_cmd.data)
     app.add_command(train_cmd.train)
     app.add_command(evaluate_cmd.evaluate)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from enum import Enum
 
+from mechanism.checkpoint import Checkpoint
+
 ALPHA = 0.05  # significance level of every test (SPEC §4)
 
 
@@ -31,3 +33,10 @@ class AnalysisContext:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def checkpoint_label(ckpt: Checkpoint) -> str:
+    """How a result names its checkpoint: loss settings, category, training seed, data hash."""
+    loss = ckpt.loss
+    return (f"λ={loss.tail_weight:g} r={loss.top_k_ratio:g} {loss.selection} on "
+            f"{ckpt.data.category} (train seed {ckpt.train.seed}, data {ckpt.data.fingerprint[:12]})")

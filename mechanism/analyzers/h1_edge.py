@@ -32,14 +32,14 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from mechanism.analyzers.context import ALPHA, AnalysisContext, Verdict
+from mechanism.analyzers.context import ALPHA, AnalysisContext, Verdict, checkpoint_label
 from mechanism.checkpoint import Checkpoint
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import Sample, read_split
 from mechanism.detector import Detector
 from mechanism.errors import MechanismError
 from mechanism.loss import select_tail, tail_k
-from mechanism.stats.bootstrap import Interval, bootstrap
+from mechanism.stats.bootstrap import Interval, PairedStat, bootstrap
 from mechanism.stats.edge_distance import (KS_METHOD, edge_distance_grid, edge_distance_ks,
                                            uniform_edge_distance_mean, uniform_edge_distance_pmf)
 from mechanism.stats.effect_size import cliffs_sign_matrix, resampled_cliffs_delta
@@ -119,18 +119,6 @@ class GradientDistribution:
     @classmethod
     def from_dict(cls, d: dict) -> "GradientDistribution":
         return cls(**{k: tuple(v) for k, v in d.items()})
-
-
-@dataclass(frozen=True)
-class PairedStat:
-    """One statistic on the baseline and the candidate, over the same image resamples."""
-    baseline: Interval
-    candidate: Interval
-    difference: Interval    # candidate − baseline
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PairedStat":
-        return cls(*(Interval(**d[k]) for k in ("baseline", "candidate", "difference")))
 
 
 @dataclass(frozen=True)
@@ -380,13 +368,6 @@ def _gradient_distribution(tail: np.ndarray, nontail: np.ndarray, bins: int) -> 
         QUANTILE_LEVELS,
         tuple(float(q) for q in np.quantile(tail, QUANTILE_LEVELS)),
         tuple(float(q) for q in np.quantile(nontail, QUANTILE_LEVELS)))
-
-
-def checkpoint_label(ckpt: Checkpoint) -> str:
-    """How a result names its checkpoint: loss settings, category, training seed, data hash."""
-    loss = ckpt.loss
-    return (f"λ={loss.tail_weight:g} r={loss.top_k_ratio:g} {loss.selection} on "
-            f"{ckpt.data.category} (train seed {ckpt.train.seed}, data {ckpt.data.fingerprint[:12]})")
 
 
 def _intervals(cand: _TailSplit, base: _TailSplit | None, cfg: H1Config) -> dict[str, Interval]:

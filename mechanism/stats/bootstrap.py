@@ -81,3 +81,15 @@ def bootstrap(statistics: dict[str, Statistic], n_units: int, n_boot: int, seed:
         note = "" if len(finite) == n_boot else f"{n_boot - len(finite)} non-finite resamples dropped"
         out[name] = Interval(estimates[name], float(low), float(high), level, n_boot, len(finite), note)
     return out
+
+
+@dataclass(frozen=True)
+class PairedStat:
+    """One statistic on the baseline and the candidate, over the same image resamples."""
+    baseline: Interval
+    candidate: Interval
+    difference: Interval    # candidate − baseline
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PairedStat":
+        return cls(*(Interval(**d[k]) for k in ("baseline", "candidate", "difference")))

@@ -1,0 +1,83 @@
+"""``mechanism analyze``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.options import (backbone_weights_option, cache_option, device_option, no_cache_option,
+                         resolve_cache_dir)
+
+_ckpt = click.Path(dir_okay=False, path_type=Path)
+
+
+def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+@click.command()
+@click.option("--hypothesis", "hypotheses", multiple=True, required=True,
+              type=click.Choice(["H1", "H3", "H4", "H7", "all"], case_sensitive=False),
+              help="Which analysis; repeat the option or use all.")
+@click.option("--ckpt", required=True, type=_ckpt, help="The checkpoint to analyse (tail-aware model).")
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=None,
+              help="Data root [default: the one recorded in the checkpoint].")
+@click.option("--category", default=None, help="Category [default: the checkpoint's].")
+@click.option("--baseline-ckpt", type=_ckpt, default=None,
+              help="A λ = 0 checkpoint of the same data: H1, H3, H7 report baseline, candidate and "
+                   "the paired difference with its interval.")
+@click.option("--selection-ckpt", type=_ckpt, default=None,
+              help="H4: select tail patches with this (e.g. earlier) checkpoint instead of the "
+                   "analysed one on an augmented view.")
+@click.option("--reference-ckpt", type=_ckpt, default=None,
+              help="H4: 'truly hard' patches from this checkpoint instead of the NLL averaged over views.")
+@click.option("--sweep", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="H4: a top-k-ratio sweep folder (results.csv) for the measured Pixel AP column.")
+@click.option("--lambdas", default=None, help="H3: comma-separated λ conditions [default: 0,1].")
+@click.option("--split", type=click.Choice(["all", "good"]), default="all", show_default=True,
+              help="H7: all test images, or the good ones only.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("analysis_results/mechanism"), show_default=True,
+              help="Output folder; tables go to <out>/tables/<H>.{json,csv,md}.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Images per batch.")
+@click.option("--max-images", type=int, default=None, help="Use at most this many images per split.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
+@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True,
+              help="Bootstrap resamples over images for 95% intervals (0 = none).")
+@device_option
+@backbone_weights_option
+@cache_option
+@no_cache_option
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def analyze(hypotheses, ckpt, data_root, category, baseline_ckpt, selection_ckpt, reference_ckpt,
+            sweep, lambdas, split, out, batch_size, max_images, seed, n_boot, device,
+            backbone_weights, cache_dir, no_cache, quiet):
+    """Test the mechanism hypotheses H1, H3, H4, H7 (SPEC §4) on a trained checkpoint.
+
+    Prints each hypothesis table with its verdict and writes JSON, CSV and markdown tables.
+    """
+    from mechanism.analyze import HYPOTHESES, AnalysisSettings, analyze as run_analyze
+    from mechanism.device import resolve_device
+
+    names = HYPOTHESES if any(h.lower() == "all" for h in hypotheses) else \
+        tuple(dict.fromkeys(h.upper() for h in hypotheses))
+    overrides = [("H7.split", split)]
+    lam = _floats(lambdas, "--lambdas")
+    if lam is not None:
+        overrides.append(("H3.lambdas", lam))
+    settings = AnalysisSettings(seed, n_boot, batch_size, max_images, tuple(overrides))
+
+    def show(name, result):
+        click.echo(f"\n## {name}\n\n{result.markdown().rstrip()}\n")
+
+    run_analyze(ckpt, names, out, resolve_device(device), settings,
+                cache_dir=resolve_cache_dir(cache_dir, no_cache), progress=not quiet,
+                on_result=show, data_root=data_root, category=category,
+                baseline_ckpt=baseline_ckpt, selection_ckpt=selection_ckpt,
+                reference_ckpt=reference_ckpt, sweep=sweep, backbone_weights=backbone_weights)
+    click.echo(f"wrote {out / 'tables'} and {out / 'manifest.json'}")

@@ -1,0 +1,141 @@
+"""Run the mechanism analyses on a checkpoint and write their tables (the ``analyze`` command).
+
+``analyze(...)`` loads the checkpoint (and the optional baseline, selection and reference
+checkpoints), runs each requested hypothesis, writes ``<out>/tables/<H>.{json,csv,md}`` and
+``<out>/manifest.json``, and returns the result objects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from mechanism.analyzers import h1_edge, h3_gradient, h4_dilution, h7_calibration
+from mechanism.checkpoint import Checkpoint
+from mechanism.detector import Detector, load_detector
+from mechanism.errors import MechanismError
+from mechanism.hashing import file_sha256
+from mechanism.manifest import build_manifest, write_manifest
+from mechanism.result_files import write_result
+
+HYPOTHESES = ("H1", "H3", "H4", "H7")
+CONFIGS = {"H1": h1_edge.H1Config, "H3": h3_gradient.H3Config, "H4": h4_dilution.H4Config,
+           "H7": h7_calibration.H7Config}
+TITLES = {"H1": "tail patches sit on image boundaries", "H3": "gradient concentration",
+          "H4": "top-k ratio dilution", "H7": "latent calibration"}
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Settings shared by all analyzers; each analyzer takes the fields its config has."""
+    seed: int = 0                       # seed of every random choice
+    n_boot: int = 1000                  # bootstrap resamples for 95% intervals (0 = none)
+    batch_size: int = 32                # images per forward/backward batch
+    max_images: int | None = None       # use at most this many images per split
+    overrides: tuple[tuple[str, Any], ...] = ()   # (hypothesis-qualified) extra fields, e.g. ("H3.lambdas", (0, 1))
+
+    def config_for(self, hypothesis: str):
+        cls = CONFIGS[hypothesis]
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in (("seed", self.seed), ("n_boot", self.n_boot),
+                                     ("batch_size", self.batch_size), ("max_images", self.max_images))
+                  if k in names}
+        for key, value in self.overrides:
+            target, _, name = key.rpartition(".")
+            if target in ("", hypothesis) and name in names:
+                values[name] = value
+        return cls(**values)
+
+
+@dataclass
+class AnalysisInputs:
+    """The loaded models and data of one ``analyze`` call."""
+    detector: Detector
+    data_root: str
+    category: str
+    baseline: Detector | None = None
+    selection: Detector | None = None
+    reference: Detector | None = None
+    sweep: Path | None = None
+
+
+def _check_compatible(main: Checkpoint, other: Checkpoint, role: str) -> None:
+    if other.grid != main.grid:
+        raise MechanismError(f"{role} checkpoint has grid {other.grid} (H, W, D), the analysed one "
+                             f"{main.grid}: paired analyses need the same features")
+    if other.backbone != main.backbone:
+        raise MechanismError(f"{role} checkpoint uses another backbone than the analysed one")
+
+
+def run_hypothesis(name: str, inputs: AnalysisInputs, settings: AnalysisSettings,
+                   cache_dir: Path | None | str = "default", progress: bool = True):
+    """One analyzer's result object."""
+    cfg = settings.config_for(name)
+    common = dict(cache_dir=cache_dir, progress=progress)
+    det, root, cat = inputs.detector, inputs.data_root, inputs.category
+    if name == "H1":
+        return h1_edge.run(det, root, cat, cfg, baseline=inputs.baseline, **common)
+    if name == "H3":
+        return h3_gradient.run(det, root, cat, cfg, baseline=inputs.baseline, **common)
+    if name == "H4":
+        return h4_dilution.run(det, root, cat, cfg, selection=inputs.selection,
+                               reference=inputs.reference, sweep=inputs.sweep, **common)
+    if name == "H7":
+        return h7_calibration.run(det, root, cat, cfg, baseline=inputs.baseline, **common)
+    raise MechanismError(f"unknown hypothesis {name!r}: use one of {', '.join(HYPOTHESES)} or all")
+
+
+def load_inputs(ckpt: str | Path, device: torch.device, data_root: str | Path | None = None,
+                category: str | None = None, baseline_ckpt: str | Path | None = None,
+                selection_ckpt: str | Path | None = None, reference_ckpt: str | Path | None = None,
+                sweep: str | Path | None = None, backbone_weights: str | None = None) -> AnalysisInputs:
+    """Load every model an analysis needs; data and category default to the checkpoint's."""
+    det = load_detector(ckpt, device, backbone_weights)
+    extra = {}
+    for role, path in (("baseline", baseline_ckpt), ("selection", selection_ckpt),
+                       ("reference", reference_ckpt)):
+        if path is not None:
+            other = load_detector(path, device, backbone_weights)
+            _check_compatible(det.ckpt, other.ckpt, role)
+            extra[role] = other
+    if sweep is not None and not Path(sweep).is_dir():
+        raise MechanismError(f"sweep folder {sweep} does not exist")
+    return AnalysisInputs(det, str(data_root if data_root is not None else det.ckpt.data.root),
+                          category if category is not None else det.ckpt.data.category,
+                          sweep=Path(sweep) if sweep is not None else None, **extra)
+
+
+def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
+            device: torch.device, settings: AnalysisSettings = AnalysisSettings(),
+            cache_dir: Path | None | str = "default", progress: bool = True,
+            on_result: Callable[[str, Any], None] | None = None, **input_kwargs) -> dict[str, Any]:
+    """Run ``hypotheses`` on ``ckpt``; write tables and the manifest under ``out``.
+
+    ``input_kwargs`` go to ``load_inputs`` (data_root, category, baseline_ckpt, ...).
+    ``on_result(name, result)`` is called as each analysis finishes (the CLI prints tables).
+    """
+    unknown = [h for h in hypotheses if h not in HYPOTHESES]
+    if unknown:
+        raise MechanismError(f"unknown hypothesis {unknown[0]!r}: use one of {', '.join(HYPOTHESES)} or all")
+    out = Path(out)
+    inputs = load_inputs(ckpt, device, **input_kwargs)
+    results = {}
+    for name in hypotheses:
+        result = run_hypothesis(name, inputs, settings, cache_dir, progress)
+        write_result(result, out / "tables", name)
+        results[name] = result
+        if on_result is not None:
+            on_result(name, result)
+    checkpoints = {"analysed": str(ckpt)}
+    for role in ("baseline", "selection", "reference"):
+        if input_kwargs.get(f"{role}_ckpt") is not None:
+            checkpoints[role] = str(input_kwargs[f"{role}_ckpt"])
+    write_manifest(out, build_manifest(
+        device, {"analysis": settings.seed, "training": inputs.detector.ckpt.train.seed},
+        {role: {"path": p, "sha256": file_sha256(p)} for role, p in checkpoints.items()},
+        {"root": inputs.data_root, "category": inputs.category,
+         "train_fingerprint": inputs.detector.ckpt.data.fingerprint},
+        {"hypotheses": list(hypotheses), "n_boot": settings.n_boot}))
+    return results

@@ -1,0 +1,47 @@
+"""The reproducibility manifest written into every output folder (SPEC §6)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from mechanism.atomic import write_text
+from mechanism.checkpoint import package_versions
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree this package runs from, or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def build_manifest(device: torch.device, seeds: dict[str, int], checkpoints: dict[str, dict],
+                   data: dict[str, str], extra: dict | None = None) -> dict:
+    """Command line, versions, device, seeds, checkpoint and data hashes, git commit."""
+    return {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "torch_threads": torch.get_num_threads(),
+        "seeds": seeds, "checkpoints": checkpoints, "data": data,
+        "git_commit": git_commit(),
+        **(extra or {}),
+    }
+
+
+def write_manifest(folder: str | Path, manifest: dict) -> Path:
+    return write_text(Path(folder) / "manifest.json", json.dumps(manifest, indent=2) + "\n")

@@ -1,0 +1,150 @@
+"""Read a sweep's ``results.csv`` and summarise its metrics over training seeds.
+
+The sweep command writes one row per trained checkpoint, with at least these columns::
+
+    param,value,tail_weight,top_k_ratio,selection,seed,category,
+    image_auroc,pixel_auroc,pixel_ap,aupro,train_seconds
+
+``param`` names the swept setting (``tail_top_k_ratio`` or ``tail_weight``), ``value`` its value
+as text; metrics are fractions in [0, 1] (not percent), ``train_seconds`` wall-clock seconds.
+Every field of every row must be present and valid: a half-written row is an error, never a
+silently skipped run. Extra columns are allowed and ignored.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mechanism.errors import MechanismError
+
+RESULTS_FILE = "results.csv"
+METRICS = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro")
+COLUMNS = ("param", "value", "tail_weight", "top_k_ratio", "selection", "seed", "category",
+           *METRICS, "train_seconds")
+SWEPT_COLUMN = {"tail_top_k_ratio": "top_k_ratio", "tail_weight": "tail_weight"}
+"""Swept parameter name → the column that holds its value as a number."""
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One trained checkpoint of a sweep and its test metrics."""
+    param: str             # swept parameter, e.g. "tail_top_k_ratio"
+    value: str             # its value, as written
+    tail_weight: float     # λ
+    top_k_ratio: float     # r
+    selection: str         # "topk" or "random"
+    seed: int              # training seed
+    category: str
+    image_auroc: float     # fractions in [0, 1]
+    pixel_auroc: float
+    pixel_ap: float
+    aupro: float
+    train_seconds: float   # wall-clock seconds
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """A metric over training seeds: mean, sample std (ddof = 1; ``None`` for one seed), count."""
+    mean: float
+    std: float | None
+    n: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def format_percent(self) -> str:
+        """``"55.80 ± 1.20% (n = 3)"``, or ``"55.80% (n = 1)"`` without a std."""
+        if self.std is None:
+            return f"{100 * self.mean:.2f}% (n = {self.n})"
+        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}% (n = {self.n})"
+
+
+def _number(text: str, column: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise MechanismError(f"{where}: {column} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise MechanismError(f"{where}: {column} is {text!r}, not a finite number")
+    return value
+
+
+def _parse_row(row: dict[str, str], where: str) -> SweepRun:
+    empty = [c for c in COLUMNS if row.get(c) in (None, "")]
+    if empty:
+        raise MechanismError(f"{where}: empty field {empty[0]}")
+    numbers = {c: _number(row[c], c, where)
+               for c in ("tail_weight", "top_k_ratio", *METRICS, "train_seconds")}
+    for metric in METRICS:
+        if not 0.0 <= numbers[metric] <= 1.0:
+            raise MechanismError(f"{where}: {metric} {row[metric]} lies outside [0, 1] "
+                                 f"(metrics are fractions, not percent)")
+    if numbers["train_seconds"] < 0:
+        raise MechanismError(f"{where}: train_seconds {row['train_seconds']} is negative")
+    try:
+        seed = int(row["seed"])
+    except ValueError:
+        raise MechanismError(f"{where}: seed {row['seed']!r} is not an integer") from None
+    return SweepRun(param=row["param"], value=row["value"], selection=row["selection"], seed=seed,
+                    category=row["category"], **numbers)
+
+
+def read_sweep_results(folder: str | Path) -> list[SweepRun]:
+    """Every run listed in ``<folder>/results.csv``, in file order.
+
+    Raises:
+        MechanismError: missing or unreadable file, missing columns, or an invalid field
+            (named with its line number).
+    """
+    path = Path(folder) / RESULTS_FILE
+    if not path.is_file():
+        raise MechanismError(f"sweep results {path} do not exist: run the sweep first")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise MechanismError(f"{path} lacks the column(s) {', '.join(missing)}")
+            return [_parse_row(row, f"{path} line {reader.line_num}") for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise MechanismError(f"cannot read sweep results {path} ({e})") from None
+
+
+def summarize_sweep(runs: list[SweepRun], param: str, category: str,
+                    selection: str = "topk") -> dict[float, dict[str, MetricSummary]]:
+    """Per value of the swept ``param`` (ascending), each metric of ``METRICS`` over seeds.
+
+    Only runs with this ``param``, ``selection`` and ``category`` count.
+
+    Raises:
+        MechanismError: unknown ``param``, no matching run, or two runs of one value and seed.
+    """
+    if param not in SWEPT_COLUMN:
+        raise MechanismError(f"unknown swept parameter {param!r}: use one of {', '.join(SWEPT_COLUMN)}")
+    column = SWEPT_COLUMN[param]
+    groups: dict[float, dict[int, SweepRun]] = defaultdict(dict)
+    for run in runs:
+        if (run.param, run.selection, run.category) != (param, selection, category):
+            continue
+        value = getattr(run, column)
+        if run.seed in groups[value]:
+            raise MechanismError(f"sweep lists two runs of {param} = {value:g}, seed {run.seed}, "
+                                 f"category {category}, selection {selection}")
+        groups[value][run.seed] = run
+    if not groups:
+        raise MechanismError(f"sweep has no runs with param = {param}, selection = {selection} "
+                             f"and category = {category}")
+    out = {}
+    for value in sorted(groups):
+        seeds = list(groups[value].values())
+        out[value] = {}
+        for metric in METRICS:
+            x = np.array([getattr(r, metric) for r in seeds])
+            std = float(x.std(ddof=1)) if len(x) > 1 else None
+            out[value][metric] = MetricSummary(float(x.mean()), std, len(x))
+    return out

@@ -1,0 +1,255 @@
+"""H7 analyzer: the verdict and paired rules on hand-made inputs, exact checks on a stub detector
+with known latents, the bootstrap against brute-force resampling, and an end-to-end run on the
+tiny checkpoints."""
+import json
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from mechanism.analyzers.context import Verdict
+from mechanism.analyzers.h7_calibration import (H7Config, H7Result, analysed_samples, run,
+                                                tail_training_closer, verdict)
+from mechanism.data.mvtec import read_split
+from mechanism.detector import load_detector
+from mechanism.errors import MechanismError
+from mechanism.flow import FlowOutput
+from mechanism.stats.bootstrap import Interval, bootstrap
+from mechanism.stats.calibration import qq_correlation, tail_calibration_error
+
+D, GRID = 6, 4
+N_GOOD, N_DEFECT = 6, 6
+N_IMAGES = N_GOOD + N_DEFECT
+
+
+# --- rules on hand-made inputs ------------------------------------------------------------------
+
+@pytest.mark.parametrize("qq,tail,expected", [
+    (0.9892, 0.2639, Verdict.PARTIAL),          # the study's numbers
+    (0.9990, 0.05, Verdict.SUPPORTED),
+    (0.995, 0.10, Verdict.SUPPORTED),           # both at their thresholds
+    (0.9990, 0.1001, Verdict.PARTIAL),          # tails too far off
+    (0.9949, 0.01, Verdict.PARTIAL),            # QQ just short of 0.995
+    (0.98, 0.9, Verdict.PARTIAL),
+    (0.9799, 0.01, Verdict.NOT_SUPPORTED),
+])
+def test_verdict_rule(qq, tail, expected):
+    v, reason = verdict(qq, tail)
+    assert v is expected
+    assert f"{qq:.4f}" in reason and f"{tail:.3f}" in reason
+
+
+def test_study_verdict_reason():
+    assert verdict(0.9892, 0.2639) == (Verdict.PARTIAL,
+                                       "QQ r = 0.9892 ≥ 0.98 but < 0.995 (tail error 0.264)")
+
+
+@pytest.mark.parametrize("low,high,expected,words", [
+    (-0.08, -0.02, True, "lies below 0"),
+    (-0.08, 0.0, False, "includes 0"),           # touching 0 is not below it
+    (-0.05, 0.03, False, "includes 0"),
+    (0.01, 0.04, False, "lies above 0"),
+    (None, None, None, "no bootstrap interval"),
+])
+def test_tail_training_closer(low, high, expected, words):
+    closer, reason = tail_training_closer(Interval(-0.05, low, high, 0.95, 100, 100))
+    assert closer is expected and words in reason
+
+
+# --- stub detector with known latents ------------------------------------------------------------
+
+def write_dataset(root):
+    cat = root / "cat"
+    for folder in ("train/good", "test/good", "test/crack", "ground_truth/crack"):
+        (cat / folder).mkdir(parents=True)
+    img = np.zeros((32, 32, 3), np.uint8)
+    cv2.imwrite(str(cat / "train" / "good" / "000.png"), img)
+    for i in range(N_GOOD):
+        cv2.imwrite(str(cat / "test" / "good" / f"{i:03d}.png"), img)
+    for i in range(N_DEFECT):
+        cv2.imwrite(str(cat / "test" / "crack" / f"{i:03d}.png"), img)
+        cv2.imwrite(str(cat / "ground_truth" / "crack" / f"{i:03d}_mask.png"), img)
+    return root
+
+
+@pytest.fixture(scope="module")
+def stub_data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("h7"))
+
+
+def known_features(seed):
+    """Features ``(12, D, 4, 4)`` in the reader's order (crack 0..5, then good 0..5): image-level
+    shifts, a heavy-tailed channel and a narrow one."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N_IMAGES, D, GRID, GRID)) + rng.normal(0, 0.3, (N_IMAGES, 1, 1, 1))
+    x[:, 1] = rng.standard_t(3, (N_IMAGES, GRID, GRID))
+    x[:, 2] *= 0.6
+    return torch.tensor(x, dtype=torch.float32)
+
+
+def stub_detector(features, scale=1.0, tail_weight=0.7, backbone="b0"):
+    """``z = scale · features``; ``features(samples)`` picks each sample's row by defect and name."""
+    order = {("crack", f"{i:03d}"): i for i in range(N_DEFECT)}
+    order.update({("good", f"{i:03d}"): N_DEFECT + i for i in range(N_GOOD)})
+    ckpt = SimpleNamespace(grid=(GRID, GRID, D), backbone={"name": backbone},
+                           loss=SimpleNamespace(top_k_ratio=0.125, tail_weight=tail_weight,
+                                                selection="topk"),
+                           data=SimpleNamespace(category="cat", fingerprint="f" * 64),
+                           train=SimpleNamespace(seed=0))
+    return SimpleNamespace(
+        ckpt=ckpt, device=torch.device("cpu"),
+        features=lambda samples, cache_dir, progress: features[[order[(s.defect, s.path.stem)]
+                                                                for s in samples]],
+        flow=lambda x: FlowOutput(scale * x, torch.zeros(len(x), GRID, GRID)))
+
+
+def test_run_matches_direct_computation(stub_data):
+    feats = known_features(0)
+    res = run(stub_detector(feats), stub_data, "cat", H7Config(n_boot=0, batch_size=5), progress=False)
+    z = feats.numpy()
+    c = res.context
+    assert (c.n_images, c.grid_h, c.grid_w, c.n_patches, c.k, c.split) == (12, 4, 4, 16, 2, "test")
+    cal = res.candidate
+    assert (cal.n_values, cal.n_channels) == (z.size, D)
+    assert cal.z_mean.estimate == pytest.approx(z.mean(dtype=np.float64), abs=1e-12)
+    assert cal.z_std.estimate == pytest.approx(z.std(dtype=np.float64), rel=1e-12)
+    assert cal.qq_correlation.estimate == pytest.approx(qq_correlation(z), abs=1e-12)
+    assert cal.tail_error.estimate == pytest.approx(tail_calibration_error(z), abs=1e-12)
+    np.testing.assert_allclose(cal.empirical_percentiles, np.percentile(z, np.arange(1, 100)),
+                               rtol=1e-6)
+    np.testing.assert_allclose(res.theoretical_percentiles, stats.norm.ppf(np.arange(1, 100) / 100))
+    assert [q.percentile for q in cal.quantiles] == [1, 2, 5, 95, 98, 99]
+    q99 = cal.quantile(99)
+    assert q99.empirical == pytest.approx(np.percentile(z, 99), rel=1e-6)
+    assert q99.error == pytest.approx(abs(np.percentile(z, 99) - stats.norm.ppf(0.99)), rel=1e-5)
+    # 192 values a channel: all enter Shapiro-Wilk
+    per_channel = z.transpose(1, 0, 2, 3).reshape(D, -1).astype(np.float64)
+    ks = [stats.kstest(v, "norm").pvalue for v in per_channel]
+    sw = [stats.shapiro(v).pvalue for v in per_channel]
+    np.testing.assert_allclose(cal.channel_ks_p, ks, rtol=1e-6)
+    np.testing.assert_allclose(cal.channel_shapiro_p, sw, rtol=1e-5)
+    assert cal.mean_ks_p == pytest.approx(np.mean(ks), rel=1e-6)
+    assert cal.ks_reject_share == np.mean(np.array(ks) < 0.05)
+    np.testing.assert_allclose(cal.channel_std, per_channel.std(1), rtol=1e-6)
+    assert cal.shapiro_n == 192
+    assert res.baseline is None and res.paired is None
+    assert res.verdict is verdict(cal.qq_correlation.estimate, cal.tail_error.estimate)[0]
+    assert cal.qq_correlation.low is None
+
+
+def test_split_good_and_seeded_subset(stub_data):
+    feats = known_features(1)
+    res = run(stub_detector(feats), stub_data, "cat", H7Config(split="good", n_boot=0), progress=False)
+    z = feats.numpy()[N_DEFECT:]
+    assert (res.context.split, res.context.n_images) == ("test/good", N_GOOD)
+    assert res.candidate.qq_correlation.estimate == pytest.approx(qq_correlation(z), abs=1e-12)
+    cfg = H7Config(max_images=5, seed=4, n_boot=0)
+    picked = analysed_samples(stub_data, "cat", cfg)
+    keep = np.sort(np.random.default_rng(4).choice(N_IMAGES, 5, replace=False))
+    everything = analysed_samples(stub_data, "cat", H7Config())
+    assert picked == [everything[i] for i in keep]
+    assert analysed_samples(stub_data, "cat", cfg) == picked
+    res = run(stub_detector(feats), stub_data, "cat", cfg, progress=False)
+    assert res.candidate.z_std.estimate == pytest.approx(feats.numpy()[keep].std(dtype=np.float64))
+
+
+def test_bootstrap_matches_brute_force_and_paired(stub_data):
+    """Intervals from per-image sums / histograms vs recomputation on the resampled raw values
+    (the bootstrap's own seeded stream); the candidate is N(0,1)-like, the baseline is 0.7 z."""
+    feats = known_features(2)
+    cfg = H7Config(n_boot=200, seed=3)
+    res = run(stub_detector(feats), stub_data, "cat", cfg,
+              baseline=stub_detector(feats, scale=0.7, tail_weight=0.0), progress=False)
+    z = feats.numpy().reshape(N_IMAGES, -1).astype(np.float64)
+    brute = bootstrap({
+        "std": lambda i: z[i].std(), "mean": lambda i: z[i].mean(),
+        "qq": lambda i: qq_correlation(z[i]), "tail": lambda i: tail_calibration_error(z[i]),
+        "diff_tail": lambda i: tail_calibration_error(z[i]) - tail_calibration_error(0.7 * z[i]),
+        "diff_std": lambda i: z[i].std() - (0.7 * z[i]).std()}, N_IMAGES, 200, seed=3)
+    cand, p = res.candidate, res.paired
+    for ours, ref, tol in ((cand.z_std, brute["std"], 1e-9), (cand.z_mean, brute["mean"], 1e-9),
+                           (p.z_std.difference, brute["diff_std"], 1e-6),   # baseline z: float32
+                           # 1,152 values on 1,152 bins: histogram percentiles are near-exact
+                           (cand.qq_correlation, brute["qq"], 2e-3),
+                           (cand.tail_error, brute["tail"], 0.02),
+                           (p.tail_error.difference, brute["diff_tail"], 0.02)):
+        assert ours.low == pytest.approx(ref.low, abs=tol)
+        assert ours.high == pytest.approx(ref.high, abs=tol)
+    assert p.tail_error.candidate == cand.tail_error
+    assert p.tail_error.baseline.estimate == pytest.approx(tail_calibration_error(0.7 * z), abs=1e-6)
+    assert p.tail_error.difference.estimate == pytest.approx(
+        tail_calibration_error(z) - tail_calibration_error(0.7 * z), abs=1e-6)
+    assert p.qq_correlation.difference.estimate == pytest.approx(0.0, abs=1e-6)   # scale-free
+    assert p.closer is True and p.tail_error.difference.high < 0
+    assert "tail training moves z closer to N(0, 1): yes" in res.verdict_reason
+    assert res.baseline.z_std.estimate == pytest.approx(0.7 * cand.z_std.estimate, rel=1e-6)
+    again = run(stub_detector(feats), stub_data, "cat", cfg,
+                baseline=stub_detector(feats, scale=0.7, tail_weight=0.0), progress=False)
+    assert again == res                                            # seeded: same output
+    assert H7Result.from_dict(json.loads(json.dumps(res.to_dict()))) == res
+    md = res.markdown()
+    assert "Does tail training move z closer to N(0, 1)? **yes**" in md
+    assert "| Tail calibration error |" in md and "(λ = 0)" in md
+    rows = {r["measurement"]: r for r in res.csv_rows()}
+    assert rows["tail_training_closer"]["estimate"] == "yes"
+    assert rows["difference_tail_error"]["ci_high"] < 0
+    assert rows["baseline_quantile_99_theoretical"]["estimate"] == pytest.approx(stats.norm.ppf(0.99))
+
+
+def test_estimates_are_exact_whatever_the_bins_and_without_bootstrap(stub_data):
+    feats = known_features(4)
+    z = feats.numpy()
+    coarse = run(stub_detector(feats), stub_data, "cat", H7Config(n_boot=20, resample_bins=10),
+                 progress=False)
+    assert coarse.candidate.qq_correlation.estimate == pytest.approx(qq_correlation(z), abs=1e-12)
+    assert coarse.candidate.tail_error.estimate == pytest.approx(tail_calibration_error(z), abs=1e-12)
+    res = run(stub_detector(feats), stub_data, "cat", H7Config(n_boot=0),
+              baseline=stub_detector(feats, scale=0.5, tail_weight=0.0), progress=False)
+    p = res.paired
+    assert p.tail_error.difference.estimate == pytest.approx(
+        tail_calibration_error(z) - tail_calibration_error(0.5 * z), abs=1e-6)
+    assert p.closer is None and p.tail_error.difference.low is None
+    assert "**undetermined**" in res.markdown() and "no bootstrap intervals" in res.markdown()
+
+
+def test_bad_inputs(stub_data):
+    feats = known_features(3)
+    with pytest.raises(MechanismError):
+        H7Config(split="defect")
+    with pytest.raises(MechanismError):
+        H7Config(max_images=0)
+    broken = feats.clone()
+    broken[2, 0, 1, 1] = float("nan")
+    with pytest.raises(MechanismError, match="non-finite"):
+        run(stub_detector(broken), stub_data, "cat", H7Config(n_boot=0), progress=False)
+    with pytest.raises(MechanismError, match="all equal"):
+        run(stub_detector(torch.zeros_like(feats)), stub_data, "cat", H7Config(n_boot=0),
+            progress=False)
+
+
+# --- end to end on the tiny checkpoints ---------------------------------------------------------
+
+def test_end_to_end_tiny(tiny_ckpt, tiny_baseline_ckpt, tiny_data, tiny_cache):
+    det = load_detector(tiny_ckpt, torch.device("cpu"))
+    base = load_detector(tiny_baseline_ckpt, torch.device("cpu"))
+    res = run(det, tiny_data, "brick", H7Config(n_boot=30), baseline=base, cache_dir=tiny_cache,
+              progress=False)
+    c = res.context
+    assert (c.n_patches, c.k, c.grid_h, c.grid_w, c.n_images, c.split) == (16, 2, 4, 4, 8, "test")
+    assert res.candidate.n_values == 8 * 112 * 16 and len(res.candidate.channel_ks_p) == 112
+    with torch.no_grad():
+        feats = det.features(read_split(tiny_data, "brick", "test"), tiny_cache, False)
+        z = det.flow(feats).z.numpy()
+    assert res.candidate.qq_correlation.estimate == pytest.approx(qq_correlation(z), abs=1e-6)
+    q = res.candidate.qq_correlation
+    assert q.low <= q.high and res.paired.closer in (True, False, None)
+    d = res.to_dict()
+    assert len(d["candidate"]["empirical_percentiles"]) == 99
+    assert len(d["baseline"]["percentile_errors"]) == 99
+    assert H7Result.from_dict(json.loads(json.dumps(d))) == res
+    md = res.markdown()
+    assert f"**Verdict: {res.verdict.value}** — " in md
+    assert "| Percentile | Empirical | Theoretical | Error |" in md and "N = 16" in md
