@@ -2,10 +2,11 @@
 
 A notebook needs three lines::
 
-    from mechanism import load_detector, evaluate_detector
-    det = load_detector("runs/brick/model.pt", "cpu")
-    print(evaluate_detector(det, det.ckpt.data.root, det.ckpt.data.category).metrics)
+    from mechanism import analyze, HYPOTHESES
+    results = analyze("runs/brick/model.pt", HYPOTHESES, "analysis_results/mechanism", "cpu")
+    print(results["H3"].markdown())
 """
+from mechanism.analyze import HYPOTHESES, AnalysisSettings, analyze
 from mechanism.backbone import BackboneConfig, load_backbone
 from mechanism.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mechanism.data.demo import generate_demo
@@ -18,6 +19,7 @@ from mechanism.train import fit_flow, train_detector
 from mechanism.train_config import TrainConfig
 
 __all__ = [
+    "HYPOTHESES", "AnalysisSettings", "analyze",
     "BackboneConfig", "load_backbone", "Checkpoint", "load_checkpoint", "save_checkpoint",
     "generate_demo", "Detector", "load_detector", "MechanismError", "Evaluation",
     "evaluate_detector", "FlowConfig", "FlowOutput", "PatchFlow", "patch_nll", "TailLossConfig",

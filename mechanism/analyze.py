@@ -15,6 +15,7 @@ import torch
 from mechanism.analyzers import h1_edge, h3_gradient, h4_dilution, h7_calibration
 from mechanism.checkpoint import Checkpoint
 from mechanism.detector import Detector, load_detector
+from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
 from mechanism.hashing import file_sha256
 from mechanism.manifest import build_manifest, write_manifest
@@ -108,7 +109,7 @@ def load_inputs(ckpt: str | Path, device: torch.device, data_root: str | Path | 
 
 
 def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
-            device: torch.device, settings: AnalysisSettings = AnalysisSettings(),
+            device: torch.device | str = "cpu", settings: AnalysisSettings = AnalysisSettings(),
             cache_dir: Path | None | str = "default", progress: bool = True,
             on_result: Callable[[str, Any], None] | None = None, **input_kwargs) -> dict[str, Any]:
     """Run ``hypotheses`` on ``ckpt``; write tables and the manifest under ``out``.
@@ -120,6 +121,7 @@ def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
     if unknown:
         raise MechanismError(f"unknown hypothesis {unknown[0]!r}: use one of {', '.join(HYPOTHESES)} or all")
     out = Path(out)
+    device = resolve_device(device) if isinstance(device, str) else device
     inputs = load_inputs(ckpt, device, **input_kwargs)
     results = {}
     for name in hypotheses:

@@ -1,0 +1,64 @@
+"""Benchmark: ``analyze --hypothesis all`` on a checkpoint, divided by the floor.
+
+    python bench/analyze.py --ckpt runs/brick/model.pt [--bootstrap 1000] [--threads 2]
+
+Floor = one backbone + flow forward over the images the analyses read (train and test split)
+plus one flow backward per batch. Both sides start with an empty feature cache. Prints the
+times, the ratio (target ≤ 1.5×) and the load average (the machine is shared).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", type=Path, required=True)
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from mechanism.analyze import HYPOTHESES, AnalysisSettings, analyze
+    from mechanism.data.mvtec import read_split
+    from mechanism.detector import load_detector
+    from mechanism.features import extract_features
+    from mechanism.flow import patch_nll
+
+    device = torch.device("cpu")
+    det = load_detector(args.ckpt, device)
+    root, cat = det.ckpt.data.root, det.ckpt.data.category
+    samples = read_split(root, cat, "train") + read_split(root, cat, "test")
+    load_before = os.getloadavg()
+
+    start = time.perf_counter()
+    feats = extract_features(det.backbone, samples, progress=False)
+    for i in range(0, len(feats), args.batch_size):
+        x = feats[i:i + args.batch_size].clone().requires_grad_(True)
+        patch_nll(det.flow(x)).sum().backward()
+    floor = time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        analyze(args.ckpt, HYPOTHESES, Path(tmp) / "out", device,
+                AnalysisSettings(n_boot=args.bootstrap, batch_size=args.batch_size),
+                cache_dir=Path(tmp) / "cache", progress=False)
+        full = time.perf_counter() - start
+
+    print(f"bench/analyze.py  ckpt={args.ckpt} images={len(samples)} grid={det.ckpt.grid} "
+          f"threads={args.threads} bootstrap={args.bootstrap}")
+    print(f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"  floor (backbone + flow forward, one flow backward per batch)  {floor:6.1f} s")
+    print(f"  analyze --hypothesis all                                       {full:6.1f} s")
+    print(f"  ratio                                                          {full / floor:6.2f}×  (target ≤ 1.5×)")
+
+
+if __name__ == "__main__":
+    main()
