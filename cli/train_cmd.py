@@ -30,13 +30,20 @@ from cli.options import (backbone_weights_option, cache_option, device_option, n
 @backbone_weights_option
 @click.option("--layers", default=None,
               help="Comma-separated feature stages (timm out_indices) [default: BackboneConfig].")
+@click.option("--local-avg", type=int, default=0, show_default=True,
+              help="PatchCore-style k×k local averaging of the features (0 = off, 3 = the study's).")
 @click.option("--input-size", type=int, default=224, show_default=True, help="Model input side in pixels.")
+@click.option("--flow-blocks", type=int, default=None, help="Coupling blocks [default: FlowConfig].")
+@click.option("--flow-hidden", type=int, default=None, help="Hidden width of the subnets [default: FlowConfig].")
+@click.option("--no-spatial-context", is_flag=True,
+              help="Per-patch flow: no depthwise 3×3 context of the neighbours in the scale subnet.")
 @device_option
 @cache_option
 @no_cache_option
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(data_root, category, out, tail_weight, top_k_ratio, selection, epochs, batch_size, lr,
-          seed, backbone, backbone_weights, layers, input_size, device, cache_dir, no_cache, quiet):
+          seed, backbone, backbone_weights, layers, local_avg, input_size, flow_blocks, flow_hidden,
+          no_spatial_context, device, cache_dir, no_cache, quiet):
     """Train a tail-aware normalizing-flow detector on the good training images.
 
     Features of the frozen backbone are cached on disk, so retraining on the same data never
@@ -53,13 +60,18 @@ def train(data_root, category, out, tail_weight, top_k_ratio, selection, epochs,
     overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr).items()
                  if v is not None}
     train_cfg = TrainConfig(**{**TrainConfig().to_dict(), **overrides, "seed": seed})
-    bb = {"name": backbone, "input_size": input_size}
+    bb = {"name": backbone, "input_size": input_size, "local_avg": local_avg}
     if backbone_weights is not None:
         bb["weights"] = backbone_weights
     if layers is not None:
         bb["layers"] = parse_int_list(layers, "--layers")
     backbone_cfg = BackboneConfig.from_dict({**BackboneConfig().to_dict(), **bb})
-    run = train_detector(data_root, category, out, backbone_cfg, FlowConfig(), loss_cfg, train_cfg,
+    flow_overrides = {k: v for k, v in dict(n_blocks=flow_blocks, hidden=flow_hidden).items()
+                      if v is not None}
+    if no_spatial_context:
+        flow_overrides["spatial_context"] = False
+    flow_cfg = FlowConfig(**{**FlowConfig().to_dict(), **flow_overrides})
+    run = train_detector(data_root, category, out, backbone_cfg, flow_cfg, loss_cfg, train_cfg,
                          resolve_device(device), resolve_cache_dir(cache_dir, no_cache),
                          progress=not quiet)
     last = run.log[-1]

@@ -112,3 +112,11 @@ def test_real_process_exit_code_and_single_line(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: checkpoint {tmp_path / 'x.pt'} does not exist"
+
+
+@pytest.mark.parametrize("option,value,match", [("--flow-blocks", "0", "coupling block"),
+                                                ("--flow-hidden", "0", "hidden width"),
+                                                ("--local-avg", "2", "local averaging")])
+def test_model_settings_out_of_range(train_args, tmp_path, option, value, match):
+    _fails_cleanly(train_args(**{option: value}), match)
+    _assert_nothing_written(tmp_path)

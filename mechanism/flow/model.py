@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from mechanism.errors import MechanismError
 from mechanism.flow.coupling import CouplingBlock
 from mechanism.flow.positional import positional_encoding_2d
 
@@ -21,6 +22,16 @@ class FlowConfig:
     pos_channels: int = 32         # channels of the sin/cos positional condition (multiple of 4)
     spatial_context: bool = True   # depthwise 3×3 context of neighbours' passive half (scale subnet)
     permutation_seed: int = 0      # seed of the fixed channel permutations
+
+    def __post_init__(self):
+        if self.n_blocks < 1:
+            raise MechanismError(f"the flow needs at least 1 coupling block, got {self.n_blocks}")
+        if self.hidden < 1:
+            raise MechanismError(f"subnet hidden width must be ≥ 1, got {self.hidden}")
+        if not self.clamp > 0:
+            raise MechanismError(f"soft clamp α must be > 0, got {self.clamp}")
+        if self.pos_channels < 4 or self.pos_channels % 4:
+            raise MechanismError(f"positional channels must be a positive multiple of 4, got {self.pos_channels}")
 
     def to_dict(self) -> dict:
         return asdict(self)
