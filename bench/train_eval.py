@@ -53,7 +53,7 @@ def main() -> None:
 
     backbone = load_backbone(BackboneConfig(), device)
     start = time.perf_counter()
-    feats = cached_features(backbone, train, cache, device=device, progress=False)
+    cached_features(backbone, train, cache, device=device, progress=False)
     extract = time.perf_counter() - start
     rows.append(("feature extraction (decode + backbone)", f"{1000 * extract / len(train):.1f} ms/image"))
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mechanism.atomic import atomic_path, write_text
 from mechanism.data.images import load_mask

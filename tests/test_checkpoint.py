@@ -1,6 +1,5 @@
 """Checkpoints are data: round trip, validation, and refusal of anything that is not plain data."""
 import os
-import shutil
 
 import pytest
 import torch

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 
 from mechanism.checkpoint import Checkpoint
+from mechanism.errors import MechanismError
 
 ALPHA = 0.05  # significance level of every test (SPEC §4)
 
@@ -40,3 +41,37 @@ def checkpoint_label(ckpt: Checkpoint) -> str:
     loss = ckpt.loss
     return (f"λ={loss.tail_weight:g} r={loss.top_k_ratio:g} {loss.selection} on "
             f"{ckpt.data.category} (train seed {ckpt.train.seed}, data {ckpt.data.fingerprint[:12]})")
+
+
+def check_common_settings(cfg) -> None:
+    """Validate the fields every analyzer config shares: ``n_boot``, ``batch_size``, ``max_images``.
+
+    Raises:
+        MechanismError: for a negative bootstrap count, a batch size < 1 or max images < 1.
+    """
+    if cfg.n_boot < 0:
+        raise MechanismError(f"bootstrap resamples must be ≥ 0, got {cfg.n_boot}")
+    if cfg.batch_size < 1:
+        raise MechanismError(f"batch size must be ≥ 1, got {cfg.batch_size}")
+    if cfg.max_images is not None and cfg.max_images < 1:
+        raise MechanismError(f"max images must be ≥ 1, got {cfg.max_images}")
+
+
+def tail_setup(ckpt: Checkpoint, ratio: float | None, analysis: str,
+               baseline: Checkpoint | None = None) -> tuple[int, int, float, int]:
+    """``(H, W, r, k)`` of an analysis that splits patches into tail and non-tail.
+
+    ``ratio`` overrides the checkpoint's r. Raises MechanismError when the tail would hold every
+    patch, or when ``baseline`` has another grid.
+    """
+    from mechanism.loss import tail_k
+    h, w, _ = ckpt.grid
+    r = ratio if ratio is not None else ckpt.loss.top_k_ratio
+    k = tail_k(h * w, r)
+    if k >= h * w:
+        raise MechanismError(f"{analysis} needs non-tail patches, but r = {r:g} puts all N = {h * w} "
+                             f"patches of the {h}×{w} grid in the tail")
+    if baseline is not None and baseline.grid != ckpt.grid:
+        raise MechanismError(f"baseline grid {baseline.grid} differs from the analysed "
+                             f"checkpoint's {ckpt.grid} (H, W, D)")
+    return h, w, r, k

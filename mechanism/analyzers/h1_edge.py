@@ -32,13 +32,14 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from mechanism.analyzers.context import ALPHA, AnalysisContext, Verdict, checkpoint_label
+from mechanism.analyzers.context import (ALPHA, AnalysisContext, Verdict, check_common_settings,
+                                         checkpoint_label, tail_setup)
 from mechanism.checkpoint import Checkpoint
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import Sample, read_split
 from mechanism.detector import Detector
 from mechanism.errors import MechanismError
-from mechanism.loss import select_tail, tail_k
+from mechanism.loss import select_tail
 from mechanism.stats.bootstrap import Interval, PairedStat, bootstrap
 from mechanism.stats.edge_distance import (KS_METHOD, edge_distance_grid, edge_distance_ks,
                                            uniform_edge_distance_mean, uniform_edge_distance_pmf)
@@ -64,12 +65,7 @@ class H1Config:
     gradient_bins: int = 50              # histogram bins of the stored gradient distributions
 
     def __post_init__(self):
-        if self.n_boot < 0:
-            raise MechanismError(f"bootstrap resamples must be ≥ 0, got {self.n_boot}")
-        if self.batch_size < 1:
-            raise MechanismError(f"batch size must be ≥ 1, got {self.batch_size}")
-        if self.max_images is not None and self.max_images < 1:
-            raise MechanismError(f"max images must be ≥ 1, got {self.max_images}")
+        check_common_settings(self)
         if self.top_k_ratio is not None and not 0.0 < self.top_k_ratio <= 1.0:
             raise MechanismError(f"top-k ratio r must lie in (0, 1], got {self.top_k_ratio}")
         if self.gradient_bins < 1:
@@ -432,16 +428,8 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config 
             another grid.
     """
     ckpt = detector.ckpt
-    h, w, _ = ckpt.grid
+    h, w, r, k = tail_setup(ckpt, cfg.top_k_ratio, "H1", baseline.ckpt if baseline is not None else None)
     n_patches = h * w
-    r = cfg.top_k_ratio if cfg.top_k_ratio is not None else ckpt.loss.top_k_ratio
-    k = tail_k(n_patches, r)
-    if k >= n_patches:
-        raise MechanismError(f"H1 needs non-tail patches, but r = {r:g} puts all N = {n_patches} "
-                             f"patches of the {h}×{w} grid in the tail")
-    if baseline is not None and baseline.ckpt.grid != ckpt.grid:
-        raise MechanismError(f"baseline grid {baseline.ckpt.grid} differs from the analysed "
-                             f"checkpoint's {ckpt.grid} (H, W, D)")
     samples = read_split(data_root, category, "train")[:cfg.max_images]
     n = len(samples)
 

@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.analyzers.context import AnalysisContext, Verdict
-from mechanism.analyzers.context import checkpoint_label
+from mechanism.analyzers.context import (AnalysisContext, Verdict, check_common_settings,
+                                         checkpoint_label, tail_setup)
 from mechanism.stats.bootstrap import PairedStat
 from mechanism.data.mvtec import read_split
 from mechanism.detector import Detector
@@ -71,12 +71,7 @@ class H3Config:
     top_k_ratio: float | None = None           # r defining k and the tail; None: the checkpoint's
 
     def __post_init__(self):
-        if self.n_boot < 0:
-            raise MechanismError(f"bootstrap resamples must be ≥ 0, got {self.n_boot}")
-        if self.batch_size < 1:
-            raise MechanismError(f"batch size must be ≥ 1, got {self.batch_size}")
-        if self.max_images is not None and self.max_images < 1:
-            raise MechanismError(f"max images must be ≥ 1, got {self.max_images}")
+        check_common_settings(self)
         if self.top_k_ratio is not None and not 0.0 < self.top_k_ratio <= 1.0:
             raise MechanismError(f"top-k ratio r must lie in (0, 1], got {self.top_k_ratio}")
         lambdas = tuple(float(v) for v in self.lambdas)
@@ -589,16 +584,8 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config 
             grid, or non-finite NLLs.
     """
     ckpt = detector.ckpt
-    h, w, _ = ckpt.grid
+    h, w, r, k = tail_setup(ckpt, cfg.top_k_ratio, "H3", baseline.ckpt if baseline is not None else None)
     n_patches = h * w
-    r = cfg.top_k_ratio if cfg.top_k_ratio is not None else ckpt.loss.top_k_ratio
-    k = tail_k(n_patches, r)
-    if k >= n_patches:
-        raise MechanismError(f"H3 needs non-tail patches, but r = {r:g} puts all N = {n_patches} "
-                             f"patches of the {h}×{w} grid in the tail")
-    if baseline is not None and baseline.ckpt.grid != ckpt.grid:
-        raise MechanismError(f"baseline grid {baseline.ckpt.grid} differs from the analysed "
-                             f"checkpoint's {ckpt.grid} (H, W, D)")
     samples = read_split(data_root, category, "train")[:cfg.max_images]
     features = detector.features(samples, cache_dir, progress)
     cand = measure(detector.flow, features, cfg.lambdas, r, cfg.batch_size, progress)

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.analyzers.context import AnalysisContext, Verdict
-from mechanism.analyzers.context import checkpoint_label
+from mechanism.analyzers.context import (AnalysisContext, Verdict, check_common_settings,
+                                         checkpoint_label)
 from mechanism.augment import AugmentConfig, apply_views, draw_view, maps_to_original_grid
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import Sample, read_split
@@ -84,12 +84,7 @@ class H4Config:
             raise MechanismError(f"H4 needs at least one reference view, got {self.n_views}")
         if self.seed < 0:
             raise MechanismError(f"H4 seed must be ≥ 0 (it seeds the views), got {self.seed}")
-        if self.n_boot < 0:
-            raise MechanismError(f"bootstrap resamples must be ≥ 0, got {self.n_boot}")
-        if self.batch_size < 1:
-            raise MechanismError(f"batch size must be ≥ 1, got {self.batch_size}")
-        if self.max_images is not None and self.max_images < 1:
-            raise MechanismError(f"max images must be ≥ 1, got {self.max_images}")
+        check_common_settings(self)
 
 
 @dataclass(frozen=True)

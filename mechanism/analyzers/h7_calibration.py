@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.analyzers.context import ALPHA, AnalysisContext, Verdict
-from mechanism.analyzers.context import checkpoint_label
+from mechanism.analyzers.context import (ALPHA, AnalysisContext, Verdict, check_common_settings,
+                                         checkpoint_label)
 from mechanism.stats.bootstrap import PairedStat
 from mechanism.data.mvtec import Sample, read_split
 from mechanism.detector import Detector
@@ -72,12 +72,7 @@ class H7Config:
             raise MechanismError(f"H7 split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.seed < 0:
             raise MechanismError(f"H7 seed must be ≥ 0, got {self.seed}")
-        if self.n_boot < 0:
-            raise MechanismError(f"bootstrap resamples must be ≥ 0, got {self.n_boot}")
-        if self.batch_size < 1:
-            raise MechanismError(f"batch size must be ≥ 1, got {self.batch_size}")
-        if self.max_images is not None and self.max_images < 1:
-            raise MechanismError(f"max images must be ≥ 1, got {self.max_images}")
+        check_common_settings(self)
         if self.max_shapiro < 3:
             raise MechanismError(f"the Shapiro-Wilk subsample needs ≥ 3 values, got "
                                  f"{self.max_shapiro}")
