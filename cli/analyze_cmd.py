@@ -6,18 +6,9 @@ from pathlib import Path
 import click
 
 from cli.options import (backbone_weights_option, cache_option, device_option, no_cache_option,
-                         resolve_cache_dir)
+                         parse_list, resolve_cache_dir)
 
 _ckpt = click.Path(dir_okay=False, path_type=Path)
-
-
-def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
 
 
 @click.command()
@@ -67,9 +58,8 @@ def analyze(hypotheses, ckpt, data_root, category, baseline_ckpt, selection_ckpt
     names = HYPOTHESES if any(h.lower() == "all" for h in hypotheses) else \
         tuple(dict.fromkeys(h.upper() for h in hypotheses))
     overrides = [("H7.split", split)]
-    lam = _floats(lambdas, "--lambdas")
-    if lam is not None:
-        overrides.append(("H3.lambdas", lam))
+    if lambdas is not None:
+        overrides.append(("H3.lambdas", parse_list(lambdas, "--lambdas", float)))
     settings = AnalysisSettings(seed, n_boot, batch_size, max_images, tuple(overrides))
 
     def show(name, result):

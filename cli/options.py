@@ -19,18 +19,19 @@ backbone_weights_option = click.option(
          "is an error).")
 
 
-def resolve_cache_dir(cache_dir: Path | None, no_cache: bool) -> Path | None:
-    from mechanism.features import default_cache_dir
+def resolve_cache_dir(cache_dir: Path | None, no_cache: bool) -> Path | str | None:
+    """``None`` (no cache), the given folder, or ``"default"`` (the library's default folder)."""
     if no_cache:
         return None
-    return cache_dir if cache_dir is not None else default_cache_dir()
+    return cache_dir if cache_dir is not None else "default"
 
 
-def parse_int_list(text: str, what: str) -> tuple[int, ...]:
+def parse_list(text: str, what: str, kind: type = int) -> tuple:
+    """``"2,3"`` → ``(2, 3)``; ``kind`` converts each item (``int`` or ``float``)."""
     try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"{what} must be comma-separated integers, got {text!r}") from None
+        raise click.BadParameter(f"{what} must be comma-separated {kind.__name__}s, got {text!r}") from None
     if not values:
         raise click.BadParameter(f"{what} is empty")
     return values

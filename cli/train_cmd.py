@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from cli.options import (backbone_weights_option, cache_option, device_option, no_cache_option,
-                         parse_int_list, resolve_cache_dir)
+                         parse_list, resolve_cache_dir)
 
 
 @click.command()
@@ -64,7 +64,7 @@ def train(data_root, category, out, tail_weight, top_k_ratio, selection, epochs,
     if backbone_weights is not None:
         bb["weights"] = backbone_weights
     if layers is not None:
-        bb["layers"] = parse_int_list(layers, "--layers")
+        bb["layers"] = parse_list(layers, "--layers")
     backbone_cfg = BackboneConfig.from_dict({**BackboneConfig().to_dict(), **bb})
     flow_overrides = {k: v for k, v in dict(n_blocks=flow_blocks, hidden=flow_hidden).items()
                       if v is not None}
