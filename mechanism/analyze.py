@@ -34,7 +34,8 @@ class AnalysisSettings:
     seed: int = 0                       # seed of every random choice
     n_boot: int = 1000                  # bootstrap resamples for 95% intervals (0 = none)
     batch_size: int = 32                # images per forward/backward batch
-    max_images: int | None = None       # use at most this many images per split
+    max_images: int | None = None       # use at most this many images per split (None: each
+                                        # analyzer's default: all, except H4's 64 training images)
     overrides: tuple[tuple[str, Any], ...] = ()   # (hypothesis-qualified) extra fields, e.g. ("H3.lambdas", (0, 1))
 
     def config_for(self, hypothesis: str):
@@ -42,7 +43,7 @@ class AnalysisSettings:
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in (("seed", self.seed), ("n_boot", self.n_boot),
                                      ("batch_size", self.batch_size), ("max_images", self.max_images))
-                  if k in names}
+                  if k in names and v is not None}
         for key, value in self.overrides:
             target, _, name = key.rpartition(".")
             if target in ("", hypothesis) and name in names:

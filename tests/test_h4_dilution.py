@@ -174,3 +174,11 @@ def test_bad_inputs(detector, tiny_data, tmp_path):
     stored = json.loads(json.dumps(dataclasses.asdict(H4Config(augment=AugmentConfig(noise_std=0.2)))))
     assert H4Config(**stored) == H4Config(augment=AugmentConfig(noise_std=0.2))
     assert np.isclose(H4Config().reference_ratio, 0.02)
+
+
+def test_h4_analyses_64_images_unless_told_otherwise():
+    from mechanism.analyze import AnalysisSettings
+    assert AnalysisSettings().config_for("H4").max_images == 64
+    assert AnalysisSettings().config_for("H1").max_images is None
+    assert AnalysisSettings(max_images=10).config_for("H4").max_images == 10
+    assert AnalysisSettings(max_images=500).config_for("H4").max_images == 500
