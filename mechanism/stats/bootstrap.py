@@ -69,18 +69,21 @@ def bootstrap(statistics: dict[str, Statistic], n_units: int, n_boot: int, seed:
         idx = rng.integers(0, n_units, size=n_units)
         for name, fn in statistics.items():
             draws[name][b] = fn(idx)
-    out = {}
+    return {name: percentile_interval(estimates[name], values, level) for name, values in draws.items()}
+
+
+def percentile_interval(estimate: float, draws: np.ndarray, level: float = 0.95) -> Interval:
+    """The percentile interval of a statistic's resampled values ``draws (B,)``; non-finite draws
+    are dropped, and fewer than half finite gives no interval (the note says why)."""
+    n_boot = len(draws)
+    finite = draws[np.isfinite(draws)]
+    if len(finite) < n_boot / 2:
+        return Interval(estimate, None, None, level, n_boot, len(finite),
+                        f"only {len(finite)} of {n_boot} resamples were finite")
     tail = (1 - level) / 2 * 100
-    for name, values in draws.items():
-        finite = values[np.isfinite(values)]
-        if len(finite) < n_boot / 2:
-            out[name] = Interval(estimates[name], None, None, level, n_boot, len(finite),
-                                 f"only {len(finite)} of {n_boot} resamples were finite")
-            continue
-        low, high = np.percentile(finite, [tail, 100 - tail])
-        note = "" if len(finite) == n_boot else f"{n_boot - len(finite)} non-finite resamples dropped"
-        out[name] = Interval(estimates[name], float(low), float(high), level, n_boot, len(finite), note)
-    return out
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    note = "" if len(finite) == n_boot else f"{n_boot - len(finite)} non-finite resamples dropped"
+    return Interval(estimate, float(low), float(high), level, n_boot, len(finite), note)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,60 @@
+"""Resampled task metrics against sklearn with the same sample weights."""
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from mechanism.metrics.resampled import (auroc_from_counts, average_precision_from_counts,
+                                         bin_pixels, image_auroc_weighted, resample_weights)
+from mechanism.stats.bootstrap import bootstrap
+
+
+def _maps(rng, n=12, size=8, levels=None):
+    masks = (rng.random((n, size, size)) < 0.15).astype(np.uint8)
+    maps = rng.normal(size=(n, size, size)) + 1.5 * masks
+    if levels is not None:
+        maps = np.round(maps * levels) / levels      # few distinct values: ties across images
+    return maps.astype(np.float32), masks
+
+
+def test_binned_pixel_metrics_equal_sklearn_with_weights_when_bins_are_exact():
+    rng = np.random.default_rng(0)
+    maps, masks = _maps(rng, levels=2)
+    binned = bin_pixels(maps, masks)
+    assert binned.exact
+    weights = resample_weights(len(maps), 5, seed=3)
+    pos, neg = weights @ binned.positives, weights @ binned.negatives
+    ap, auc = average_precision_from_counts(pos, neg), auroc_from_counts(pos, neg)
+    for b, w in enumerate(weights):
+        pixel_w = np.repeat(w, maps[0].size)
+        assert ap[b] == pytest.approx(average_precision_score(masks.ravel(), maps.ravel(),
+                                                              sample_weight=pixel_w), abs=1e-12)
+        assert auc[b] == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel(),
+                                                     sample_weight=pixel_w), abs=1e-12)
+
+
+def test_quantile_bins_approximate_sklearn_on_continuous_maps():
+    rng = np.random.default_rng(1)
+    maps, masks = _maps(rng, n=20, size=32)
+    binned = bin_pixels(maps, masks, n_bins=512)
+    assert not binned.exact and binned.positives.shape[1] <= 512
+    pos, neg = binned.positives.sum(0), binned.negatives.sum(0)
+    assert average_precision_from_counts(pos, neg) == pytest.approx(
+        average_precision_score(masks.ravel(), maps.ravel()), abs=0.005)
+    assert auroc_from_counts(pos, neg) == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()), abs=0.002)
+
+
+def test_weighted_image_auroc_equals_sklearn_and_counts_ties_half():
+    rng = np.random.default_rng(2)
+    scores = np.round(rng.normal(size=30), 1)
+    labels = (rng.random(30) < 0.5).astype(int)
+    weights = resample_weights(30, 4, seed=0)
+    got = image_auroc_weighted(scores, labels, weights)
+    for b, w in enumerate(weights):
+        assert got[b] == pytest.approx(roc_auc_score(labels, scores, sample_weight=w), abs=1e-12)
+    assert image_auroc_weighted(np.zeros(4), np.array([0, 1, 0, 1]), np.ones((1, 4)))[0] == 0.5
+
+
+def test_resample_weights_are_the_bootstrap_draws():
+    n, seen = 7, []
+    bootstrap({"x": lambda idx: seen.append(np.bincount(idx, minlength=n)) or 0.0}, n, 3, seed=5)
+    assert np.array_equal(np.stack(seen[1:]), resample_weights(n, 3, seed=5))
