@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from cli.options import (backbone_weights_option, cache_option, device_option, no_cache_option,
-                         resolve_cache_dir)
+from cli.options import (backbone_weights_option, cache_option, device_option, image_score_option,
+                         no_cache_option, resolve_cache_dir)
 
 
 @click.command()
@@ -14,9 +14,7 @@ from cli.options import (backbone_weights_option, cache_option, device_option, n
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=None,
               help="Data root [default: the one recorded in the checkpoint].")
 @click.option("--category", default=None, help="Category [default: the checkpoint's].")
-@click.option("--image-score", type=click.Choice(["top3_mean", "max", "mean"]), default="top3_mean",
-              show_default=True,
-              help="Image score: mean of the 3 highest patch NLLs (study), map maximum (anomalib), mean.")
+@image_score_option
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the metrics as JSON.")
 @click.option("--save-maps", type=click.Path(dir_okay=False, path_type=Path), default=None,

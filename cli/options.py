@@ -2,8 +2,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import click
+
+from mechanism.errors import MechanismError
+
+
+def compose(*decorators: Callable) -> Callable:
+    """One decorator applying ``decorators`` as if stacked in this order (options keep it in --help)."""
+    def apply(f: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+    return apply
+
 
 device_option = click.option(
     "--device", default="auto", show_default=True,
@@ -17,6 +30,41 @@ backbone_weights_option = click.option(
     "--backbone-weights", default=None,
     help="Local weights file for the backbone (verified after loading; a file that does not fit "
          "is an error).")
+image_score_option = click.option(
+    "--image-score", type=click.Choice(["top3_mean", "max", "mean"]), default="top3_mean",
+    show_default=True,
+    help="Image score: mean of the 3 highest patch NLLs (study), map maximum (anomalib), mean.")
+data_root_option = click.option(
+    "--data", "data_root", required=True, type=click.Path(path_type=Path),
+    help="MVTec AD-style root (one category folder or a folder of categories).")
+
+loss_options = compose(
+    click.option("--tail-weight", type=float, default=0.7, show_default=True,
+                 help="λ ∈ [0, 1]: weight of the top-k term; 0 = mean-only baseline, 1 = pure top-k."),
+    click.option("--top-k-ratio", type=float, default=0.02, show_default=True,
+                 help="r ∈ (0, 1]: tail share of patches per image, k = max(1, round(N·r))."),
+    click.option("--selection", type=click.Choice(["topk", "random"]), default="topk",
+                 show_default=True, help="Tail patches: the k hardest (topk), or k random ones (control)."))
+"""``--tail-weight``, ``--top-k-ratio``, ``--selection``."""
+
+model_options = compose(
+    click.option("--epochs", type=int, default=None, help="Training epochs [default: TrainConfig]."),
+    click.option("--batch-size", type=int, default=None, help="Images per step [default: TrainConfig]."),
+    click.option("--lr", type=float, default=None, help="Peak AdamW learning rate [default: TrainConfig]."),
+    click.option("--backbone", default="efficientnet_lite0", show_default=True, help="timm model name."),
+    backbone_weights_option,
+    click.option("--layers", default=None,
+                 help="Comma-separated feature stages (timm out_indices) [default: BackboneConfig]."),
+    click.option("--local-avg", type=int, default=0, show_default=True,
+                 help="PatchCore-style k×k local averaging of the features (0 = off, 3 = the study's)."),
+    click.option("--input-size", type=int, default=224, show_default=True,
+                 help="Model input side in pixels."),
+    click.option("--flow-blocks", type=int, default=None, help="Coupling blocks [default: FlowConfig]."),
+    click.option("--flow-hidden", type=int, default=None,
+                 help="Hidden width of the subnets [default: FlowConfig]."),
+    click.option("--no-spatial-context", is_flag=True,
+                 help="Per-patch flow: no depthwise 3×3 context of the neighbours in the scale subnet."))
+"""Training, backbone and flow settings; ``model_configs`` turns their values into configs."""
 
 
 def resolve_cache_dir(cache_dir: Path | None, no_cache: bool) -> Path | str | None:
@@ -31,7 +79,27 @@ def parse_list(text: str, what: str, kind: type = int) -> tuple:
     try:
         values = tuple(kind(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"{what} must be comma-separated {kind.__name__}s, got {text!r}") from None
+        raise MechanismError(f"{what} must be comma-separated {kind.__name__}s, got {text!r}") from None
     if not values:
-        raise click.BadParameter(f"{what} is empty")
+        raise MechanismError(f"{what} is empty")
     return values
+
+
+def model_configs(epochs: int | None, batch_size: int | None, lr: float | None, backbone: str,
+                  backbone_weights: str | None, layers: str | None, local_avg: int, input_size: int,
+                  flow_blocks: int | None, flow_hidden: int | None, no_spatial_context: bool):
+    """``(BackboneConfig, FlowConfig, TrainConfig)`` from the values of ``model_options``; an
+    option left out keeps the config's default (the training seed too)."""
+    from mechanism.backbone import BackboneConfig
+    from mechanism.flow import FlowConfig
+    from mechanism.train_config import TrainConfig
+
+    def given(**kw):
+        return {k: v for k, v in kw.items() if v is not None}
+
+    layers = None if layers is None else parse_list(layers, "--layers")
+    return (BackboneConfig(**given(name=backbone, weights=backbone_weights, layers=layers,
+                                   local_avg=local_avg, input_size=input_size)),
+            FlowConfig(**given(n_blocks=flow_blocks, hidden=flow_hidden,
+                               spatial_context=False if no_spatial_context else None)),
+            TrainConfig(**given(epochs=epochs, batch_size=batch_size, lr=lr)))

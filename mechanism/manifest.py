@@ -43,5 +43,5 @@ def build_manifest(device: torch.device, seeds: dict[str, int], checkpoints: dic
     }
 
 
-def write_manifest(folder: str | Path, manifest: dict) -> Path:
-    return write_text(Path(folder) / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+def write_manifest(folder: str | Path, manifest: dict, name: str = "manifest.json") -> Path:
+    return write_text(Path(folder) / name, json.dumps(manifest, indent=2) + "\n")
