@@ -1,0 +1,43 @@
+"""``mechanism figures``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_folder = click.Path(file_okay=False, path_type=Path)
+SWEEPS = "sweeps"   # subfolder of a results folder holding a sweep's results.csv
+
+
+@click.command()
+@click.option("--results", "results_dir", required=True, type=_folder,
+              help="An analysis output folder: results from <DIR>/tables/{H1,H3,H4,H7}.json, sweep "
+                   "runs from <DIR>/sweeps/results.csv if present.")
+@click.option("--out", type=_folder, default=None,
+              help="Folder of the figures [default: <results>/figures].")
+@click.option("--sweep", "sweeps", multiple=True, type=_folder,
+              help="A sweep folder holding results.csv (fig6 draws its tail_weight runs); repeatable.")
+@click.option("--category", default=None,
+              help="fig6's category [default: the results' category, or the λ sweep's only one].")
+def figures(results_dir, out, sweeps, category):
+    """Re-render figures fig1–fig8 (PNG and PDF) from saved results, recomputing nothing.
+
+    A figure whose data is missing is skipped with the reason.
+    """
+    from mechanism.figures.render import FigureInputs, render_figures
+    from mechanism.result_files import read_results
+    from mechanism.sweep_results import RESULTS_FILE, read_sweep_results
+
+    results = read_results(results_dir)
+    folders = ([results_dir / SWEEPS] if (results_dir / SWEEPS / RESULTS_FILE).is_file() else []) \
+        + list(sweeps)
+    unique = list({folder.resolve(): folder for folder in folders}.values())
+    runs = [run for folder in unique for run in read_sweep_results(folder)] if unique else None
+    outcome = render_figures(FigureInputs.from_results(results, runs, category),
+                             out if out is not None else results_dir / "figures")
+    for path in outcome.written:
+        click.echo(f"wrote {path}")
+    for line in outcome.skipped:
+        click.echo(f"skipped {line}")
+    for path in outcome.removed:
+        click.echo(f"removed stale {path}")

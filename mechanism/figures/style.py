@@ -1,0 +1,131 @@
+"""The one look of every figure: a seaborn theme scoped to a ``with`` block, the verdict colours,
+panel layouts, and the title + caption every figure carries.
+
+A notebook places a figure anywhere::
+
+    from mechanism.figures import fig1_gradient_concentration as fig1, style
+    with style.theme():
+        fig, axes = style.new_figure(fig1.LAYOUT)
+        style.annotate(fig, fig1.draw(h3_result, axes))
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import textwrap
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import matplotlib
+import numpy as np
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from mechanism.analyzers.context import Verdict
+from mechanism.stats.bootstrap import Interval
+
+DPI = 150                       # PNG resolution, dots per inch
+TITLE_SIZE = 11.0               # figure title font size, points
+CAPTION_SIZE = 7.5              # caption font size, points
+CHAR_EM = 0.6                   # wrap width per character, in font sizes (DejaVu Sans, wide text)
+VERDICT_COLORS = {              # Okabe-Ito colours, distinguishable with colour-blindness
+    Verdict.SUPPORTED: "#009E73",
+    Verdict.PARTIAL: "#E69F00",
+    Verdict.NOT_SUPPORTED: "#D55E00",
+}
+TAIL_COLOR = "#D55E00"          # tail patches / the tail-aware model
+NONTAIL_COLOR = "#0072B2"       # non-tail patches
+BASELINE_COLOR = "#7F7F7F"      # the λ = 0 baseline model
+THEORY_COLOR = "#000000"        # theoretical / reference values
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A figure's grid of panels and its size."""
+    rows: int
+    cols: int
+    figsize: tuple[float, float]    # (width, height), inches
+
+    @property
+    def panels(self) -> int:
+        return self.rows * self.cols
+
+
+@dataclass(frozen=True)
+class FigureText:
+    """What a drawing function says about its figure: a title and a caption (sizes, units,
+    intervals, caveats)."""
+    title: str
+    caption: str
+
+
+@contextlib.contextmanager
+def theme() -> Iterator[None]:
+    """Apply the seaborn paper theme inside the block; every rcParam is restored on exit."""
+    with matplotlib.rc_context():
+        sns.set_theme(context="paper", style="whitegrid", palette="colorblind")
+        yield
+
+
+def new_figure(layout: Layout) -> tuple[Figure, list[Axes]]:
+    """A constrained-layout figure (no pyplot, so no global figure state) and its axes in
+    row-major order."""
+    fig = Figure(figsize=layout.figsize, dpi=DPI, layout="constrained")
+    axes = fig.subplots(layout.rows, layout.cols, squeeze=False)
+    return fig, list(axes.flat)
+
+
+def _unbreakable(text: str) -> str:
+    """No line break inside ``a = b`` or an interval ``[low, high]`` (no-break spaces, which
+    ``textwrap`` does not split at)."""
+    text = text.replace(" = ", "\u00a0=\u00a0")
+    return re.sub(r"\[([^\]\s]*), ([^\]\s]*)\]", "[\\1,\u00a0\\2]", text)
+
+
+def annotate(fig: Figure, text: FigureText) -> None:
+    """Put ``text.title`` above the panels and the wrapped caption below them, keeping the
+    figure size (the panels shrink to make room). ``fig`` uses constrained layout, as
+    ``new_figure`` makes it."""
+    width_in, height_in = fig.get_size_inches()
+    fig.suptitle(textwrap.fill(_unbreakable(text.title), int(width_in * 72 / (CHAR_EM * TITLE_SIZE))),
+                 fontsize=TITLE_SIZE)
+    lines = textwrap.wrap(_unbreakable(text.caption), int(width_in * 72 / (CHAR_EM * CAPTION_SIZE)))
+    height = (len(lines) * 1.25 * CAPTION_SIZE + 6) / 72 / height_in  # figure fraction
+    fig.text(0.01, 0.005, "\n".join(lines), ha="left", va="bottom", fontsize=CAPTION_SIZE,
+             linespacing=1.25)
+    fig.get_layout_engine().set(rect=(0, height, 1, 1 - height))
+
+
+def interval_errors(intervals: Sequence[Interval | None]) -> tuple[np.ndarray, bool]:
+    """``(2, n)`` error-bar lengths below/above each estimate (0 where an interval is missing)
+    and whether any interval was present."""
+    err = np.zeros((2, len(intervals)))
+    present = False
+    for i, iv in enumerate(intervals):
+        if iv is not None and iv.low is not None and iv.high is not None:
+            err[:, i] = iv.estimate - iv.low, iv.high - iv.estimate
+            present = True
+    return err, present
+
+
+def interval_note(intervals: Sequence[Interval | None]) -> str:
+    """Caption sentence on how the intervals were computed (or why there are none)."""
+    given = [iv for iv in intervals if iv is not None]
+    boots = {iv.n_boot for iv in given if iv.low is not None}
+    if boots:
+        return (f"95% intervals: percentile bootstrap over images "
+                f"(B = {', '.join(str(b) for b in sorted(boots))}).")
+    if any(iv.n_boot for iv in given):
+        return "No confidence intervals: too few bootstrap resamples gave a finite value."
+    return "No confidence intervals (the analysis ran without bootstrap resamples)."
+
+
+def seeds_label(counts: Sequence[int]) -> str:
+    """Legend label of a metric summarised over training seeds, from the seed counts ``n``."""
+    return "one training seed (no std)" if all(n == 1 for n in counts) else "mean ± std over seeds"
+
+
+def percent(r: float) -> str:
+    """A ratio as a percentage, ``0.02 → "2%"``."""
+    return f"{100 * r:g}%"
