@@ -34,11 +34,17 @@ def app() -> None:
 
 
 def _register() -> None:
-    from cli import analyze_cmd, data_cmd, evaluate_cmd, train_cmd
+    from cli import (analyze_cmd, data_cmd, demo_cmd, evaluate_cmd, figures_cmd, report_cmd,
+                     sweep_cmd, train_cmd)
     app.add_command(analyze_cmd.analyze)
     app.add_command(data_cmd.data)
     app.add_command(train_cmd.train)
     app.add_command(evaluate_cmd.evaluate)
+    app.add_command(figures_cmd.figures)
+    app.add_command(sweep_cmd.sweep)
+    app.add_command(sweep_cmd.sweep_merge)
+    app.add_command(report_cmd.report)
+    app.add_command(demo_cmd.demo)
 
 
 _register()

@@ -61,10 +61,10 @@ class ObservedEffect:
                          _format_points(p.difference)])
         rows.append(["AUPRO@0.3", f"{self.aupro[0]:.2%}", f"{self.aupro[1]:.2%}",
                      f"{100 * (self.aupro[1] - self.aupro[0]):+.2f} pts (no interval)"])
-        table = markdown_table(["metric", f"baseline ({self.baseline})",
-                                f"tail-aware ({self.candidate})", "difference"], rows)
-        return (f"{table}\n\n{self.category}: {self.n_good} good + {self.n_defective} defective test "
-                f"images; {self.interval_method}; seed {self.seed}.")
+        table = markdown_table(["metric", "baseline", "tail-aware", "difference (tail-aware − baseline)"], rows)
+        return (f"{table}\n\nBaseline: {self.baseline}. Tail-aware: {self.candidate}. {self.category}: "
+                f"{self.n_good} good + {self.n_defective} defective test images; "
+                f"{self.interval_method}; seed {self.seed}.")
 
     def csv_rows(self) -> list[dict]:
         out = []

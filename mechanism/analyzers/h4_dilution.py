@@ -245,9 +245,9 @@ def verdict(ratios: Sequence[float], effective: Sequence[float],
     if not diluted:
         return Verdict.PARTIAL, f"{falls}; Pixel AP at {_percent(DILUTED_RATIO)} not measured by the sweep"
     ap_best, ap_diluted = pixel_ap[b], pixel_ap[diluted[0]]
-    if best > DILUTED_RATIO and not math.isclose(best, DILUTED_RATIO):
+    if best > DILUTED_RATIO or math.isclose(best, DILUTED_RATIO):
         return Verdict.NOT_SUPPORTED, (f"{falls}; but measured Pixel AP peaks at {_percent(best)} "
-                                       f"({ap_best:.2%}), not below {_percent(DILUTED_RATIO)}")
+                                       f"({ap_best:.2%}), not below {_percent(DILUTED_RATIO)}: larger ratios do not hurt")
     if ap_diluted < ap_best:
         return Verdict.SUPPORTED, (f"{falls}; Pixel AP {ap_diluted:.2%} at {_percent(DILUTED_RATIO)} "
                                    f"< {ap_best:.2%} at {_percent(best)}")

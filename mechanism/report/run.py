@@ -1,0 +1,124 @@
+"""``build_report``: every analysis, the observed effect, the figures and REPORT.md in one folder.
+
+Layout of ``out``::
+
+    REPORT.md                the study's structure with our numbers (mechanism.report.document)
+    manifest.json            command, versions, device, seeds, checkpoint/data hashes, git commit
+    tables/<H>.{json,csv,md} each hypothesis, and observed_effect.{json,csv,md}
+    sweeps/results.csv       the runs of every sweep given (+ summary.md/.csv), for H4 and fig6
+    figures/figN_*.{png,pdf} fig1–fig8, as far as the inputs support them
+
+``mechanism figures --results out`` re-renders the figures from these files alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from mechanism.analyze import HYPOTHESES, AnalysisSettings, analyze
+from mechanism.analyzers.context import checkpoint_label
+from mechanism.atomic import write_text
+from mechanism.detector import load_detector
+from mechanism.device import resolve_device
+from mechanism.errors import MechanismError
+from mechanism.evaluate import evaluate_detector
+from mechanism.figures.render import FigureInputs, render_figures
+from mechanism.hashing import file_sha256
+from mechanism.manifest import build_manifest, write_manifest
+from mechanism.observed_effect import ObservedEffect, observed_effect
+from mechanism.report.document import ReportInputs, report_markdown
+from mechanism.result_files import write_result
+from mechanism.sweep_files import merge_results
+from mechanism.sweep_results import SweepRun, read_sweep_results
+
+REPORT_FILE = "REPORT.md"
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    """What ``build_report`` wrote."""
+    report: Path                  # REPORT.md
+    results: dict                 # "H1" … → analyzer result
+    observed: ObservedEffect | None
+    figures: tuple[Path, ...]     # PNG and PDF files written
+    skipped_figures: tuple[str, ...]
+
+
+def sweep_folders(paths: list[str | Path]) -> list[Path]:
+    """Each path as a sweep folder (it holds ``results.csv``) or, failing that, its immediate
+    sub-folders that do (e.g. ``runs/`` holding ``runs/lambda`` and ``runs/ratio``)."""
+    found = []
+    for p in map(Path, paths):
+        if (p / "results.csv").is_file():
+            found.append(p)
+            continue
+        children = sorted(c for c in p.iterdir() if (c / "results.csv").is_file()) if p.is_dir() else []
+        if not children:
+            raise MechanismError(f"{p} holds no sweep results (results.csv), nor do its sub-folders")
+        found.extend(children)
+    return found
+
+
+def _observed(tail_ckpt: Path, baseline_ckpt: Path, device: torch.device, settings: AnalysisSettings,
+              cache_dir, progress: bool) -> ObservedEffect:
+    evaluations, labels = [], []
+    for path in (baseline_ckpt, tail_ckpt):
+        det = load_detector(path, device)
+        evaluations.append(evaluate_detector(det, det.ckpt.data.root, det.ckpt.data.category,
+                                             cache_dir=cache_dir, progress=progress))
+        labels.append(checkpoint_label(det.ckpt))
+    return observed_effect(*evaluations, *labels, n_boot=settings.n_boot, seed=settings.seed)
+
+
+def build_report(ckpt: str | Path, out: str | Path, baseline_ckpt: str | Path | None = None,
+                 sweeps: list[str | Path] = (), device: torch.device | str = "cpu",
+                 settings: AnalysisSettings = AnalysisSettings(), cache_dir="default",
+                 progress: bool = True, log: Callable[[str], None] = lambda _: None) -> ReportOutcome:
+    """Analyse ``ckpt`` (against ``baseline_ckpt``), collect ``sweeps`` and write the report to ``out``.
+
+    Raises:
+        MechanismError: unreadable checkpoints, data or sweeps; incompatible checkpoints.
+    """
+    out = Path(out)
+    device = resolve_device(device) if isinstance(device, str) else device
+    runs: list[SweepRun] = []
+    sweep_dir = None
+    if sweeps:
+        sweep_dir = out / "sweeps"
+        tables = merge_results(sweep_folders(list(sweeps)), sweep_dir)
+        runs = read_sweep_results(sweep_dir)
+        log(f"sweeps: {tables.n_runs} runs collected in {tables.results}")
+    results = analyze(ckpt, HYPOTHESES, out, device, settings, cache_dir, progress,
+                      on_result=lambda name, _: log(f"{name}: analysed"),
+                      baseline_ckpt=baseline_ckpt, sweep=sweep_dir)
+    observed = None
+    if baseline_ckpt is not None:
+        observed = _observed(Path(ckpt), Path(baseline_ckpt), device, settings, cache_dir, progress)
+        write_result(observed, out / "tables", "observed_effect")
+        log("observed effect: evaluated baseline and tail-aware checkpoints")
+    h_any = next(iter(results.values()))
+    category = h_any.context.category
+    rendered = render_figures(FigureInputs.from_results(results, runs or None, category), out / "figures")
+    figures = {p.stem.split("_")[0]: p.relative_to(out).as_posix()
+               for p in rendered.written if p.suffix == ".png"}
+    skipped = dict(line.split(": ", 1) for line in rendered.skipped)
+    main = load_detector(ckpt, device)
+    checkpoints = {"analysed": {"path": str(ckpt), "sha256": file_sha256(ckpt)}}
+    if baseline_ckpt is not None:
+        checkpoints["baseline"] = {"path": str(baseline_ckpt), "sha256": file_sha256(baseline_ckpt)}
+    manifest = build_manifest(
+        device, {"analysis": settings.seed, "training": main.ckpt.train.seed}, checkpoints,
+        {"root": str(main.ckpt.data.root), "category": category,
+         "train_fingerprint": main.ckpt.data.fingerprint},
+        {"hypotheses": list(results), "n_boot": settings.n_boot,
+         "sweeps": [str(p) for p in sweeps], "figures": sorted(figures), "skipped_figures": skipped})
+    write_manifest(out, manifest)
+    baseline_label = None if observed is None else observed.baseline
+    text = report_markdown(ReportInputs(category, checkpoint_label(main.ckpt), baseline_label, results,
+                                        observed, runs, figures, skipped, manifest))
+    report = write_text(out / REPORT_FILE, text)
+    log(f"report: {report}")
+    return ReportOutcome(report, results, observed, rendered.written, rendered.skipped)
