@@ -26,9 +26,13 @@ class Ablation:
     def markdown(self) -> str:
         rows = [[("**" + f"{v:g}" + "**") if v == self.best else f"{v:g}",
                  *(m[name].format_percent() for name in METRICS)] for v, m in self.values.items()]
+        single = all(m["pixel_ap"].n == 1 for m in self.values.values())
+        caution = (" One training seed per value: differences smaller than the seed-to-seed spread "
+                   "are not resolved, so the best value is a point estimate, not a finding."
+                   if single else "")
         return (markdown_table([PARAM_LABELS[self.param], *(METRIC_LABELS[n] for n in METRICS)], rows)
                 + f"\n\nHeld fixed: {self.fixed}. Mean ± std over training seeds (n = seeds); "
-                  f"bold: the best value by mean Pixel AP, {self.best:g}.")
+                  f"bold: the best value by mean Pixel AP, {self.best:g}.{caution}")
 
 
 def _fixed(runs: list[SweepRun], param: str) -> str:
