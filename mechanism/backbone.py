@@ -278,8 +278,9 @@ class Backbone(nn.Module):
                 "input_size": self.cfg.input_size,
                 "normalisation": dict(self.normalisation)}
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``images: (B, 3, S, S)`` in [0, 1] RGB, S = ``cfg.input_size`` → ``(B, D, H, W)`` float32."""
+    def stage_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """``images: (B, 3, S, S)`` in [0, 1] RGB, S = ``cfg.input_size`` → one float32 map
+        ``(B, C_i, S/r_i, S/r_i)`` per stage of ``cfg.layers`` (locally averaged if configured)."""
         size = self.cfg.input_size
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
             raise ValueError(f"backbone expects (B, 3, {size}, {size}), got {tuple(images.shape)}")
@@ -289,6 +290,12 @@ class Backbone(nn.Module):
         k = self.cfg.local_avg
         if k:
             maps = [F.avg_pool2d(m, k, stride=1, padding=k // 2, count_include_pad=False) for m in maps]
+        return [m.float() for m in maps]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``images: (B, 3, S, S)`` in [0, 1] RGB → ``(B, D, H, W)`` float32: the stage maps,
+        coarser ones resized bilinearly to the finest grid, concatenated over channels."""
+        maps = self.stage_maps(images)
         grid = maps[0].shape[-2:]
         maps = [m if m.shape[-2:] == grid else
                 F.interpolate(m, size=grid, mode="bilinear", align_corners=False) for m in maps]

