@@ -64,7 +64,7 @@ def test_pixel_ap_peaking_at_or_above_ten_percent_is_not_supported():
     assert v is Verdict.NOT_SUPPORTED and "peaks at 20%" in reason
     ap_peak_10 = [0.40, 0.41, 0.42, 0.43, 0.50, 0.45, 0.30, 0.20]
     v, reason = verdict(RATIOS, FALLING, ap_peak_10)
-    assert v is Verdict.NOT_SUPPORTED and "peaks at 10%" in reason and "do not hurt" in reason
+    assert v is Verdict.NOT_SUPPORTED and "peaks at 10%" in reason and "no dilution at 10%" in reason
     # a good AP curve cannot rescue concentration that rises above the best ratio
     ap = [0.50, 0.56, 0.55, 0.53, 0.48, 0.45, 0.40, 0.38]
     assert verdict(RATIOS, [1, 2, 3, 4, 5, 6, 7, 8], ap)[0] is Verdict.NOT_SUPPORTED

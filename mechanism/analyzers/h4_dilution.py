@@ -20,8 +20,8 @@ Best ratio: the ratio with the highest measured mean Pixel AP when a sweep is gi
 ratio with the highest effective concentration (ties: the smaller ratio).
 Verdict: SUPPORTED if effective concentration falls monotonically above the best ratio
 (non-increasing at every step and strictly lower at the largest ratio than at the best) AND the
-measured Pixel AP is lower at 10% than at the best ratio, the best ratio lying below 10% (a best
-ratio of 10% or more means larger ratios do not hurt). Without a sweep, or without a measured
+measured Pixel AP is lower at 10% than at the best ratio, the best ratio lying below 10% (with a
+best ratio of 10% or more, performance is not diluted at 10%). Without a sweep, or without a measured
 10% run, the performance half cannot be checked: PARTIAL when the concentration half holds.
 NOT SUPPORTED otherwise.
 """
@@ -247,7 +247,8 @@ def verdict(ratios: Sequence[float], effective: Sequence[float],
     ap_best, ap_diluted = pixel_ap[b], pixel_ap[diluted[0]]
     if best > DILUTED_RATIO or math.isclose(best, DILUTED_RATIO):
         return Verdict.NOT_SUPPORTED, (f"{falls}; but measured Pixel AP peaks at {_percent(best)} "
-                                       f"({ap_best:.2%}), not below {_percent(DILUTED_RATIO)}: larger ratios do not hurt")
+                                       f"({ap_best:.2%}), not below {_percent(DILUTED_RATIO)}: no dilution at {_percent(DILUTED_RATIO)} "
+                                       f"to measure")
     if ap_diluted < ap_best:
         return Verdict.SUPPORTED, (f"{falls}; Pixel AP {ap_diluted:.2%} at {_percent(DILUTED_RATIO)} "
                                    f"< {ap_best:.2%} at {_percent(best)}")
