@@ -63,7 +63,10 @@ model_options = compose(
     click.option("--flow-hidden", type=int, default=None,
                  help="Hidden width of the subnets [default: FlowConfig]."),
     click.option("--no-spatial-context", is_flag=True,
-                 help="Per-patch flow: no depthwise 3×3 context of the neighbours in the scale subnet."))
+                 help="Per-patch flow: no depthwise 3×3 context of the neighbours in the scale subnet."),
+    click.option("--subnet-kernel", type=int, default=None,
+                 help="Kernel of the subnets' convolutions: 1 per patch, 3 FastFlow-style over the "
+                      "neighbours [default: FlowConfig]."))
 """Training, backbone and flow settings; ``model_configs`` turns their values into configs."""
 
 
@@ -87,7 +90,8 @@ def parse_list(text: str, what: str, kind: type = int) -> tuple:
 
 def model_configs(epochs: int | None, batch_size: int | None, lr: float | None, backbone: str,
                   backbone_weights: str | None, layers: str | None, local_avg: int, input_size: int,
-                  flow_blocks: int | None, flow_hidden: int | None, no_spatial_context: bool):
+                  flow_blocks: int | None, flow_hidden: int | None, no_spatial_context: bool,
+                  subnet_kernel: int | None):
     """``(BackboneConfig, FlowConfig, TrainConfig)`` from the values of ``model_options``; an
     option left out keeps the config's default (the training seed too)."""
     from mechanism.backbone import BackboneConfig
@@ -100,6 +104,6 @@ def model_configs(epochs: int | None, batch_size: int | None, lr: float | None, 
     layers = None if layers is None else parse_list(layers, "--layers")
     return (BackboneConfig(**given(name=backbone, weights=backbone_weights, layers=layers,
                                    local_avg=local_avg, input_size=input_size)),
-            FlowConfig(**given(n_blocks=flow_blocks, hidden=flow_hidden,
+            FlowConfig(**given(n_blocks=flow_blocks, hidden=flow_hidden, subnet_kernel=subnet_kernel,
                                spatial_context=False if no_spatial_context else None)),
             TrainConfig(**given(epochs=epochs, batch_size=batch_size, lr=lr)))

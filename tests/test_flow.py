@@ -8,10 +8,11 @@ from mechanism.flow import FlowConfig, FlowOutput, PatchFlow, patch_nll
 from mechanism.flow.positional import positional_encoding_2d
 
 
-def _randomised_flow(dim, h, w, spatial_context=True, seed=0, n_blocks=3):
+def _randomised_flow(dim, h, w, spatial_context=True, seed=0, n_blocks=3, subnet_kernel=1):
     """A flow whose zero-initialised last layers are replaced by random ones (a non-trivial map)."""
     torch.manual_seed(seed)
-    cfg = FlowConfig(n_blocks=n_blocks, hidden=16, pos_channels=8, spatial_context=spatial_context)
+    cfg = FlowConfig(n_blocks=n_blocks, hidden=16, pos_channels=8, spatial_context=spatial_context,
+                     subnet_kernel=subnet_kernel)
     flow = PatchFlow(dim, h, w, cfg).double()
     with torch.no_grad():
         for p in flow.parameters():
@@ -19,10 +20,10 @@ def _randomised_flow(dim, h, w, spatial_context=True, seed=0, n_blocks=3):
     return flow
 
 
-@pytest.mark.parametrize("spatial_context", [True, False])
+@pytest.mark.parametrize("spatial_context,subnet_kernel", [(True, 1), (False, 1), (False, 3)])
 @pytest.mark.parametrize("dim", [2, 5, 8])
-def test_round_trip_and_inverse_logdet(spatial_context, dim):
-    flow = _randomised_flow(dim, 4, 3, spatial_context)
+def test_round_trip_and_inverse_logdet(spatial_context, subnet_kernel, dim):
+    flow = _randomised_flow(dim, 4, 3, spatial_context, subnet_kernel=subnet_kernel)
     x = torch.randn(3, dim, 4, 3, dtype=torch.float64)
     fwd = flow(x)
     back = flow.inverse(fwd.z)
@@ -30,10 +31,10 @@ def test_round_trip_and_inverse_logdet(spatial_context, dim):
     assert torch.allclose(back.logdet, -fwd.logdet, atol=1e-10)
 
 
-@pytest.mark.parametrize("spatial_context", [True, False])
-def test_logdet_shares_sum_to_autograd_jacobian(spatial_context):
+@pytest.mark.parametrize("spatial_context,subnet_kernel", [(True, 1), (False, 1), (False, 3), (True, 3)])
+def test_logdet_shares_sum_to_autograd_jacobian(spatial_context, subnet_kernel):
     dim, h, w = 4, 3, 3
-    flow = _randomised_flow(dim, h, w, spatial_context, seed=1)
+    flow = _randomised_flow(dim, h, w, spatial_context, seed=1, subnet_kernel=subnet_kernel)
     x = torch.randn(1, dim, h, w, dtype=torch.float64)
     jac = torch.autograd.functional.jacobian(lambda v: flow(v).z, x).reshape(dim * h * w, dim * h * w)
     sign, logabsdet = torch.linalg.slogdet(jac)
@@ -43,11 +44,11 @@ def test_logdet_shares_sum_to_autograd_jacobian(spatial_context):
     assert torch.allclose(shares.sum(), logabsdet, atol=1e-9)
 
 
-def test_patches_interact_only_with_spatial_context():
+def test_patches_interact_only_with_spatial_context_or_wider_subnets():
     dim, h, w = 4, 3, 3
     x = torch.randn(1, dim, h, w, dtype=torch.float64)
-    for ctx, expect_interaction in [(True, True), (False, False)]:
-        flow = _randomised_flow(dim, h, w, ctx, seed=2)
+    for ctx, kernel, expect_interaction in [(True, 1, True), (False, 1, False), (False, 3, True)]:
+        flow = _randomised_flow(dim, h, w, ctx, seed=2, subnet_kernel=kernel)
         jac = torch.autograd.functional.jacobian(lambda v: flow(v).z, x)[0, :, 1, 1, 0]  # d z[:,1,1] / d x
         others = jac.clone()
         others[:, :, 1, 1] = 0  # remove the patch's own block

@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 
-def _subnet(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
-    last = nn.Conv2d(hidden, out_channels, 1)
+def _subnet(in_channels: int, hidden: int, out_channels: int, kernel: int = 1) -> nn.Sequential:
+    """Conv–ReLU–Conv with ``kernel``×``kernel`` convolutions (1: per patch), last layer zeroed."""
+    last = nn.Conv2d(hidden, out_channels, kernel, padding=kernel // 2)
     nn.init.zeros_(last.weight)  # the block starts as the identity map
     nn.init.zeros_(last.bias)
-    return nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(), last)
+    return nn.Sequential(nn.Conv2d(in_channels, hidden, kernel, padding=kernel // 2), nn.ReLU(), last)
 
 
 class CouplingBlock(nn.Module):
@@ -35,10 +36,12 @@ class CouplingBlock(nn.Module):
         clamp: α of the soft clamp on the log-scale, |s| < α.
         spatial_context: give the scale subnet a depthwise 3×3 view of neighbours' ``x1``.
         permutation: a permutation of ``range(dim)`` applied to the output channels.
+        subnet_kernel: kernel of both subnets' convolutions (1: per patch; 3: FastFlow-style
+            3×3 convolutions over the neighbours' ``x1``, the Jacobian stays block-triangular).
     """
 
     def __init__(self, dim: int, cond_channels: int, hidden: int, clamp: float,
-                 spatial_context: bool, permutation: torch.Tensor):
+                 spatial_context: bool, permutation: torch.Tensor, subnet_kernel: int = 1):
         super().__init__()
         if dim < 2:
             raise ValueError(f"a coupling block needs at least 2 channels, got {dim}")
@@ -48,8 +51,8 @@ class CouplingBlock(nn.Module):
         self.context = (nn.Conv2d(self.passive, self.passive, 3, padding=1, groups=self.passive)
                         if spatial_context else None)
         scale_in = self.passive + cond_channels + (self.passive if spatial_context else 0)
-        self.scale_net = _subnet(scale_in, hidden, active)
-        self.shift_net = _subnet(self.passive + cond_channels, hidden, active)
+        self.scale_net = _subnet(scale_in, hidden, active, subnet_kernel)
+        self.shift_net = _subnet(self.passive + cond_channels, hidden, active, subnet_kernel)
         self.global_log_scale = nn.Parameter(torch.zeros(dim))
         self.global_shift = nn.Parameter(torch.zeros(dim))
         self.register_buffer("permutation", permutation.clone())

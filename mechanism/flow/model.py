@@ -22,6 +22,7 @@ class FlowConfig:
     pos_channels: int = 32         # channels of the sin/cos positional condition (multiple of 4)
     spatial_context: bool = True   # depthwise 3×3 context of neighbours' passive half (scale subnet)
     permutation_seed: int = 0      # seed of the fixed channel permutations
+    subnet_kernel: int = 1         # subnet convolutions: 1 = per patch, 3 = 3×3 over neighbours (odd)
 
     def __post_init__(self):
         if self.n_blocks < 1:
@@ -30,6 +31,8 @@ class FlowConfig:
             raise MechanismError(f"subnet hidden width must be ≥ 1, got {self.hidden}")
         if not self.clamp > 0:
             raise MechanismError(f"soft clamp α must be > 0, got {self.clamp}")
+        if self.subnet_kernel < 1 or self.subnet_kernel % 2 == 0:
+            raise MechanismError(f"subnet kernel must be odd and ≥ 1, got {self.subnet_kernel}")
         if self.pos_channels < 4 or self.pos_channels % 4:
             raise MechanismError(f"positional channels must be a positive multiple of 4, got {self.pos_channels}")
 
@@ -61,7 +64,7 @@ class PatchFlow(nn.Module):
         gen = torch.Generator().manual_seed(cfg.permutation_seed)
         self.blocks = nn.ModuleList(
             CouplingBlock(dim, cfg.pos_channels, cfg.hidden, cfg.clamp, cfg.spatial_context,
-                          torch.randperm(dim, generator=gen))
+                          torch.randperm(dim, generator=gen), cfg.subnet_kernel)
             for _ in range(cfg.n_blocks))
 
     def _check(self, x: torch.Tensor) -> None:
