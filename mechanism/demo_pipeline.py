@@ -58,6 +58,7 @@ class DemoPlan:
             raise MechanismError(f"the demo's λ sweep must hold 0 and {self.tail_weight:g}")
         if self.top_k_ratio not in self.ratios:
             raise MechanismError(f"the demo's r sweep must hold {self.top_k_ratio:g}")
+        TrainConfig(epochs=self.epochs)        # validates epochs before anything is written
 
 
 QUICK = DemoPlan(lambdas=(0.0, 0.7), ratios=(0.02, 0.1), epochs=2, n_boot=100,

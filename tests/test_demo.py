@@ -60,3 +60,9 @@ def test_figures_rerender_from_the_report_folder(quick_demo, tmp_path):
 def test_demo_rejects_an_unknown_category():
     result = CliRunner().invoke(app, ["demo", "--quick", "--category", "wood"])
     assert result.exit_code == 2 and "unknown demo category 'wood'" in result.output
+
+
+def test_demo_rejects_bad_epochs_before_writing_anything(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--quick", "--epochs", "0", "--data", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "epochs must be ≥ 1" in result.output
+    assert not (tmp_path / "d").exists()
