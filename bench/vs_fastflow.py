@@ -20,8 +20,9 @@ Per category and seed, both models are trained side by side in one run (the mach
 Both see the same decoded images (read once, not timed) and the same backbone network and weights;
 FastFlow gets one flow per stage of ``--layers``, ours its own default stages. Metrics
 come from ``mechanism.metrics.detection_metrics`` (sklearn pooled pixels, AUPRO@0.3), each
-model with its own anomaly map at 224 px: ours = patch NLL upsampled bilinearly + Gaussian
-σ = 4, image score top-3 mean (the CLI's ``mechanism evaluate``); FastFlow = anomalib's map
+model with its own anomaly map at 224 px: ours = the defaults of ``mechanism evaluate`` (per-patch
+latent energy ½‖z‖²/D upsampled bilinearly + Gaussian σ = 4, image score top-3 mean of the
+patch scores); FastFlow = anomalib's map
 (−mean over stages of exp(−½·mean_c z²), bilinearly upsampled, no blur), image score = map max.
 
 Timings: train s/epoch (ours on cached features; FastFlow re-extracting), train s in total
@@ -173,16 +174,18 @@ def infer_fastflow(model: nn.Module, images: torch.Tensor) -> tuple[np.ndarray, 
 
 @torch.no_grad()
 def infer_ours(detector, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
-    """What ``evaluate_detector`` computes, from images in memory: maps, top-3 scores, ms/image."""
-    from mechanism.scoring import anomaly_maps, image_scores
+    """What ``evaluate_detector`` computes with its defaults, from images in memory: maps, image
+    scores, ms/image."""
+    from mechanism.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, anomaly_maps, image_scores
     size = detector.backbone.cfg.input_size
     maps, scores = [], []
     start = time.perf_counter()
     for batch in images.split(EVAL_BATCH):
-        nll = detector.patch_nll(detector.backbone(batch.to(detector.device)))
-        m = anomaly_maps(nll, size=size, sigma=4.0)
+        per_patch = detector.patch_scores(detector.backbone(batch.to(detector.device)),
+                                          (DEFAULT_MAP_SCORE,))[DEFAULT_MAP_SCORE]
+        m = anomaly_maps(per_patch, size=size, sigma=4.0)
         maps.append(m)
-        scores.append(image_scores(nll, m, "top3_mean"))
+        scores.append(image_scores(per_patch, m, DEFAULT_IMAGE_SCORE))
     ms = 1000 * (time.perf_counter() - start) / len(images)
     return np.concatenate(maps), np.concatenate(scores), ms
 
@@ -336,7 +339,7 @@ def main() -> None:
     print(f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} cores")
     print_table(table, len(args.seeds.split(",")))
-    print("ours: patch NLL maps + blur σ=4, top-3 image score, cached features; fastflow: anomalib "
+    print("ours: latent-energy maps + blur σ=4, top-3 image score, cached features; fastflow: anomalib "
           "map (no blur), max image score, backbone run every epoch; train s of ours includes "
           "feature extraction")
 

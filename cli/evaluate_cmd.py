@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import (backbone_weights_option, cache_option, device_option, image_score_option,
+from cli.options import (backbone_weights_option, cache_option, device_option, scoring_options,
                          no_cache_option, resolve_cache_dir)
 
 
@@ -14,18 +14,19 @@ from cli.options import (backbone_weights_option, cache_option, device_option, i
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=None,
               help="Data root [default: the one recorded in the checkpoint].")
 @click.option("--category", default=None, help="Category [default: the checkpoint's].")
-@image_score_option
+@scoring_options
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the metrics as JSON.")
 @click.option("--save-maps", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write anomaly maps (N, S, S) float32, masks, labels, scores and image paths (.npz).")
+              help="Write anomaly maps (N, S, S) float32, masks, labels, scores, per-patch NLL and "
+                   "map score and image paths (.npz).")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Images per flow batch.")
 @device_option
 @backbone_weights_option
 @cache_option
 @no_cache_option
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def evaluate(ckpt, data_root, category, image_score, json_out, save_maps, batch_size, device,
+def evaluate(ckpt, data_root, category, map_score, image_score, json_out, save_maps, batch_size, device,
              backbone_weights, cache_dir, no_cache, quiet):
     """Image AUROC, Pixel AUROC, Pixel AP and AUPRO@0.3 of a checkpoint on a test split."""
     from mechanism.atomic import prepare_output
@@ -40,7 +41,7 @@ def evaluate(ckpt, data_root, category, image_score, json_out, save_maps, batch_
     root = data_root if data_root is not None else detector.ckpt.data.root
     cat = category if category is not None else detector.ckpt.data.category
     ev = evaluate_detector(detector, root, cat, image_score, cache_dir=resolve_cache_dir(cache_dir, no_cache),
-                           batch_size=batch_size, progress=not quiet)
+                           batch_size=batch_size, progress=not quiet, map_score=map_score)
     m = ev.metrics
     click.echo(f"{ev.samples[0].category}: {m.n_images} test images ({m.n_defective} defective)")
     click.echo(f"  Image AUROC  {m.image_auroc:.4f}\n  Pixel AUROC  {m.pixel_auroc:.4f}\n"

@@ -30,10 +30,16 @@ backbone_weights_option = click.option(
     "--backbone-weights", default=None,
     help="Local weights file for the backbone (verified after loading; a file that does not fit "
          "is an error).")
-image_score_option = click.option(
-    "--image-score", type=click.Choice(["top3_mean", "max", "mean"]), default="top3_mean",
-    show_default=True,
-    help="Image score: mean of the 3 highest patch NLLs (study), map maximum (anomalib), mean.")
+scoring_options = compose(
+    click.option("--map-score", type=click.Choice(["latent", "nll"]), default="latent",
+                 show_default=True,
+                 help="Per-patch score of the anomaly map: latent energy ½‖z‖²/D (FastFlow's; "
+                      "localises best) or the full patch NLL (SPEC §3's map)."),
+    click.option("--image-score", type=click.Choice(["top3_mean", "max", "mean"]),
+                 default="top3_mean", show_default=True,
+                 help="Image score: mean of the 3 highest patch scores (study), map maximum "
+                      "(anomalib), mean."))
+"""``--map-score``, ``--image-score``."""
 data_root_option = click.option(
     "--data", "data_root", required=True, type=click.Path(path_type=Path),
     help="MVTec AD-style root (one category folder or a folder of categories).")
@@ -55,15 +61,17 @@ model_options = compose(
     backbone_weights_option,
     click.option("--layers", default=None,
                  help="Comma-separated feature stages (timm out_indices) [default: BackboneConfig]."),
-    click.option("--local-avg", type=int, default=0, show_default=True,
-                 help="PatchCore-style k×k local averaging of the features (0 = off, 3 = the study's)."),
+    click.option("--local-avg", type=int, default=None,
+                 help="PatchCore-style k×k local averaging of the features, 0 = off "
+                      "[default: BackboneConfig]."),
     click.option("--input-size", type=int, default=224, show_default=True,
                  help="Model input side in pixels."),
     click.option("--flow-blocks", type=int, default=None, help="Coupling blocks [default: FlowConfig]."),
     click.option("--flow-hidden", type=int, default=None,
                  help="Hidden width of the subnets [default: FlowConfig]."),
-    click.option("--no-spatial-context", is_flag=True,
-                 help="Per-patch flow: no depthwise 3×3 context of the neighbours in the scale subnet."),
+    click.option("--spatial-context/--no-spatial-context", default=None,
+                 help="Give the scale subnet a depthwise 3×3 view of the neighbours' passive half, "
+                      "or keep the flow per patch [default: FlowConfig]."),
     click.option("--subnet-kernel", type=int, default=None,
                  help="Kernel of the subnets' convolutions: 1 per patch, 3 FastFlow-style over the "
                       "neighbours [default: FlowConfig]."))
@@ -89,9 +97,9 @@ def parse_list(text: str, what: str, kind: type = int) -> tuple:
 
 
 def model_configs(epochs: int | None, batch_size: int | None, lr: float | None, backbone: str,
-                  backbone_weights: str | None, layers: str | None, local_avg: int, input_size: int,
-                  flow_blocks: int | None, flow_hidden: int | None, no_spatial_context: bool,
-                  subnet_kernel: int | None):
+                  backbone_weights: str | None, layers: str | None, local_avg: int | None,
+                  input_size: int, flow_blocks: int | None, flow_hidden: int | None,
+                  spatial_context: bool | None, subnet_kernel: int | None):
     """``(BackboneConfig, FlowConfig, TrainConfig)`` from the values of ``model_options``; an
     option left out keeps the config's default (the training seed too)."""
     from mechanism.backbone import BackboneConfig
@@ -105,5 +113,5 @@ def model_configs(epochs: int | None, batch_size: int | None, lr: float | None, 
     return (BackboneConfig(**given(name=backbone, weights=backbone_weights, layers=layers,
                                    local_avg=local_avg, input_size=input_size)),
             FlowConfig(**given(n_blocks=flow_blocks, hidden=flow_hidden, subnet_kernel=subnet_kernel,
-                               spatial_context=False if no_spatial_context else None)),
+                               spatial_context=spatial_context)),
             TrainConfig(**given(epochs=epochs, batch_size=batch_size, lr=lr)))

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from cli.options import (cache_option, data_root_option, device_option, image_score_option,
+from cli.options import (cache_option, data_root_option, device_option, scoring_options,
                          loss_options, model_configs, model_options, no_cache_option, parse_list,
                          resolve_cache_dir)
 
@@ -28,7 +28,7 @@ def _show_tables(tables) -> None:
 @click.option("--values", required=True, help="Comma-separated values of --param, e.g. 0,0.3,0.5,0.7,0.9,1.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated training seeds.")
 @loss_options
-@image_score_option
+@scoring_options
 @click.option("--shard", default=None,
               help="Run shard i/n of the grid only (1-based: 1 ≤ i ≤ n), e.g. $SLURM_ARRAY_TASK_ID/8 "
                    "with sbatch --array=1-8.")
@@ -41,7 +41,7 @@ def _show_tables(tables) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def sweep(ctx, data_root, categories, param, values, seeds, tail_weight, top_k_ratio, selection,
-          image_score, shard, out, device, cache_dir, no_cache, quiet, **model):
+          map_score, image_score, shard, out, device, cache_dir, no_cache, quiet, **model):
     """Train and evaluate one detector per category × value × seed of a Tail-Aware Loss setting.
 
     \b
@@ -82,7 +82,7 @@ def sweep(ctx, data_root, categories, param, values, seeds, tail_weight, top_k_r
     spec = SweepSpec(data_root, categories or (category_folder(data_root, None)[0],), param,
                      parse_list(values, "--values", float), parse_list(seeds, "--seeds", int),
                      TailLossConfig(tail_weight, top_k_ratio, selection), backbone_cfg, flow_cfg,
-                     train_cfg, image_score)
+                     train_cfg, image_score, map_score)
 
     def report(o):
         m = o.record

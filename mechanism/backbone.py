@@ -58,8 +58,8 @@ class BackboneConfig:
     """Which frozen features to compute (stored in every checkpoint)."""
     name: str = "efficientnet_lite0"  # timm model name
     weights: str = "default"          # "default" (shipped Lite0), a weights file, "random" (speed only)
-    layers: tuple[int, ...] = (3,)    # stages (timm out_indices), increasing; Lite0 3: /16, D 112; 2: /8, D 40
-    local_avg: int = 0                # 0 = off; odd k = k×k local mean per stage (PatchCore: 3)
+    layers: tuple[int, ...] = (2,)    # stages (timm out_indices), increasing; Lite0 2: /8, D 40; 3: /16, D 112
+    local_avg: int = 3                # 0 = off; odd k = k×k local mean per stage (PatchCore's 3)
     input_size: int = 224             # image side in pixels; a multiple of the coarsest stage's stride
 
     def __post_init__(self):

@@ -13,7 +13,7 @@ from mechanism.data.mvtec import Sample
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
 from mechanism.features import cached_features
-from mechanism.flow import PatchFlow, patch_nll
+from mechanism.flow import PATCH_SCORES, PatchFlow
 
 
 def backbone_record(backbone: Backbone) -> dict:
@@ -60,14 +60,25 @@ class Detector:
                                progress=progress).features
 
     @torch.no_grad()
+    def patch_scores(self, features: torch.Tensor, names: tuple[str, ...] = ("nll",),
+                     batch_size: int = 64, progress: bool = False) -> dict[str, torch.Tensor]:
+        """Per-patch scores ``(N, H, W)`` float32 on the CPU, nats per dimension, by name
+        (``mechanism.flow.PATCH_SCORES``), from one pass of the flow."""
+        unknown = [n for n in names if n not in PATCH_SCORES]
+        if unknown:
+            raise MechanismError(f"unknown patch score {unknown[0]!r}; choose one of "
+                                 f"{', '.join(PATCH_SCORES)}")
+        out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+        for start in tqdm(range(0, len(features), batch_size), desc="flow", disable=not progress):
+            flow_out = self.flow(features[start:start + batch_size].to(self.device))
+            for n in names:
+                out[n].append(PATCH_SCORES[n](flow_out).cpu())
+        return {n: torch.cat(v) for n, v in out.items()}
+
     def patch_nll(self, features: torch.Tensor, batch_size: int = 64,
                   progress: bool = False) -> torch.Tensor:
         """Per-patch NLL ``(N, H, W)`` in nats per dimension, float32 on the CPU."""
-        out = []
-        for start in tqdm(range(0, len(features), batch_size), desc="flow", disable=not progress):
-            x = features[start:start + batch_size].to(self.device)
-            out.append(patch_nll(self.flow(x)).cpu())
-        return torch.cat(out)
+        return self.patch_scores(features, ("nll",), batch_size, progress)["nll"]
 
 
 def load_detector(ckpt: str | Path | Checkpoint, device: torch.device | str = "cpu",

@@ -12,7 +12,8 @@ from mechanism.data.images import load_mask
 from mechanism.data.mvtec import Sample, read_split
 from mechanism.detector import Detector
 from mechanism.metrics import DetectionMetrics, detection_metrics
-from mechanism.scoring import anomaly_maps, image_scores
+from mechanism.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, anomaly_maps, check_scoring,
+                               image_scores)
 
 
 @dataclass(frozen=True)
@@ -22,53 +23,65 @@ class Evaluation:
     Attributes:
         metrics: Image AUROC, Pixel AUROC, Pixel AP, AUPRO@0.3.
         patch_nll: ``(N, H, W)`` float32 per-patch NLL, nats per dimension.
+        patch_scores: ``(N, H, W)`` float32 per-patch score the maps and image scores are made
+            of (``map_score``: the NLL itself, or the latent energy), nats per dimension.
         maps: ``(N, S, S)`` float32 anomaly maps (S = input size).
         masks: ``(N, S, S)`` uint8 ground truth.
         labels: ``(N,)`` 0 good / 1 defective.
         scores: ``(N,)`` image scores.
         samples: the test images, in order.
+        map_score: which per-patch score (``mechanism.flow.PATCH_SCORES``) the maps show.
         image_score: how ``scores`` pooled the patches.
+        sigma: blur of the maps, pixels.
     """
     metrics: DetectionMetrics
     patch_nll: np.ndarray
+    patch_scores: np.ndarray
     maps: np.ndarray
     masks: np.ndarray
     labels: np.ndarray
     scores: np.ndarray
     samples: list[Sample]
+    map_score: str
     image_score: str
     sigma: float
 
     def summary(self) -> dict:
         """Plain-typed metrics and context, as written by ``--json``."""
         return {**self.metrics.to_dict(), "category": self.samples[0].category,
-                "image_score": self.image_score, "sigma": self.sigma,
+                "map_score": self.map_score, "image_score": self.image_score, "sigma": self.sigma,
                 "n_good": int((self.labels == 0).sum()), "n_defective": int(self.labels.sum())}
 
 
 def evaluate_detector(detector: Detector, data_root: str | Path, category: str | None,
-                      image_score: str = "top3_mean", sigma: float = 4.0,
+                      image_score: str = DEFAULT_IMAGE_SCORE, sigma: float = 4.0,
                       cache_dir: Path | None | str = "default", batch_size: int = 64,
-                      progress: bool = True) -> Evaluation:
-    """Score every test image of ``category`` and compute the task metrics."""
+                      progress: bool = True, map_score: str = DEFAULT_MAP_SCORE) -> Evaluation:
+    """Score every test image of ``category`` and compute the task metrics; the maps and image
+    scores are made of the per-patch ``map_score`` (see ``mechanism.scoring``)."""
+    check_scoring(map_score, image_score)
     samples = read_split(data_root, category, "test")
     size = detector.backbone.cfg.input_size
     feats = detector.features(samples, cache_dir, progress)
-    nll = detector.patch_nll(feats, batch_size).numpy()
-    maps = anomaly_maps(nll, size=size, sigma=sigma)
+    per_patch = {n: v.numpy() for n, v in
+                 detector.patch_scores(feats, tuple(dict.fromkeys(("nll", map_score))), batch_size).items()}
+    maps = anomaly_maps(per_patch[map_score], size=size, sigma=sigma)
     masks = np.stack([load_mask(s.mask_path, size) for s in samples])
     labels = np.array([s.label for s in samples], dtype=np.int64)
-    scores = image_scores(nll, maps, image_score)
+    scores = image_scores(per_patch[map_score], maps, image_score)
     metrics = detection_metrics(scores, labels, maps, masks)
-    return Evaluation(metrics, nll, maps, masks, labels, scores, samples, image_score, sigma)
+    return Evaluation(metrics, per_patch["nll"], per_patch[map_score], maps, masks, labels, scores,
+                      samples, map_score, image_score, sigma)
 
 
 def save_maps(ev: Evaluation, path: str | Path) -> Path:
-    """Write maps ``(N, S, S)`` float32, masks, labels, scores, patch NLL and image paths (.npz)."""
+    """Write maps ``(N, S, S)`` float32, masks, labels, scores, the per-patch NLL and map score
+    ``(N, H, W)`` and the image paths (.npz)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, maps=ev.maps.astype(np.float32), masks=ev.masks,
                                 labels=ev.labels, scores=ev.scores, patch_nll=ev.patch_nll,
+                                patch_scores=ev.patch_scores, map_score=np.array(ev.map_score),
                                 paths=np.array([str(s.path) for s in ev.samples]))
     return Path(path)
 

@@ -18,6 +18,7 @@ from mechanism.evaluate import Evaluation
 from mechanism.metrics.resampled import (DEFAULT_BINS, auroc_from_counts,
                                          average_precision_from_counts, bin_pixels,
                                          image_auroc_weighted, resample_weights)
+from mechanism.scoring import MAP_SCORE_WORDS
 from mechanism.stats.bootstrap import Interval, PairedStat, percentile_interval
 from mechanism.tables import markdown_table
 
@@ -106,6 +107,9 @@ def observed_effect(baseline: Evaluation, candidate: Evaluation, baseline_label:
     """
     if [s.path for s in baseline.samples] != [s.path for s in candidate.samples]:
         raise MechanismError("baseline and tail-aware evaluations cover different test images")
+    scoring = {(ev.map_score, ev.image_score, ev.sigma) for ev in (baseline, candidate)}
+    if len(scoring) > 1:
+        raise MechanismError(f"baseline and tail-aware evaluations were scored differently: {sorted(scoring)}")
     if n_boot < 0:
         raise MechanismError(f"bootstrap resamples must be ≥ 0, got {n_boot}")
     points = {role: ev.metrics.to_dict() for role, ev in (("baseline", baseline), ("candidate", candidate))}
@@ -123,9 +127,12 @@ def observed_effect(baseline: Evaluation, candidate: Evaluation, baseline_label:
         else:
             metrics[key] = PairedStat(*(Interval(v, None, None, 0.95, 0, 0, "no bootstrap requested")
                                         for v in (b, c, c - b)))
-    method = (f"95% percentile bootstrap over test images, B = {n_boot}, the same resamples for "
-              f"both models; pixel metrics of a resample from per-image counts on ≤ {n_bins} "
-              f"equal-count score bins" if n_boot else "no bootstrap requested")
+    scored = (f"maps of the per-patch {MAP_SCORE_WORDS[baseline.map_score]}, blur σ = "
+              f"{baseline.sigma:g} px; image score {baseline.image_score}")
+    method = scored + ("; " + f"95% percentile bootstrap over test images, B = {n_boot}, the same "
+                       f"resamples for both models; pixel metrics of a resample from per-image "
+                       f"counts on ≤ {n_bins} equal-count score bins" if n_boot
+                       else "; no bootstrap requested")
     return ObservedEffect(baseline.samples[0].category, baseline_label, candidate_label,
                           int((baseline.labels == 0).sum()), int(baseline.labels.sum()), metrics,
                           (points["baseline"]["aupro"], points["candidate"]["aupro"]), seed,

@@ -1,8 +1,12 @@
-"""From per-patch NLL to anomaly maps and image scores (SPEC §3). Pure functions, CPU.
+"""From per-patch scores to anomaly maps and image scores (SPEC §3). Pure functions, CPU.
 
-Anomaly map: per-patch NLL bilinearly upsampled to ``size × size`` (``align_corners=False``),
+Anomaly map: a per-patch score bilinearly upsampled to ``size × size`` (``align_corners=False``),
 then a Gaussian blur of ``sigma`` pixels at that size (``scipy.ndimage.gaussian_filter``,
-reflecting borders), each image on its own.
+reflecting borders), each image on its own. The per-patch score (``mechanism.flow.PATCH_SCORES``)
+is the latent energy ½‖z‖²/D by default, as in FastFlow: on the demo set it localises defects
+far better than the full NLL, whose log-det share rewards the flow for expanding unusual
+patches (README, "Detection quality"). SPEC §3's NLL map is ``map_score="nll"``; the
+analyses always use the exact NLL.
 """
 from __future__ import annotations
 
@@ -12,60 +16,77 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from mechanism.errors import MechanismError
+from mechanism.flow import PATCH_SCORES
 from mechanism.metrics.validate import require_finite
 
 IMAGE_SCORE_METHODS = ("top3_mean", "max", "mean")
-"""``top3_mean``: mean of the 3 largest patch NLLs (the study's); ``max``: maximum of the anomaly
-map (anomalib's); ``mean``: mean patch NLL."""
+"""``top3_mean``: mean of the 3 largest patch scores (the study's); ``max``: maximum of the
+anomaly map (anomalib's); ``mean``: mean patch score."""
+
+MAP_SCORE_WORDS = {"latent": "latent energy ½‖z‖²/D", "nll": "NLL"}
+"""How reports name each per-patch score of ``mechanism.flow.PATCH_SCORES``."""
+
+DEFAULT_MAP_SCORE = "latent"
+DEFAULT_IMAGE_SCORE = "top3_mean"
+
+
+def check_scoring(map_score: str, image_score: str) -> None:
+    """Raise ``MechanismError`` on an unknown map score or image score method."""
+    if map_score not in PATCH_SCORES:
+        raise MechanismError(f"unknown map score {map_score!r}; choose one of {', '.join(PATCH_SCORES)}")
+    if image_score not in IMAGE_SCORE_METHODS:
+        raise MechanismError(f"unknown image score method {image_score!r}; choose one of "
+                             f"{', '.join(IMAGE_SCORE_METHODS)}")
+
 
 TOP_K = 3  # patches averaged by "top3_mean"
 
 
-def _patch_grid(patch_nll: np.ndarray | torch.Tensor) -> np.ndarray:
-    """``(N, H, W)`` finite per-patch NLL as a numpy array."""
-    arr = patch_nll.detach().cpu().numpy() if isinstance(patch_nll, torch.Tensor) \
-        else np.asarray(patch_nll)
+def _patch_grid(patch_scores: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``(N, H, W)`` finite per-patch scores as a numpy array."""
+    arr = patch_scores.detach().cpu().numpy() if isinstance(patch_scores, torch.Tensor) \
+        else np.asarray(patch_scores)
     if arr.ndim != 3 or 0 in arr.shape:
-        raise MechanismError(f"patch NLL must have shape (N, H, W) with no empty axis, "
+        raise MechanismError(f"patch scores must have shape (N, H, W) with no empty axis, "
                              f"got {arr.shape}")
     if not np.issubdtype(arr.dtype, np.floating):
-        raise MechanismError(f"patch NLL must be floating point, got dtype {arr.dtype}")
-    require_finite(arr, "patch NLL")
+        raise MechanismError(f"patch scores must be floating point, got dtype {arr.dtype}")
+    require_finite(arr, "patch scores")
     return arr
 
 
-def anomaly_maps(patch_nll: np.ndarray | torch.Tensor, size: int = 224,
+def anomaly_maps(patch_scores: np.ndarray | torch.Tensor, size: int = 224,
                  sigma: float = 4.0) -> np.ndarray:
-    """Per-pixel anomaly maps from per-patch NLL.
+    """Per-pixel anomaly maps from per-patch scores.
 
     Args:
-        patch_nll: ``(N, H, W)`` NLL per patch, nats (higher = more anomalous).
+        patch_scores: ``(N, H, W)`` score per patch, nats per dimension (higher = more anomalous).
         size: output side in pixels.
         sigma: Gaussian blur standard deviation in output pixels; 0 = no blur.
 
     Returns:
-        ``(N, size, size)`` float32, same units as ``patch_nll``.
+        ``(N, size, size)`` float32, same units as ``patch_scores``.
 
     Raises:
-        MechanismError: on a wrong shape, non-finite NLL, ``size < 1`` or ``sigma < 0``.
+        MechanismError: on a wrong shape, non-finite scores, ``size < 1`` or ``sigma < 0``.
     """
     if size < 1:
         raise MechanismError(f"anomaly map size must be >= 1 pixel, got {size}")
     if not sigma >= 0:
         raise MechanismError(f"anomaly map blur sigma must be >= 0 pixels, got {sigma}")
-    grid = torch.from_numpy(np.ascontiguousarray(_patch_grid(patch_nll), dtype=np.float32))
+    grid = torch.from_numpy(np.ascontiguousarray(_patch_grid(patch_scores), dtype=np.float32))
     upsampled = F.interpolate(grid[:, None], size=(size, size), mode="bilinear",
                               align_corners=False)[:, 0].numpy()
     return ndimage.gaussian_filter(upsampled, sigma=(0.0, sigma, sigma)).astype(np.float32,
                                                                               copy=False)
 
 
-def image_scores(patch_nll: np.ndarray | torch.Tensor, maps: np.ndarray | None,
+def image_scores(patch_scores: np.ndarray | torch.Tensor, maps: np.ndarray | None,
                  method: str) -> np.ndarray:
     """One anomaly score per image.
 
     Args:
-        patch_nll: ``(N, H, W)`` NLL per patch, nats.
+        patch_scores: ``(N, H, W)`` score per patch, nats per dimension.
         maps: ``(N, S, S)`` anomaly maps from :func:`anomaly_maps`; required by ``"max"`` only.
         method: one of :data:`IMAGE_SCORE_METHODS`.
 
@@ -79,7 +100,7 @@ def image_scores(patch_nll: np.ndarray | torch.Tensor, maps: np.ndarray | None,
     if method not in IMAGE_SCORE_METHODS:
         raise MechanismError(f"unknown image score method {method!r}; "
                              f"choose one of {', '.join(IMAGE_SCORE_METHODS)}")
-    grid = _patch_grid(patch_nll)
+    grid = _patch_grid(patch_scores)
     per_image = grid.reshape(grid.shape[0], -1).astype(np.float64)  # (N, H*W)
     if method == "top3_mean":
         if per_image.shape[1] < TOP_K:
@@ -92,6 +113,6 @@ def image_scores(patch_nll: np.ndarray | torch.Tensor, maps: np.ndarray | None,
         raise MechanismError("image score method 'max' needs the anomaly maps")
     maps = np.asarray(maps)
     if maps.ndim != 3 or maps.shape[0] != grid.shape[0]:
-        raise MechanismError(f"anomaly maps {maps.shape} do not match patch NLL {grid.shape}")
+        raise MechanismError(f"anomaly maps {maps.shape} do not match patch scores {grid.shape}")
     require_finite(maps, "anomaly maps")
     return maps.reshape(maps.shape[0], -1).max(axis=1).astype(np.float64)

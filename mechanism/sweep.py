@@ -47,7 +47,7 @@ from mechanism.flow import FlowConfig
 from mechanism.hashing import file_sha256
 from mechanism.loss import TailLossConfig, tail_k
 from mechanism.manifest import build_manifest, write_manifest
-from mechanism.scoring import IMAGE_SCORE_METHODS
+from mechanism.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, check_scoring
 from mechanism.sweep_files import SweepTables, check_one_setup, combine, key_columns, record_row, write_tables
 from mechanism.sweep_results import RESULTS_FILE, SWEPT_COLUMN
 from mechanism.train import train_detector
@@ -69,6 +69,7 @@ class SweepRunSpec:
     flow: FlowConfig
     train: TrainConfig          # holds the run's seed
     image_score: str
+    map_score: str
 
     @property
     def value(self) -> float:
@@ -90,7 +91,7 @@ class SweepRunSpec:
         category's training and test fingerprints."""
         return {"category": self.category, "param": self.param, "backbone": self.backbone.to_dict(),
                 "flow": self.flow.to_dict(), "loss": self.loss.to_dict(), "train": self.train.to_dict(),
-                "image_score": self.image_score, "data": data}
+                "map_score": self.map_score, "image_score": self.image_score, "data": data}
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class SweepSpec:
     kept sorted, so the plan does not depend on the order they were given in.
 
     Raises:
-        MechanismError: unknown param or image score; no or repeated categories, values or
+        MechanismError: unknown param, map score or image score; no or repeated categories, values or
             seeds (values count as equal to 6 significant digits, as in folder names); λ outside
             [0, 1]; r outside (0, 1]; a seed that is not an integer ≥ 0.
     """
@@ -115,15 +116,14 @@ class SweepSpec:
     backbone: BackboneConfig = BackboneConfig()
     flow: FlowConfig = FlowConfig()
     train: TrainConfig = TrainConfig()
-    image_score: str = "top3_mean"        # one of mechanism.scoring.IMAGE_SCORE_METHODS
+    image_score: str = DEFAULT_IMAGE_SCORE  # one of mechanism.scoring.IMAGE_SCORE_METHODS
+    map_score: str = DEFAULT_MAP_SCORE      # one of mechanism.flow.PATCH_SCORES
 
     def __post_init__(self):
         if self.param not in SWEPT_COLUMN:
             raise MechanismError(f"unknown swept parameter {self.param!r}: use one of "
                                  f"{', '.join(SWEPT_COLUMN)}")
-        if self.image_score not in IMAGE_SCORE_METHODS:
-            raise MechanismError(f"unknown image score method {self.image_score!r}; choose one of "
-                                 f"{', '.join(IMAGE_SCORE_METHODS)}")
+        check_scoring(self.map_score, self.image_score)
         values = tuple(float(v) for v in self.values)
         for v in values:
             self.run_loss(v)                  # range check of λ or r
@@ -151,13 +151,13 @@ class SweepSpec:
                 "param": self.param, "values": list(self.values), "seeds": list(self.seeds),
                 "loss": self.loss.to_dict(), "backbone": self.backbone.to_dict(),
                 "flow": self.flow.to_dict(), "train": self.train.to_dict(),
-                "image_score": self.image_score}
+                "map_score": self.map_score, "image_score": self.image_score}
 
 
 def plan(spec: SweepSpec) -> list[SweepRunSpec]:
     """Every run of ``spec``, ordered by category, value, seed."""
     return [SweepRunSpec(category, spec.param, spec.run_loss(value), spec.backbone, spec.flow,
-                         replace(spec.train, seed=seed), spec.image_score)
+                         replace(spec.train, seed=seed), spec.image_score, spec.map_score)
             for category in spec.categories for value in spec.values for seed in spec.seeds]
 
 
@@ -269,7 +269,7 @@ def _run_one(run: SweepRunSpec, folder: Path, data_root: Path, data: dict[str, s
                                  run.train, device, cache_dir, progress)
         ckpt, from_cache = load_checkpoint(trained.checkpoint), trained.features_from_cache
     ev = evaluate_detector(load_detector(ckpt, device), data_root, run.category, run.image_score,
-                           cache_dir=cache_dir, progress=progress)
+                           cache_dir=cache_dir, progress=progress, map_score=run.map_score)
     extra = {"format": RUN_FORMAT, "config": config, "data_root": str(data_root.resolve()),
              "train_seconds": ckpt.summary["train_seconds"], "n_patches": ckpt.n_patches,
              "k": tail_k(ckpt.n_patches, run.loss.top_k_ratio), "checkpoint": CHECKPOINT_FILE,

@@ -48,7 +48,9 @@ def key_columns(config: dict, folder: str) -> dict[str, str]:
     ``config`` is a run's plain-typed configuration (``SweepRunSpec.config``).
     """
     loss, train = config["loss"], config["train"]
+    # records written before the map score was configurable were scored with the NLL map
     setup = {"backbone": config["backbone"], "flow": config["flow"], "image_score": config["image_score"],
+             "map_score": config.get("map_score", "nll"),
              "train": {k: v for k, v in train.items() if k != "seed"}}
     return {"param": config["param"], "value": f"{loss[SWEPT_COLUMN[config['param']]]:g}",
             "tail_weight": str(float(loss["tail_weight"])), "top_k_ratio": str(float(loss["top_k_ratio"])),
@@ -67,7 +69,7 @@ def check_one_setup(rows: list[dict[str, str]], where: str) -> None:
 
     Only the columns of ``key_columns`` are read, so planned runs can be checked too.
     """
-    rules = (("setup", lambda r: (), "backbone, flow, training settings (seed aside) or image score"),
+    rules = (("setup", lambda r: (), "backbone, flow, training settings (seed aside), map or image score"),
              ("data", lambda r: (r["category"],), "training or test images"),
              (None, lambda r: (r["category"], r["param"], r["selection"]), "the loss setting not swept"))
     unknown = [row for row in rows if row["param"] not in FIXED_COLUMN]

@@ -19,8 +19,8 @@ from mechanism.train_config import TrainConfig
 # Tests use tiny tensors: one thread avoids OpenMP busy-wait contention on a shared 2-core machine.
 torch.set_num_threads(1)
 
-TINY_BACKBONE = BackboneConfig(input_size=64)   # real Lite0 weights, 4×4 grid, D = 112
-TINY_FLOW = FlowConfig(n_blocks=2, hidden=32, pos_channels=8)
+TINY_BACKBONE = BackboneConfig(layers=(3,), local_avg=0, input_size=64)  # real Lite0 weights, 4×4 grid, D = 112
+TINY_FLOW = FlowConfig(n_blocks=2, hidden=32, pos_channels=8, spatial_context=True)
 TINY_TRAIN = TrainConfig(epochs=3, batch_size=4, seed=0)
 
 

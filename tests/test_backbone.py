@@ -38,6 +38,12 @@ def default_backbone():
 
 
 @pytest.fixture(scope="module")
+def raw_stage3():
+    """Stage 3 (stride 16, D 112) without local averaging."""
+    return load_backbone(BackboneConfig(layers=(3,), local_avg=0))
+
+
+@pytest.fixture(scope="module")
 def images():
     return torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
 
@@ -133,7 +139,7 @@ def test_local_weights_file_gives_the_saved_models_features(tmp_path, wrapper):
     state = _seeded_resnet18().state_dict()
     path = tmp_path / ("w.safetensors" if wrapper == "safetensors" else "w.pth")
     _save(state, path, wrapper)
-    backbone = load_backbone(BackboneConfig("resnet18", str(path), layers=(2,), input_size=64))
+    backbone = load_backbone(BackboneConfig("resnet18", str(path), layers=(2,), local_avg=0, input_size=64))
     reference = timm.create_model("resnet18", features_only=True, out_indices=(2,)).eval()
     reference.load_state_dict({k: state[k] for k in reference.state_dict()}, strict=True)
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
@@ -185,7 +191,8 @@ def test_unreadable_files_are_refused(tmp_path):
     (BackboneConfig(name="no_such_net"), "unknown backbone"),
     (BackboneConfig(name="resnet18"), "fit only"),
     (BackboneConfig(layers=(5,)), "stages 0..4"),
-    (BackboneConfig(input_size=100), "not a multiple of the stride 16"),
+    (BackboneConfig(input_size=100), "not a multiple of the stride 8"),
+    (BackboneConfig(layers=(3,), input_size=200), "not a multiple of the stride 16"),
 ])
 def test_impossible_requests_are_refused(cfg, reason):
     with pytest.raises(MechanismError, match=reason):
@@ -197,15 +204,15 @@ def test_impossible_requests_are_refused(cfg, reason):
 def test_default_shape_matches_the_declared_grid(default_backbone, images):
     with torch.no_grad():
         y = default_backbone(images)
-    assert y.shape == (2, 112, 14, 14) and y.dtype == torch.float32
-    assert (default_backbone.out_channels, *default_backbone.grid()) == (112, 14, 14)
+    assert y.shape == (2, 40, 28, 28) and y.dtype == torch.float32
+    assert (default_backbone.out_channels, *default_backbone.grid()) == (40, 28, 28)
 
 
-def test_two_stages_are_the_single_stages_joined_on_the_finer_grid(default_backbone, images):
-    both = load_backbone(BackboneConfig(layers=(2, 3)))
-    stage2 = load_backbone(BackboneConfig(layers=(2,)))
+def test_two_stages_are_the_single_stages_joined_on_the_finer_grid(raw_stage3, images):
+    both = load_backbone(BackboneConfig(layers=(2, 3), local_avg=0))
+    stage2 = load_backbone(BackboneConfig(layers=(2,), local_avg=0))
     with torch.no_grad():
-        y, y2, y3 = both(images), stage2(images), default_backbone(images)
+        y, y2, y3 = both(images), stage2(images), raw_stage3(images)
     assert y.shape == (2, 152, 28, 28)
     assert (both.out_channels, *both.grid()) == (152, 28, 28)
     torch.testing.assert_close(y[:, :40], y2)
@@ -213,11 +220,11 @@ def test_two_stages_are_the_single_stages_joined_on_the_finer_grid(default_backb
                                                         align_corners=False))
 
 
-def test_local_average_is_the_mean_over_the_in_image_neighbours(default_backbone, images):
-    averaged = load_backbone(BackboneConfig(local_avg=3))
+def test_local_average_is_the_mean_over_the_in_image_neighbours(raw_stage3, images):
+    averaged = load_backbone(BackboneConfig(layers=(3,), local_avg=3))
     with torch.no_grad():
-        raw, avg = default_backbone(images), averaged(images)
-    assert avg.shape == raw.shape and averaged.grid() == default_backbone.grid()
+        raw, avg = raw_stage3(images), averaged(images)
+    assert avg.shape == raw.shape and averaged.grid() == raw_stage3.grid()
     torch.testing.assert_close(avg[:, :, 0, 0], raw[:, :, :2, :2].mean((-1, -2)))      # corner: 2×2
     torch.testing.assert_close(avg[:, :, 0, 5], raw[:, :, :2, 4:7].mean((-1, -2)))     # edge: 2×3
     torch.testing.assert_close(avg[:, :, 6, 7], raw[:, :, 5:8, 6:9].mean((-1, -2)))    # inside: 3×3

@@ -23,10 +23,25 @@ def test_evaluate_writes_metrics_and_recomputable_maps(tiny_ckpt, tiny_cache, tm
     assert metrics["pixel_auroc"] == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()))
     assert metrics["pixel_ap"] == pytest.approx(average_precision_score(masks.ravel(), maps.ravel()))
     assert metrics["image_auroc"] == pytest.approx(roc_auc_score(labels, saved["scores"]))
-    top3 = np.sort(saved["patch_nll"].reshape(8, -1), axis=1)[:, -3:].mean(axis=1)
+    assert metrics["map_score"] == "latent" and str(saved["map_score"]) == "latent"
+    top3 = np.sort(saved["patch_scores"].reshape(8, -1), axis=1)[:, -3:].mean(axis=1)
     assert np.allclose(saved["scores"], top3)
+    # the latent energy is the NLL without its log-det share: it differs from the NLL per patch
+    assert saved["patch_scores"].shape == saved["patch_nll"].shape
+    assert not np.allclose(saved["patch_scores"], saved["patch_nll"])
     assert 0.0 <= metrics["aupro"] <= 1.0
     assert "Pixel AP" in result.output
+
+
+def test_nll_map_score_builds_maps_from_the_patch_nll(tiny_ckpt, tiny_cache, tmp_path):
+    out_maps = tmp_path / "maps.npz"
+    result = CliRunner().invoke(app, ["evaluate", "--ckpt", str(tiny_ckpt), "--save-maps", str(out_maps),
+                                      "--map-score", "nll", "--cache-dir", str(tiny_cache), "--quiet"])
+    assert result.exit_code == 0, result.output
+    saved = np.load(out_maps)
+    np.testing.assert_array_equal(saved["patch_scores"], saved["patch_nll"])
+    top3 = np.sort(saved["patch_nll"].reshape(8, -1), axis=1)[:, -3:].mean(axis=1)
+    assert np.allclose(saved["scores"], top3)
 
 
 def test_same_command_same_numbers(tiny_ckpt, tiny_cache, tmp_path):

@@ -27,7 +27,7 @@ def samples(tmp_path):
 
 @pytest.fixture(scope="module")
 def backbone():
-    return load_backbone(BackboneConfig(input_size=64))
+    return load_backbone(BackboneConfig(layers=(3,), local_avg=0, input_size=64))
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_changed_image_bytes_change_the_key(backbone, samples, tmp_path, forward
 def test_other_layers_change_the_key(backbone, samples, tmp_path):
     cache = tmp_path / "cache"
     first = cached_features(backbone, samples, cache, progress=False)
-    other = load_backbone(BackboneConfig(layers=(2, 3), input_size=64))
+    other = load_backbone(BackboneConfig(layers=(2, 3), local_avg=0, input_size=64))
     second = cached_features(other, samples, cache, progress=False)
     assert second.key != first.key and not second.from_cache
     assert second.features.shape == (5, 152, 8, 8)

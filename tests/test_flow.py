@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from mechanism.flow import FlowConfig, FlowOutput, PatchFlow, patch_nll
+from mechanism.flow import FlowConfig, FlowOutput, PatchFlow, latent_energy, patch_nll
 from mechanism.flow.positional import positional_encoding_2d
 
 
@@ -77,6 +77,9 @@ def test_patch_nll_formula_by_hand():
     half_log_2pi = 0.5 * math.log(2 * math.pi)
     assert nll[0, 0, 0].item() == pytest.approx(half_log_2pi)
     assert nll[0, 0, 1].item() == pytest.approx((12.5 - 1.0) / 2 + half_log_2pi)
+    energy = latent_energy(FlowOutput(z, logdet))     # ½‖z‖²/D, no log-det, no constant
+    assert energy.shape == (1, 1, 2)
+    assert energy[0, 0].tolist() == pytest.approx([0.0, 12.5 / 2])
 
 
 def test_log_scale_is_soft_clamped():

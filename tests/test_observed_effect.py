@@ -11,7 +11,7 @@ from mechanism.metrics import detection_metrics
 from mechanism.observed_effect import ObservedEffect, observed_effect
 
 
-def _evaluation(rng, maps_shift=0.0, names=None):
+def _evaluation(rng, maps_shift=0.0, names=None, map_score="latent"):
     n = 16
     labels = np.array([0] * 6 + [1] * 10)
     masks = np.zeros((n, 16, 16), np.uint8)
@@ -20,8 +20,8 @@ def _evaluation(rng, maps_shift=0.0, names=None):
     scores = maps.reshape(n, -1).max(1)
     names = names or [f"{i:03d}.png" for i in range(n)]
     samples = [Sample(Path(p), "toy", "good" if l == 0 else "hole", int(l), None) for p, l in zip(names, labels)]
-    return Evaluation(detection_metrics(scores, labels, maps, masks), np.zeros((n, 2, 2)), maps,
-                      masks, labels, scores, samples, "max", 4.0)
+    return Evaluation(detection_metrics(scores, labels, maps, masks), np.zeros((n, 2, 2)),
+                      np.zeros((n, 2, 2)), maps, masks, labels, scores, samples, map_score, "max", 4.0)
 
 
 def test_same_model_gives_zero_difference_and_exact_point_metrics():
@@ -48,3 +48,9 @@ def test_different_test_images_are_refused():
     other = _evaluation(rng, names=[f"x{i}.png" for i in range(16)])
     with pytest.raises(MechanismError, match="different test images"):
         observed_effect(_evaluation(rng), other, "a", "b")
+
+
+def test_differently_scored_evaluations_are_refused():
+    rng = np.random.default_rng(0)
+    with pytest.raises(MechanismError, match="scored differently"):
+        observed_effect(_evaluation(rng), _evaluation(rng, map_score="nll"), "a", "b")

@@ -17,10 +17,10 @@ from mechanism.flow.positional import positional_encoding_2d
 class FlowConfig:
     """Architecture of the patch flow (stored in every checkpoint)."""
     n_blocks: int = 8              # number of coupling blocks
-    hidden: int = 256              # hidden width of each Linear–ReLU–Linear subnet
+    hidden: int = 128              # hidden width of each Linear–ReLU–Linear subnet
     clamp: float = 1.9             # α of the soft clamp s = α·tanh(s_raw/α)
     pos_channels: int = 32         # channels of the sin/cos positional condition (multiple of 4)
-    spatial_context: bool = True   # depthwise 3×3 context of neighbours' passive half (scale subnet)
+    spatial_context: bool = False  # depthwise 3×3 context of neighbours' passive half (scale subnet)
     permutation_seed: int = 0      # seed of the fixed channel permutations
     subnet_kernel: int = 1         # subnet convolutions: 1 = per patch, 3 = 3×3 over neighbours (odd)
 
@@ -92,10 +92,23 @@ class PatchFlow(nn.Module):
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
+def latent_energy(out: FlowOutput) -> torch.Tensor:
+    """Per-patch latent energy ``½‖z[:,h,w]‖² / D`` in nats per dimension, shape ``(B, H, W)``.
+
+    The patch NLL without its log-det share and constant; FastFlow's and CFlow-AD's anomaly
+    score (anomalib maps ``−exp(−energy)``, a monotone transform of it).
+    """
+    return 0.5 * out.z.pow(2).mean(dim=1)
+
+
 def patch_nll(out: FlowOutput) -> torch.Tensor:
     """Per-patch negative log-likelihood in nats per dimension, shape ``(B, H, W)``.
 
     ``NLL[h,w] = (½‖z[:,h,w]‖² − logdet[h,w]) / D + ½·log(2π)`` (SPEC §1).
     """
-    d = out.z.shape[1]
-    return (0.5 * out.z.pow(2).sum(dim=1) - out.logdet) / d + HALF_LOG_2PI
+    return latent_energy(out) - out.logdet / out.z.shape[1] + HALF_LOG_2PI
+
+
+PATCH_SCORES = {"nll": patch_nll, "latent": latent_energy}
+"""Per-patch anomaly scores an anomaly map can be built from, by name: ``nll`` the exact
+per-patch NLL (SPEC §3, what the analyses use), ``latent`` its latent energy (FastFlow's)."""
