@@ -339,9 +339,10 @@ def main() -> None:
     print(f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} cores")
     print_table(table, len(args.seeds.split(",")))
-    print("ours: latent-energy maps + blur σ=4, top-3 image score, cached features; fastflow: anomalib "
-          "map (no blur), max image score, backbone run every epoch; train s of ours includes "
-          "feature extraction")
+    from mechanism.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, MAP_SCORE_WORDS
+    print(f"ours: maps of the {MAP_SCORE_WORDS[DEFAULT_MAP_SCORE]} + blur σ=4, image score "
+          f"{DEFAULT_IMAGE_SCORE}, cached features; fastflow: anomalib map (no blur), max image "
+          f"score, backbone run every epoch; train s of ours includes feature extraction")
 
 
 if __name__ == "__main__":

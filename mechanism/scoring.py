@@ -5,7 +5,7 @@ then a Gaussian blur of ``sigma`` pixels at that size (``scipy.ndimage.gaussian_
 reflecting borders), each image on its own. The per-patch score (``mechanism.flow.PATCH_SCORES``)
 is the latent energy ½‖z‖²/D by default, as in FastFlow: on the demo set it localises defects
 far better than the full NLL, whose log-det share rewards the flow for expanding unusual
-patches (README, "Detection quality"). SPEC §3's NLL map is ``map_score="nll"``; the
+patches (README, "Against anomalib's FastFlow"). SPEC §3's NLL map is ``map_score="nll"``; the
 analyses always use the exact NLL.
 """
 from __future__ import annotations

@@ -165,7 +165,7 @@ def report_markdown(inputs: ReportInputs) -> str:
              f"Baseline: {inputs.baseline or 'none given'}.", "",
              "## 1. Research question", "", *_observed_section(inputs),
              "### 1.2 Question", "",
-             "Why does concentrating on a few hardest patches (top-k of N, e.g. 4 of 196) change what "
+             "Why does concentrating on a few hardest patches (the top-k of N, e.g. the hardest 2%) change what "
              "a normalizing-flow detector learns, and which mechanism explains it?", "",
              "### 1.3 The Tail-Aware Loss", "",
              "`L = (1 − λ) · mean over all N patches of NLL + λ · mean over the top-k patches of NLL`, "
