@@ -1,6 +1,7 @@
 """Markdown rendering of result tables (the study's layout: a header row, then value rows)."""
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 
@@ -21,5 +22,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 
 def format_p(p: float) -> str:
-    """p-values: 3 significant digits, scientific below 1e-3 (``5.43e-93``)."""
+    """p-values: 3 significant digits, scientific below 1e-3 (``5.43e-93``); a p that
+    underflowed to 0 in double precision is written as a bound (``< 2.2e-308``)."""
+    if p == 0:
+        return f"< {sys.float_info.min:.1e}"
     return f"{p:.3g}" if p >= 1e-3 else f"{p:.2e}"

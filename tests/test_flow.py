@@ -53,6 +53,7 @@ def test_patches_interact_only_with_spatial_context_or_wider_subnets():
         others = jac.clone()
         others[:, :, 1, 1] = 0  # remove the patch's own block
         assert (others.abs().max() > 1e-8) == expect_interaction
+        assert flow.patches_interact == expect_interaction
 
 
 def test_fresh_flow_is_identity_and_nll_is_standard_normal():

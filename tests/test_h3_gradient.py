@@ -146,6 +146,27 @@ def test_batched_backward_equals_per_image_loop_with_spatial_context():
     assert result.conditions[-1].ratio is not None and result.amplification is not None
 
 
+def test_per_patch_flow_gradients_match_autograd_of_each_loss():
+    """Without patch interaction one backward pass serves every λ: check it against autograd of
+    each λ's loss, and that the non-tail gradient at λ = 1 is exactly zero."""
+    flow = identity_flow(spatial_context=False)
+    gen = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+    assert not flow.patches_interact
+    x = features(3, seed=5)
+    lambdas = (0.0, 0.3, 1.0)
+    got = patch_gradients(flow, x, lambdas, R)
+    for lam in lambdas:
+        xr = x.clone().requires_grad_(True)
+        nll = patch_nll(flow(xr)).flatten(1)
+        loss = ((1 - lam) * nll.mean(1) + lam * nll.topk(K, dim=1).values.mean(1)).sum()
+        (grad,) = torch.autograd.grad(loss, xr)
+        torch.testing.assert_close(got.norms[lam], grad.norm(dim=1), rtol=1e-5, atol=1e-9)
+    assert (got.norms[1.0][~got.tail] == 0).all()
+
+
 def test_measure_does_not_depend_on_batch_size():
     flow, x = random_flow(1), features(6, seed=3)
     one = measure(flow, x, (0.0, 1.0), R, batch_size=1)

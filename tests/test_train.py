@@ -61,10 +61,10 @@ def test_cli_trains_the_options_it_is_given(tiny_data, tiny_cache, tmp_path):
     result = CliRunner().invoke(app, ["train", "--data", str(tiny_data), "--category", "grass",
                                       "--out", str(out), "--input-size", "64", "--epochs", "1",
                                       "--local-avg", "0", "--flow-blocks", "2", "--flow-hidden", "16",
-                                      "--spatial-context", "--selection", "random", "--tail-weight", "1",
+                                      "--no-spatial-context", "--selection", "random", "--tail-weight", "1",
                                       "--cache-dir", str(tiny_cache), "--quiet"])
     assert result.exit_code == 0, result.output
     ckpt = load_checkpoint(out)
     assert ckpt.backbone["config"]["local_avg"] == 0 and ckpt.data.category == "grass"
-    assert (ckpt.flow.n_blocks, ckpt.flow.hidden, ckpt.flow.spatial_context) == (2, 16, True)
+    assert (ckpt.flow.n_blocks, ckpt.flow.hidden, ckpt.flow.spatial_context) == (2, 16, False)
     assert ckpt.loss == TailLossConfig(1.0, 0.02, "random")

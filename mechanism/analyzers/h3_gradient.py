@@ -102,8 +102,10 @@ def patch_gradients(flow: PatchFlow, features: torch.Tensor, lambdas: Sequence[f
     One forward pass, then one backward pass to the input for each end point λ = 0 and λ = 1
     that is needed, of ``B · tail_aware_loss`` (= the sum of the per-image losses). The loss is
     linear in λ for a fixed tail, so ``∂L_λ/∂x = (1 − λ)·∂L_0/∂x + λ·∂L_1/∂x`` exactly: any
-    number of conditions costs at most two backward passes. The flow's mode is left as it is
-    (eval for a loaded detector).
+    number of conditions costs at most two backward passes. When the flow's patches do not
+    interact, patch p's NLL depends on ``x[:, p]`` alone, so its loss gradient is
+    ``((1 − λ)/N + λ·[p ∈ tail]/k)·∂NLL_p/∂x_p``: one backward pass of ``Σ NLL`` serves every λ.
+    The flow's mode is left as it is (eval for a loaded detector).
 
     Args:
         flow: the patch flow.
@@ -124,6 +126,11 @@ def patch_gradients(flow: PatchFlow, features: torch.Tensor, lambdas: Sequence[f
     tail = torch.zeros_like(nll, dtype=torch.bool).flatten(1)
     tail.scatter_(1, select_tail(nll.detach(), k, "topk"), True)
     lambdas = [float(lam) for lam in lambdas]
+    if not flow.patches_interact:
+        (grad,) = torch.autograd.grad(nll.sum(), x)
+        norm, in_tail = grad.norm(dim=1), tail.view_as(nll).to(grad.dtype)
+        return PatchGradients({lam: norm * ((1.0 - lam) / nll[0].numel() + lam * in_tail / k)
+                               for lam in lambdas}, tail.view_as(nll))
     ends = [end for end, needed in ((0.0, any(lam < 1 for lam in lambdas)),
                                     (1.0, any(lam > 0 for lam in lambdas))) if needed]
     end_grads = {}

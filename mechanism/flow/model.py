@@ -20,7 +20,7 @@ class FlowConfig:
     hidden: int = 128              # hidden width of each Linear–ReLU–Linear subnet
     clamp: float = 1.9             # α of the soft clamp s = α·tanh(s_raw/α)
     pos_channels: int = 32         # channels of the sin/cos positional condition (multiple of 4)
-    spatial_context: bool = False  # depthwise 3×3 context of neighbours' passive half (scale subnet)
+    spatial_context: bool = True   # depthwise 3×3 context of neighbours' passive half (scale subnet)
     permutation_seed: int = 0      # seed of the fixed channel permutations
     subnet_kernel: int = 1         # subnet convolutions: 1 = per patch, 3 = 3×3 over neighbours (odd)
 
@@ -66,6 +66,12 @@ class PatchFlow(nn.Module):
             CouplingBlock(dim, cfg.pos_channels, cfg.hidden, cfg.clamp, cfg.spatial_context,
                           torch.randperm(dim, generator=gen), cfg.subnet_kernel)
             for _ in range(cfg.n_blocks))
+
+    @property
+    def patches_interact(self) -> bool:
+        """Whether a patch's latent depends on other patches' features (spatial context or
+        k×k subnets with k > 1); if not, the Jacobian is block-diagonal over patches."""
+        return self.cfg.spatial_context or self.cfg.subnet_kernel > 1
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.dim, self.height, self.width):
