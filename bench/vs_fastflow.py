@@ -21,8 +21,8 @@ Both see the same decoded images (read once, not timed) and the same backbone ne
 FastFlow gets one flow per stage of ``--layers``, ours its own default stages. Metrics
 come from ``mechanism.metrics.detection_metrics`` (sklearn pooled pixels, AUPRO@0.3), each
 model with its own anomaly map at 224 px: ours = the defaults of ``mechanism evaluate`` (per-patch
-latent energy ½‖z‖²/D upsampled bilinearly + Gaussian σ = 4, image score top-3 mean of the
-patch scores); FastFlow = anomalib's map
+latent energy ½‖z‖²/D upsampled bilinearly + Gaussian σ = 4, image score the mean of the
+top patch scores over 3/196 of the image, ``top_area_mean``); FastFlow = anomalib's map
 (−mean over stages of exp(−½·mean_c z²), bilinearly upsampled, no blur), image score = map max.
 
 Timings: train s/epoch (ours on cached features; FastFlow re-extracting), train s in total

@@ -35,11 +35,13 @@ scoring_options = compose(
                  show_default=True,
                  help="Per-patch score of the anomaly map: latent energy ½‖z‖²/D (FastFlow's; "
                       "localises best) or the full patch NLL (SPEC §3's map)."),
-    click.option("--image-score", type=click.Choice(["top3_mean", "max", "mean"]),
-                 default="top3_mean", show_default=True,
-                 help="Image score: mean of the 3 highest patch scores (study), map maximum "
-                      "(anomalib), mean."))
-"""``--map-score``, ``--image-score``."""
+    click.option("--image-score", type=click.Choice(["top_area_mean", "top3_mean", "max", "mean"]),
+                 default="top_area_mean", show_default=True,
+                 help="Image score: mean of the highest patch scores covering the study's "
+                      "area (3 of 196 patches: 12 on a 28×28 grid), mean of the 3 highest "
+                      "(study), map maximum (anomalib), mean."))
+"""``--map-score``, ``--image-score`` (literal here so that ``--help`` does not import torch;
+``tests/test_scoring.py`` holds them to ``mechanism.scoring``)."""
 data_root_option = click.option(
     "--data", "data_root", required=True, type=click.Path(path_type=Path),
     help="MVTec AD-style root (one category folder or a folder of categories).")

@@ -19,15 +19,17 @@ from mechanism.errors import MechanismError
 from mechanism.flow import PATCH_SCORES
 from mechanism.metrics.validate import require_finite
 
-IMAGE_SCORE_METHODS = ("top3_mean", "max", "mean")
-"""``top3_mean``: mean of the 3 largest patch scores (the study's); ``max``: maximum of the
-anomaly map (anomalib's); ``mean``: mean patch score."""
+IMAGE_SCORE_METHODS = ("top_area_mean", "top3_mean", "max", "mean")
+"""``top_area_mean``: mean of the highest patch scores covering the study's image area, 3 of
+196 patches (:func:`top_area_k`: 3 on its 14×14 grid, 12 on 28×28); ``top3_mean``: mean of the
+3 largest patch scores (the study's, whatever the grid); ``max``: maximum of the anomaly map
+(anomalib's); ``mean``: mean patch score."""
 
 MAP_SCORE_WORDS = {"latent": "latent energy ½‖z‖²/D", "nll": "NLL"}
 """How reports name each per-patch score of ``mechanism.flow.PATCH_SCORES``."""
 
 DEFAULT_MAP_SCORE = "latent"
-DEFAULT_IMAGE_SCORE = "top3_mean"
+DEFAULT_IMAGE_SCORE = "top_area_mean"
 
 
 def check_scoring(map_score: str, image_score: str) -> None:
@@ -40,6 +42,18 @@ def check_scoring(map_score: str, image_score: str) -> None:
 
 
 TOP_K = 3  # patches averaged by "top3_mean"
+STUDY_GRID_PATCHES = 14 * 14  # the study's grid, on which "top_area_mean" averages TOP_K patches
+
+
+def top_area_k(n_patches: int) -> int:
+    """Patches averaged by ``top_area_mean`` on a grid of ``n_patches``: the study's top-3 of
+    196 scaled to the same image area, ``max(1, round(3·N/196))``."""
+    return max(1, round(TOP_K * n_patches / STUDY_GRID_PATCHES))
+
+
+def _top_mean(per_image: np.ndarray, k: int) -> np.ndarray:
+    """``(N,)`` mean of the ``k`` largest values of each row of ``per_image`` ``(N, P)``."""
+    return np.partition(per_image, -k, axis=1)[:, -k:].mean(axis=1)
 
 
 def _patch_grid(patch_scores: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -102,11 +116,13 @@ def image_scores(patch_scores: np.ndarray | torch.Tensor, maps: np.ndarray | Non
                              f"choose one of {', '.join(IMAGE_SCORE_METHODS)}")
     grid = _patch_grid(patch_scores)
     per_image = grid.reshape(grid.shape[0], -1).astype(np.float64)  # (N, H*W)
+    if method == "top_area_mean":
+        return _top_mean(per_image, top_area_k(per_image.shape[1]))
     if method == "top3_mean":
         if per_image.shape[1] < TOP_K:
             raise MechanismError(f"top3_mean needs at least {TOP_K} patches per image, "
                                  f"got {per_image.shape[1]}")
-        return np.partition(per_image, -TOP_K, axis=1)[:, -TOP_K:].mean(axis=1)
+        return _top_mean(per_image, TOP_K)
     if method == "mean":
         return per_image.mean(axis=1)
     if maps is None:

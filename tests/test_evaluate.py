@@ -24,8 +24,9 @@ def test_evaluate_writes_metrics_and_recomputable_maps(tiny_ckpt, tiny_cache, tm
     assert metrics["pixel_ap"] == pytest.approx(average_precision_score(masks.ravel(), maps.ravel()))
     assert metrics["image_auroc"] == pytest.approx(roc_auc_score(labels, saved["scores"]))
     assert metrics["map_score"] == "latent" and str(saved["map_score"]) == "latent"
-    top3 = np.sort(saved["patch_scores"].reshape(8, -1), axis=1)[:, -3:].mean(axis=1)
-    assert np.allclose(saved["scores"], top3)
+    # default image score: the top patches over 3/196 of the image; of a 4×4 grid that is 1 patch
+    assert saved["patch_scores"].shape == (8, 4, 4)
+    assert np.allclose(saved["scores"], saved["patch_scores"].reshape(8, -1).max(axis=1))
     # the latent energy is the NLL without its log-det share: it differs from the NLL per patch
     assert saved["patch_scores"].shape == saved["patch_nll"].shape
     assert not np.allclose(saved["patch_scores"], saved["patch_nll"])
@@ -36,7 +37,8 @@ def test_evaluate_writes_metrics_and_recomputable_maps(tiny_ckpt, tiny_cache, tm
 def test_nll_map_score_builds_maps_from_the_patch_nll(tiny_ckpt, tiny_cache, tmp_path):
     out_maps = tmp_path / "maps.npz"
     result = CliRunner().invoke(app, ["evaluate", "--ckpt", str(tiny_ckpt), "--save-maps", str(out_maps),
-                                      "--map-score", "nll", "--cache-dir", str(tiny_cache), "--quiet"])
+                                      "--map-score", "nll", "--image-score", "top3_mean",
+                                      "--cache-dir", str(tiny_cache), "--quiet"])
     assert result.exit_code == 0, result.output
     saved = np.load(out_maps)
     np.testing.assert_array_equal(saved["patch_scores"], saved["patch_nll"])

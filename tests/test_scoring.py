@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from mechanism.errors import MechanismError
-from mechanism.scoring import IMAGE_SCORE_METHODS, anomaly_maps, image_scores
+from mechanism.flow import PATCH_SCORES
+from mechanism.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, IMAGE_SCORE_METHODS, anomaly_maps,
+                               image_scores, top_area_k)
 
 
 def test_constant_patches_give_constant_map():
@@ -74,7 +76,34 @@ def test_image_scores_of_known_arrays():
     np.testing.assert_allclose(image_scores(patches, None, "top3_mean"), [7.0, 5.0, -2.0])
     np.testing.assert_allclose(image_scores(patches, None, "mean"), [4.0, 21 / 9, -5.0])
     np.testing.assert_allclose(image_scores(patches, maps, "max"), [3.0, 0.0, 0.5])
-    assert IMAGE_SCORE_METHODS == ("top3_mean", "max", "mean")
+    assert IMAGE_SCORE_METHODS == ("top_area_mean", "top3_mean", "max", "mean")
+
+
+@pytest.mark.parametrize("grid, k", [(14, 3), (28, 12), (7, 1), (4, 1), (56, 48)])
+def test_top_area_mean_keeps_the_studys_area(grid, k):
+    """3 of 196 patches of the study's 14×14 grid, the same image area on any grid."""
+    assert top_area_k(grid * grid) == k
+    rng = np.random.default_rng(grid)
+    patches = rng.permutation(np.arange(2 * grid * grid, dtype=np.float64)).reshape(2, grid, grid)
+    expected = [np.sort(p.ravel())[-k:].mean() for p in patches]  # independent: full sort
+    np.testing.assert_allclose(image_scores(patches, None, "top_area_mean"), expected)
+    if grid == 14:
+        np.testing.assert_array_equal(image_scores(patches, None, "top_area_mean"),
+                                      image_scores(patches, None, "top3_mean"))
+
+
+def test_cli_choices_match_the_library():
+    """cli/options.py spells the choices out (so --help stays light); they must be the library's."""
+    from cli.options import scoring_options
+
+    @scoring_options
+    def command(**_):
+        pass
+    params = {p.name: p for p in command.__click_params__}
+    assert tuple(params["image_score"].type.choices) == IMAGE_SCORE_METHODS
+    assert params["image_score"].default == DEFAULT_IMAGE_SCORE
+    assert set(params["map_score"].type.choices) == set(PATCH_SCORES)
+    assert params["map_score"].default == DEFAULT_MAP_SCORE
 
 
 def test_non_finite_input_raises_and_counts():
