@@ -111,8 +111,8 @@ def _optimum_section(inputs: ReportInputs) -> list[str]:
     for row in control:
         d = 100 * row.difference("pixel_ap")
         verdicts.append(f"at λ = {row.tail_weight:g}, r = {row.top_k_ratio:g} top-k selection "
-                        f"{'beats' if d > 0 else 'does not beat'} random-k "
-                        f"(Pixel AP difference {d:+.2f} pts)")
+                        f"{'beats' if d > 0 else 'does not beat'} random-k: Pixel AP "
+                        f"difference {d:+.2f} pts")
     return lines + [
         "A model trained with the same λ and r but selecting k *random* patches gets the same "
         "gradient magnitude on its selection; if it gained as much, concentration alone, not the "
