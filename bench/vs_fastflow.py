@@ -176,14 +176,15 @@ def infer_fastflow(model: nn.Module, images: torch.Tensor) -> tuple[np.ndarray, 
 def infer_ours(detector, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
     """What ``evaluate_detector`` computes with its defaults, from images in memory: maps, image
     scores, ms/image."""
-    from mechanism.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, anomaly_maps, image_scores
+    from mechanism.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, anomaly_maps,
+                                   image_scores)
     size = detector.backbone.cfg.input_size
     maps, scores = [], []
     start = time.perf_counter()
     for batch in images.split(EVAL_BATCH):
         per_patch = detector.patch_scores(detector.backbone(batch.to(detector.device)),
                                           (DEFAULT_MAP_SCORE,))[DEFAULT_MAP_SCORE]
-        m = anomaly_maps(per_patch, size=size, sigma=4.0)
+        m = anomaly_maps(per_patch, size=size, sigma=DEFAULT_SIGMA)
         maps.append(m)
         scores.append(image_scores(per_patch, m, DEFAULT_IMAGE_SCORE))
     ms = 1000 * (time.perf_counter() - start) / len(images)
@@ -339,8 +340,8 @@ def main() -> None:
     print(f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} cores")
     print_table(table, len(args.seeds.split(",")))
-    from mechanism.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, MAP_SCORE_WORDS
-    print(f"ours: maps of the {MAP_SCORE_WORDS[DEFAULT_MAP_SCORE]} + blur σ=4, image score "
+    from mechanism.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, MAP_SCORE_WORDS
+    print(f"ours: maps of the {MAP_SCORE_WORDS[DEFAULT_MAP_SCORE]} + blur σ={DEFAULT_SIGMA:g}, image score "
           f"{DEFAULT_IMAGE_SCORE}, cached features; fastflow: anomalib map (no blur), max image "
           f"score, backbone run every epoch; train s of ours includes feature extraction")
 

@@ -12,8 +12,8 @@ from mechanism.data.images import load_mask
 from mechanism.data.mvtec import Sample, read_split
 from mechanism.detector import Detector
 from mechanism.metrics import DetectionMetrics, detection_metrics
-from mechanism.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, anomaly_maps, check_scoring,
-                               image_scores)
+from mechanism.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, anomaly_maps,
+                               check_scoring, image_scores)
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Evaluation:
 
 
 def evaluate_detector(detector: Detector, data_root: str | Path, category: str | None,
-                      image_score: str = DEFAULT_IMAGE_SCORE, sigma: float = 4.0,
+                      image_score: str = DEFAULT_IMAGE_SCORE, sigma: float = DEFAULT_SIGMA,
                       cache_dir: Path | None | str = "default", batch_size: int = 64,
                       progress: bool = True, map_score: str = DEFAULT_MAP_SCORE) -> Evaluation:
     """Score every test image of ``category`` and compute the task metrics; the maps and image

@@ -30,6 +30,7 @@ MAP_SCORE_WORDS = {"latent": "latent energy ½‖z‖²/D", "nll": "NLL"}
 
 DEFAULT_MAP_SCORE = "latent"
 DEFAULT_IMAGE_SCORE = "top_area_mean"
+DEFAULT_SIGMA = 4.0  # Gaussian blur of the anomaly maps, pixels at the input size (SPEC §3)
 
 
 def check_scoring(map_score: str, image_score: str) -> None:
@@ -70,7 +71,7 @@ def _patch_grid(patch_scores: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def anomaly_maps(patch_scores: np.ndarray | torch.Tensor, size: int = 224,
-                 sigma: float = 4.0) -> np.ndarray:
+                 sigma: float = DEFAULT_SIGMA) -> np.ndarray:
     """Per-pixel anomaly maps from per-patch scores.
 
     Args:
