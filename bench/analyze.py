@@ -29,11 +29,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from mechanism.analyze import HYPOTHESES, AnalysisSettings, analyze
+    from mechanism.pipelines.analyze import HYPOTHESES, AnalysisSettings, analyze
     from mechanism.analyzers.h4_dilution import H4Config
     from mechanism.data.mvtec import read_split
-    from mechanism.detector import load_detector
-    from mechanism.features import extract_features
+    from mechanism.eval.detector import load_detector
+    from mechanism.backbone.features import extract_features
     from mechanism.flow import patch_nll
 
     device = torch.device("cpu")

@@ -6,7 +6,7 @@
 
 Per category and seed, both models are trained side by side in one run (the machine is noisy):
 
-* ours: ``mechanism.train.train_detector`` with the default backbone stages, flow, loss and
+* ours: ``mechanism.train.fit.train_detector`` with the default backbone stages, flow, loss and
   optimiser settings (only epochs and seed from the command line; ``--ours-layers`` overrides the
   stages), on features cached once per category;
 * FastFlow: anomalib 2.7.0's ``FastflowModel`` with its own CNN defaults (8 flow steps,
@@ -19,7 +19,7 @@ Per category and seed, both models are trained side by side in one run (the mach
 
 Both see the same decoded images (read once, not timed) and the same backbone network and weights;
 FastFlow gets one flow per stage of ``--layers``, ours its own default stages. Metrics
-come from ``mechanism.metrics.detection_metrics`` (sklearn pooled pixels, AUPRO@0.3), each
+come from ``mechanism.eval.metrics.detection_metrics`` (sklearn pooled pixels, AUPRO@0.3), each
 model with its own anomaly map at 224 px: ours = the defaults of ``mechanism evaluate`` (per-patch
 latent energy ½‖z‖²/D upsampled bilinearly + Gaussian σ = 4, image score the mean of the
 top patch scores over 3/196 of the image, ``top_area_mean``); FastFlow = anomalib's map
@@ -176,7 +176,7 @@ def infer_fastflow(model: nn.Module, images: torch.Tensor) -> tuple[np.ndarray, 
 def infer_ours(detector, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
     """What ``evaluate_detector`` computes with its defaults, from images in memory: maps, image
     scores, ms/image."""
-    from mechanism.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, anomaly_maps,
+    from mechanism.eval.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, anomaly_maps,
                                    image_scores)
     size = detector.backbone.cfg.input_size
     maps, scores = [], []
@@ -194,9 +194,9 @@ def infer_ours(detector, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, 
 def run_ours(data: Path, category: str, backbone_cfg, epochs: int, seed: int, work: Path,
              cache: Path, device: torch.device, test: tuple) -> Result:
     """Train the default detector (features cached), score the test images, compute metrics."""
-    from mechanism.detector import load_detector
-    from mechanism.train import train_detector
-    from mechanism.train_config import TrainConfig
+    from mechanism.eval.detector import load_detector
+    from mechanism.train.fit import train_detector
+    from mechanism.train.config import TrainConfig
     run = train_detector(data, category, work / f"ours-{category}-{seed}.pt", backbone_cfg=backbone_cfg,
                          train_cfg=TrainConfig(epochs=epochs, seed=seed), device=device,
                          cache_dir=cache, progress=False)
@@ -208,7 +208,7 @@ def run_ours(data: Path, category: str, backbone_cfg, epochs: int, seed: int, wo
 def run_fastflow(torch_model, loss_cls, backbone, train_images: torch.Tensor, epochs: int,
                  seed: int, test: tuple) -> Result:
     """Train anomalib's FastFlow on our backbone, score the test images, compute metrics."""
-    from mechanism.train_config import TrainConfig
+    from mechanism.train.config import TrainConfig
     model = build_fastflow(torch_model, backbone, seed)
     epoch_s = train_fastflow(model, loss_cls(), train_images, epochs, TrainConfig().batch_size, seed)
     maps, scores, ms = infer_fastflow(model, test[0])
@@ -234,7 +234,7 @@ def load_test(data: Path, category: str, size: int) -> tuple:
 
 
 def metrics(scores: np.ndarray, maps: np.ndarray, test: tuple) -> dict[str, float]:
-    from mechanism.metrics import detection_metrics
+    from mechanism.eval.metrics import detection_metrics
     m = detection_metrics(scores, test[2], maps, test[1]).to_dict()
     return {k: m[k] for k in METRICS}
 
@@ -294,7 +294,7 @@ def parse_args() -> argparse.Namespace:
 
 def ours_backbone(args: argparse.Namespace):
     """Our detector's backbone config: its default, or the stages of ``--ours-layers``."""
-    from mechanism.backbone import BackboneConfig
+    from mechanism.backbone.model import BackboneConfig
     if args.ours_layers is None:
         return BackboneConfig()
     return BackboneConfig(layers=tuple(int(i) for i in args.ours_layers.split(",")))
@@ -322,7 +322,7 @@ def main() -> None:
     args = parse_args()
     fastflow = import_fastflow()
     torch.set_num_threads(args.threads)
-    from mechanism.backbone import BackboneConfig, load_backbone
+    from mechanism.backbone.model import BackboneConfig, load_backbone
     from mechanism.device import resolve_device
 
     device = resolve_device(args.device)
@@ -340,7 +340,7 @@ def main() -> None:
     print(f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} cores")
     print_table(table, len(args.seeds.split(",")))
-    from mechanism.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, MAP_SCORE_WORDS
+    from mechanism.eval.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, MAP_SCORE_WORDS
     print(f"ours: maps of the {MAP_SCORE_WORDS[DEFAULT_MAP_SCORE]} + blur σ={DEFAULT_SIGMA:g}, image score "
           f"{DEFAULT_IMAGE_SCORE}, cached features; fastflow: anomalib map (no blur), max image "
           f"score, backbone run every epoch; train s of ours includes feature extraction")

@@ -53,7 +53,7 @@ def analyze(hypotheses, ckpt, data_root, category, baseline_ckpt, selection_ckpt
 
     Prints each hypothesis table with its verdict and writes JSON, CSV and markdown tables.
     """
-    from mechanism.analyze import HYPOTHESES, AnalysisSettings, analyze as run_analyze
+    from mechanism.pipelines.analyze import HYPOTHESES, AnalysisSettings, analyze as run_analyze
     from mechanism.device import resolve_device
 
     names = HYPOTHESES if any(h.lower() == "all" for h in hypotheses) else \

@@ -30,7 +30,7 @@ def demo(quick, data_root, runs, out, category, epochs, device, cache_dir, no_ca
     report. Interrupted? Run it again: finished runs are skipped."""
     from dataclasses import replace
 
-    from mechanism.demo_pipeline import QUICK, DemoPlan, run_demo
+    from mechanism.pipelines.demo import QUICK, DemoPlan, run_demo
     plan = QUICK if quick else DemoPlan()
     if category is not None:
         plan = replace(plan, category=category)

@@ -29,10 +29,10 @@ from cli.options import (backbone_weights_option, cache_option, device_option, s
 def evaluate(ckpt, data_root, category, map_score, image_score, json_out, save_maps, batch_size, device,
              backbone_weights, cache_dir, no_cache, quiet):
     """Image AUROC, Pixel AUROC, Pixel AP and AUPRO@0.3 of a checkpoint on a test split."""
-    from mechanism.atomic import prepare_output
-    from mechanism.detector import load_detector
+    from mechanism.io.atomic import prepare_output
+    from mechanism.eval.detector import load_detector
     from mechanism.device import resolve_device
-    from mechanism.evaluate import evaluate_detector, save_maps as write_maps, save_summary
+    from mechanism.eval.evaluate import evaluate_detector, save_maps as write_maps, save_summary
 
     for path in (json_out, save_maps):
         if path is not None:

@@ -25,8 +25,8 @@ def figures(results_dir, out, sweeps, category):
     A figure whose data is missing is skipped with the reason.
     """
     from mechanism.figures.render import FigureInputs, render_figures
-    from mechanism.result_files import read_results
-    from mechanism.sweep_results import RESULTS_FILE, read_sweep_results
+    from mechanism.report.files import read_results
+    from mechanism.sweep.results import RESULTS_FILE, read_sweep_results
 
     results = read_results(results_dir)
     folders = ([results_dir / SWEEPS] if (results_dir / SWEEPS / RESULTS_FILE).is_file() else []) \

@@ -41,7 +41,7 @@ scoring_options = compose(
                       "area (3 of 196 patches: 12 on a 28×28 grid), mean of the 3 highest "
                       "(study), map maximum (anomalib), mean."))
 """``--map-score``, ``--image-score`` (literal here so that ``--help`` does not import torch;
-``tests/test_scoring.py`` holds them to ``mechanism.scoring``)."""
+``tests/test_scoring.py`` holds them to ``mechanism.eval.scoring``)."""
 data_root_option = click.option(
     "--data", "data_root", required=True, type=click.Path(path_type=Path),
     help="MVTec AD-style root (one category folder or a folder of categories).")
@@ -104,9 +104,9 @@ def model_configs(epochs: int | None, batch_size: int | None, lr: float | None, 
                   spatial_context: bool | None, subnet_kernel: int | None):
     """``(BackboneConfig, FlowConfig, TrainConfig)`` from the values of ``model_options``; an
     option left out keeps the config's default (the training seed too)."""
-    from mechanism.backbone import BackboneConfig
+    from mechanism.backbone.model import BackboneConfig
     from mechanism.flow import FlowConfig
-    from mechanism.train_config import TrainConfig
+    from mechanism.train.config import TrainConfig
 
     def given(**kw):
         return {k: v for k, v in kw.items() if v is not None}

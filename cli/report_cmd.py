@@ -31,8 +31,8 @@ def report(ckpt, baseline_ckpt, sweeps, out, seed, n_boot, batch_size, device, c
            quiet):
     """Run H1, H3, H4 and H7 on CKPT, compare it with the baseline, render fig1–fig8 and write
     REPORT.md in the study's structure, saying where our results disagree with the study's."""
-    from mechanism.analyze import AnalysisSettings
-    from mechanism.report import build_report
+    from mechanism.pipelines.analyze import AnalysisSettings
+    from mechanism.pipelines.report import build_report
     outcome = build_report(ckpt, out, baseline_ckpt, list(sweeps), device,
                            AnalysisSettings(seed=seed, n_boot=n_boot, batch_size=batch_size),
                            resolve_cache_dir(cache_dir, no_cache), progress=not quiet, log=click.echo)

@@ -70,8 +70,8 @@ def sweep(ctx, data_root, categories, param, values, seeds, tail_weight, top_k_r
     from mechanism.data.mvtec import category_folder
     from mechanism.device import resolve_device
     from mechanism.errors import MechanismError
-    from mechanism.loss import TailLossConfig
-    from mechanism.sweep import SweepSpec, parse_shard, run_sweep
+    from mechanism.train.loss import TailLossConfig
+    from mechanism.sweep.run import SweepSpec, parse_shard, run_sweep
 
     swept = _SWEPT_OPTION[param]
     if ctx.get_parameter_source(swept) is ParameterSource.COMMANDLINE:
@@ -107,6 +107,6 @@ def sweep_merge(out, sources):
     twice is kept once; one listed with different numbers, other columns, or runs of another
     setup are refused.
     """
-    from mechanism.sweep_files import merge_results
+    from mechanism.sweep.files import merge_results
 
     _show_tables(merge_results(list(sources), out))

@@ -31,8 +31,8 @@ def train(data_root, category, out, tail_weight, top_k_ratio, selection, seed, d
     re-runs the backbone. The last epoch's model is saved (no model selection on test data).
     """
     from mechanism.device import resolve_device
-    from mechanism.loss import TailLossConfig
-    from mechanism.train import train_detector
+    from mechanism.train.loss import TailLossConfig
+    from mechanism.train.fit import train_detector
 
     loss_cfg = TailLossConfig(tail_weight, top_k_ratio, selection)
     backbone_cfg, flow_cfg, train_cfg = model_configs(**model)

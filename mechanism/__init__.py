@@ -6,17 +6,17 @@ A notebook needs three lines::
     results = analyze("runs/brick/model.pt", HYPOTHESES, "analysis_results/mechanism", "cpu")
     print(results["H3"].markdown())
 """
-from mechanism.analyze import HYPOTHESES, AnalysisSettings, analyze
-from mechanism.backbone import BackboneConfig, load_backbone
-from mechanism.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from mechanism.pipelines.analyze import HYPOTHESES, AnalysisSettings, analyze
+from mechanism.backbone.model import BackboneConfig, load_backbone
+from mechanism.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mechanism.data.demo import generate_demo
-from mechanism.detector import Detector, load_detector
+from mechanism.eval.detector import Detector, load_detector
 from mechanism.errors import MechanismError
-from mechanism.evaluate import Evaluation, evaluate_detector
+from mechanism.eval.evaluate import Evaluation, evaluate_detector
 from mechanism.flow import FlowConfig, FlowOutput, PatchFlow, patch_nll
-from mechanism.loss import TailLossConfig, tail_aware_loss, tail_k
-from mechanism.train import fit_flow, train_detector
-from mechanism.train_config import TrainConfig
+from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
+from mechanism.train.fit import fit_flow, train_detector
+from mechanism.train.config import TrainConfig
 
 __all__ = [
     "HYPOTHESES", "AnalysisSettings", "analyze",

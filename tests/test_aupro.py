@@ -5,7 +5,7 @@ from scipy import ndimage
 from skimage.measure import label as skimage_label
 
 from mechanism.errors import MechanismError
-from mechanism.metrics import aupro, pro_curve
+from mechanism.eval.metrics import aupro, pro_curve
 
 
 def brute_force_aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float) -> float:

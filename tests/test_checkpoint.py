@@ -4,8 +4,8 @@ import os
 import pytest
 import torch
 
-from mechanism.checkpoint import SCHEMA_VERSION, load_checkpoint, save_checkpoint
-from mechanism.detector import load_detector
+from mechanism.train.checkpoint import SCHEMA_VERSION, load_checkpoint, save_checkpoint
+from mechanism.eval.detector import load_detector
 from mechanism.errors import MechanismError
 
 

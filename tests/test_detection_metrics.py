@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from mechanism.errors import MechanismError
-from mechanism.metrics import (DetectionMetrics, aupro, detection_metrics, image_auroc,
+from mechanism.eval.metrics import (DetectionMetrics, aupro, detection_metrics, image_auroc,
                                pixel_ap, pixel_auroc)
 
 

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from mechanism.backbone import BackboneConfig, load_backbone
+from mechanism.backbone.model import BackboneConfig, load_backbone
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import read_split
-from mechanism.features import (cache_key, cache_key_fields, cached_features, default_cache_dir,
+from mechanism.backbone.features import (cache_key, cache_key_fields, cached_features, default_cache_dir,
                                 extract_features)
 
 

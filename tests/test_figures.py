@@ -24,12 +24,12 @@ from mechanism.figures import (fig1_gradient_concentration as fig1, fig2_tail_lo
                                fig7_hypothesis_summary as fig7, fig8_topk_dilution as fig8)
 from mechanism.figures.render import FigureInputs, render_figures
 from mechanism.figures.style import DPI, new_figure, theme
-from mechanism.result_files import read_results, write_result
+from mechanism.report.files import read_results, write_result
 from mechanism.stats.bootstrap import Interval, PairedStat
 from mechanism.stats.calibration import QQ_PERCENTILES, TAIL_PERCENTILES, QuantileRow
 from mechanism.stats.edge_distance import (KS_METHOD, edge_distance_grid, edge_distance_ks,
                                            uniform_edge_distance_mean, uniform_edge_distance_pmf)
-from mechanism.sweep_results import COLUMNS, MetricSummary, SweepRun
+from mechanism.sweep.results import COLUMNS, MetricSummary, SweepRun
 
 N_BOOT = 200
 SIZES = {   # file stem → (width, height) of the PNG in pixels at DPI

@@ -12,7 +12,7 @@ from scipy import ndimage, stats
 from mechanism.analyzers.context import Verdict
 from mechanism.analyzers.h1_edge import H1Config, H1Result, patch_gradient, run, verdict
 from mechanism.data.images import load_image
-from mechanism.detector import load_detector
+from mechanism.eval.detector import load_detector
 from mechanism.errors import MechanismError
 from mechanism.stats.edge_distance import KS_METHOD
 

@@ -9,13 +9,13 @@ import torch
 from mechanism.analyzers.context import Verdict
 from mechanism.analyzers.h4_dilution import (BASIS_EFFECTIVE, BASIS_PIXEL_AP, H4Config, H4Result,
                                              augmented_nll, best_ratio, run, verdict)
-from mechanism.augment import AugmentConfig, draw_view
+from mechanism.data.augment import AugmentConfig, draw_view
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import read_split
-from mechanism.detector import load_detector
+from mechanism.eval.detector import load_detector
 from mechanism.errors import MechanismError
 from mechanism.flow import patch_nll
-from mechanism.loss import tail_k
+from mechanism.train.loss import tail_k
 
 RATIOS = [0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 0.50, 1.0]
 FALLING = [40.0, 43.0, 23.0, 9.0, 2.0, 0.5, 0.1, 0.02]      # peak at 2%, then strictly falling
@@ -177,7 +177,7 @@ def test_bad_inputs(detector, tiny_data, tmp_path):
 
 
 def test_h4_analyses_64_images_unless_told_otherwise():
-    from mechanism.analyze import AnalysisSettings
+    from mechanism.pipelines.analyze import AnalysisSettings
     assert AnalysisSettings().config_for("H4").max_images == 64
     assert AnalysisSettings().config_for("H1").max_images is None
     assert AnalysisSettings(max_images=10).config_for("H4").max_images == 10

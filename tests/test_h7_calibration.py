@@ -14,7 +14,7 @@ from mechanism.analyzers.context import Verdict
 from mechanism.analyzers.h7_calibration import (H7Config, H7Result, analysed_samples, run,
                                                 tail_training_closer, verdict)
 from mechanism.data.mvtec import read_split
-from mechanism.detector import load_detector
+from mechanism.eval.detector import load_detector
 from mechanism.errors import MechanismError
 from mechanism.flow import FlowOutput
 from mechanism.stats.bootstrap import Interval, bootstrap

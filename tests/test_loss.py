@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mechanism.errors import MechanismError
-from mechanism.loss import TailLossConfig, select_tail, tail_aware_loss, tail_k
+from mechanism.train.loss import TailLossConfig, select_tail, tail_aware_loss, tail_k
 
 
 @pytest.mark.parametrize("ratio,k", [(0.01, 2), (0.02, 4), (0.03, 6), (0.05, 10), (0.10, 20),

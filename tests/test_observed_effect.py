@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from mechanism.errors import MechanismError
-from mechanism.evaluate import Evaluation
+from mechanism.eval.evaluate import Evaluation
 from mechanism.data.mvtec import Sample
-from mechanism.metrics import detection_metrics
-from mechanism.observed_effect import ObservedEffect, observed_effect
+from mechanism.eval.metrics import detection_metrics
+from mechanism.eval.observed_effect import ObservedEffect, observed_effect
 
 
 def _evaluation(rng, maps_shift=0.0, names=None, map_score="latent"):

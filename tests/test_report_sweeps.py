@@ -2,7 +2,7 @@
 import pytest
 
 from mechanism.report.sweeps import ablation, control_markdown, random_control
-from mechanism.sweep_results import SweepRun
+from mechanism.sweep.results import SweepRun
 
 
 def _run(param, lam, r, seed, ap, auroc=0.9, selection="topk", category="grass"):

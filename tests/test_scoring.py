@@ -5,7 +5,7 @@ import torch
 
 from mechanism.errors import MechanismError
 from mechanism.flow import PATCH_SCORES
-from mechanism.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, IMAGE_SCORE_METHODS, anomaly_maps,
+from mechanism.eval.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, IMAGE_SCORE_METHODS, anomaly_maps,
                                image_scores, top_area_k)
 
 

@@ -6,16 +6,16 @@ from dataclasses import replace
 import pytest
 from click.testing import CliRunner
 
-import mechanism.sweep as sweep_module
-import mechanism.train
+import mechanism.sweep.run as sweep_module
+import mechanism.train.fit
 from cli.main import app
-from mechanism.checkpoint import load_checkpoint
+from mechanism.train.checkpoint import load_checkpoint
 from mechanism.errors import MechanismError
-from mechanism.loss import TailLossConfig
-from mechanism.sweep import SweepSpec, parse_shard, plan, run_sweep, shard
-from mechanism.sweep_files import HEADER, merge_results
-from mechanism.sweep_results import COLUMNS, read_sweep_results, summarize_sweep
-from mechanism.train_config import TrainConfig
+from mechanism.train.loss import TailLossConfig
+from mechanism.sweep.run import SweepSpec, parse_shard, plan, run_sweep, shard
+from mechanism.sweep.files import HEADER, merge_results
+from mechanism.sweep.results import COLUMNS, read_sweep_results, summarize_sweep
+from mechanism.train.config import TrainConfig
 
 from conftest import TINY_BACKBONE, TINY_FLOW
 
@@ -119,7 +119,7 @@ def test_resume_after_runs_killed_in_evaluation_and_in_training(tiny_data, tmp_p
         raise KeyboardInterrupt
 
     monkeypatch.setattr(sweep_module, "evaluate_detector", real_evaluate)
-    monkeypatch.setattr(mechanism.train, "fit_flow", fit_killed)
+    monkeypatch.setattr(mechanism.train.fit, "fit_flow", fit_killed)
     with pytest.raises(KeyboardInterrupt):
         sweep()
     assert seen[1:] == [("skipped", None), ("evaluated", None)]

@@ -1,7 +1,7 @@
 """Markdown tables and p-value formatting."""
 import pytest
 
-from mechanism.tables import format_p, markdown_table
+from mechanism.io.text import format_p, markdown_table
 
 
 @pytest.mark.parametrize("p, text", [(0.5, "0.5"), (0.0123, "0.0123"), (5.43e-93, "5.43e-93"),

@@ -4,11 +4,11 @@ import csv
 import pytest
 import torch
 
-from mechanism.checkpoint import load_checkpoint
+from mechanism.train.checkpoint import load_checkpoint
 from mechanism.flow import FlowConfig
-from mechanism.loss import TailLossConfig
-from mechanism.train import TrainingDiverged, fit_flow
-from mechanism.train_config import TrainConfig
+from mechanism.train.loss import TailLossConfig
+from mechanism.train.fit import TrainingDiverged, fit_flow
+from mechanism.train.config import TrainConfig
 
 from conftest import TINY_FLOW
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from enum import Enum
 
-from mechanism.checkpoint import Checkpoint
+from mechanism.train.checkpoint import Checkpoint
 from mechanism.errors import MechanismError
 
 ALPHA = 0.05  # significance level of every test (SPEC §4)
@@ -64,7 +64,7 @@ def tail_setup(ckpt: Checkpoint, ratio: float | None, analysis: str,
     ``ratio`` overrides the checkpoint's r. Raises MechanismError when the tail would hold every
     patch, or when ``baseline`` has another grid.
     """
-    from mechanism.loss import tail_k
+    from mechanism.train.loss import tail_k
     h, w, _ = ckpt.grid
     r = ratio if ratio is not None else ckpt.loss.top_k_ratio
     k = tail_k(h * w, r)

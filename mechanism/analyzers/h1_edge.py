@@ -34,17 +34,17 @@ from tqdm.auto import tqdm
 
 from mechanism.analyzers.context import (ALPHA, AnalysisContext, Verdict, check_common_settings,
                                          checkpoint_label, tail_setup)
-from mechanism.checkpoint import Checkpoint
+from mechanism.train.checkpoint import Checkpoint
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import Sample, read_split
-from mechanism.detector import Detector
+from mechanism.eval.detector import Detector
 from mechanism.errors import MechanismError
-from mechanism.loss import select_tail
+from mechanism.train.loss import select_tail
 from mechanism.stats.bootstrap import Interval, PairedStat, bootstrap
 from mechanism.stats.edge_distance import (KS_METHOD, edge_distance_grid, edge_distance_ks,
                                            uniform_edge_distance_mean, uniform_edge_distance_pmf)
 from mechanism.stats.effect_size import cliffs_sign_matrix, resampled_cliffs_delta
-from mechanism.tables import format_p, markdown_table
+from mechanism.io.text import format_p, markdown_table
 
 RATIO_THRESHOLD = 1.10    # gradient ratio (tail / non-tail) the gradient effect needs (SPEC §4 H1)
 LUMA_601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)   # ITU-R BT.601 weights of R, G, B

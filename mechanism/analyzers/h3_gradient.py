@@ -44,13 +44,13 @@ from mechanism.analyzers.context import (AnalysisContext, Verdict, check_common_
                                          checkpoint_label, tail_setup)
 from mechanism.stats.bootstrap import PairedStat
 from mechanism.data.mvtec import read_split
-from mechanism.detector import Detector
+from mechanism.eval.detector import Detector
 from mechanism.errors import MechanismError
 from mechanism.flow import PatchFlow, patch_nll
-from mechanism.loss import TailLossConfig, select_tail, tail_aware_loss, tail_k
+from mechanism.train.loss import TailLossConfig, select_tail, tail_aware_loss, tail_k
 from mechanism.stats.bootstrap import Interval, bootstrap
 from mechanism.stats.inequality import gini
-from mechanism.tables import markdown_table
+from mechanism.io.text import markdown_table
 
 SUPPORT_SHARE = 0.5        # SUPPORTED needs amplification ≥ 0.5 · N/k (SPEC §4 H3)
 PARTIAL_AMPLIFICATION = 2.0  # PARTIAL needs amplification > 2

@@ -5,7 +5,7 @@ For each top-k ratio r, ``k = max(1, round(N·r))`` with N from the checkpoint:
 * amplification (theoretical) = N / k;
 * purity = mean over images of |selected k ∩ truly hard| / k, where the selection ranks the NLL
   "the loss would see in training" (the checkpoint on one seeded augmented view per image:
-  photometric jitter and pixel noise, flips optional, see ``mechanism.augment``; or a
+  photometric jitter and pixel noise, flips optional, see ``mechanism.data.augment``; or a
   ``selection`` checkpoint on the clean view) and the truly hard patches are the top
   ``k_ref = max(1, round(N·0.02))`` of the NLL averaged over M views (the clean view and M − 1
   seeded augmented views, mapped back to the original grid), or of a ``reference`` checkpoint's
@@ -38,17 +38,17 @@ from tqdm.auto import tqdm
 
 from mechanism.analyzers.context import (AnalysisContext, Verdict, check_common_settings,
                                          checkpoint_label)
-from mechanism.augment import AugmentConfig, apply_views, draw_view, maps_to_original_grid
+from mechanism.data.augment import AugmentConfig, apply_views, draw_view, maps_to_original_grid
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import Sample, read_split
-from mechanism.detector import Detector
+from mechanism.eval.detector import Detector
 from mechanism.errors import MechanismError
 from mechanism.flow import patch_nll
-from mechanism.loss import tail_k
+from mechanism.train.loss import tail_k
 from mechanism.stats.bootstrap import Interval, bootstrap
 from mechanism.stats.purity import chance_purity, oracle_purity, topk_purity
-from mechanism.sweep_results import MetricSummary, read_sweep_results, summarize_sweep
-from mechanism.tables import markdown_table
+from mechanism.sweep.results import MetricSummary, read_sweep_results, summarize_sweep
+from mechanism.io.text import markdown_table
 
 DEFAULT_RATIOS = (0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 0.50, 1.0)
 DILUTED_RATIO = 0.10           # SPEC: measured Pixel AP must be lower here than at the best ratio

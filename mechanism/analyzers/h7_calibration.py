@@ -35,16 +35,16 @@ from mechanism.analyzers.context import (ALPHA, AnalysisContext, Verdict, check_
                                          checkpoint_label)
 from mechanism.stats.bootstrap import PairedStat
 from mechanism.data.mvtec import Sample, read_split
-from mechanism.detector import Detector
+from mechanism.eval.detector import Detector
 from mechanism.errors import MechanismError
-from mechanism.loss import tail_k
+from mechanism.train.loss import tail_k
 from mechanism.stats.bootstrap import Interval, Statistic, bootstrap
 from mechanism.stats.calibration import (KS_METHOD, QQ_PERCENTILES, SHAPIRO_METHOD,
                                          TABLE_PERCENTILES, TAIL_PERCENTILES, PooledHistograms,
                                          PooledMoments, QuantileRow, channel_normality,
                                          normal_quantiles, qq_correlation_of_percentiles,
                                          quantile_table, tail_error_of_percentiles)
-from mechanism.tables import format_p, markdown_table
+from mechanism.io.text import format_p, markdown_table
 
 QQ_SUPPORTED = 0.995      # QQ r a SUPPORTED verdict needs (SPEC §4 H7)
 TAIL_SUPPORTED = 0.10     # largest tail calibration error a SUPPORTED verdict allows

@@ -11,7 +11,7 @@ from matplotlib.ticker import MaxNLocator
 from mechanism.analyzers.h1_edge import H1Result
 from mechanism.figures.style import (NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
                                      interval_note)
-from mechanism.tables import format_p
+from mechanism.io.text import format_p
 
 LAYOUT = Layout(1, 2, (9.5, 4.3))
 ANNOTATE_MAX_CELLS = 64     # write each cell's value into the heat-map up to this many cells

@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from mechanism.analyzers.h1_edge import H1Result
 from mechanism.figures.style import (NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
                                      interval_note)
-from mechanism.tables import format_p
+from mechanism.io.text import format_p
 
 LAYOUT = Layout(1, 2, (9.0, 4.0))
 GRADIENT_LABEL = "patch mean Sobel magnitude (grey levels in [0, 1])"

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 
-from mechanism.analyzers.headline import closer_answer
+from mechanism.report.headline import closer_answer
 from mechanism.analyzers.h7_calibration import H7Result, LatentCalibration
 from mechanism.figures.style import (BASELINE_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
                                      interval_note)

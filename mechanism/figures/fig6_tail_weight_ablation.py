@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from mechanism.figures.style import BASELINE_COLOR, TAIL_COLOR, FigureText, Layout, seeds_label
-from mechanism.sweep_results import SweepRun, summarize_sweep
+from mechanism.sweep.results import SweepRun, summarize_sweep
 
 LAYOUT = Layout(1, 2, (9.0, 4.0))
 PARAM = "tail_weight"

@@ -8,9 +8,9 @@ from typing import Mapping, Sequence
 from matplotlib.axes import Axes
 from matplotlib.patches import FancyBboxPatch
 
-from mechanism.analyze import HYPOTHESES, TITLES
+from mechanism.pipelines.analyze import HYPOTHESES, TITLES
 from mechanism.analyzers.context import ALPHA
-from mechanism.analyzers.headline import headline
+from mechanism.report.headline import headline
 from mechanism.analyzers.h1_edge import RATIO_THRESHOLD, H1Result
 from mechanism.analyzers.h3_gradient import PARTIAL_AMPLIFICATION, SUPPORT_SHARE, H3Result
 from mechanism.analyzers.h4_dilution import DILUTED_RATIO, H4Result

@@ -1,4 +1,1 @@
-"""Build the mechanism report: analyses, observed effect, figures and REPORT.md."""
-from mechanism.report.run import ReportOutcome, build_report
-
-__all__ = ["ReportOutcome", "build_report"]
+"""Text of the report: per-hypothesis tables, REPORT.md, the study's side-by-side."""

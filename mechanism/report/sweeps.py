@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mechanism.sweep_results import METRICS, MetricSummary, SweepRun, summarize_sweep
-from mechanism.tables import markdown_table
+from mechanism.sweep.results import METRICS, MetricSummary, SweepRun, summarize_sweep
+from mechanism.io.text import markdown_table
 
 PARAM_LABELS = {"tail_weight": "λ (tail weight)", "tail_top_k_ratio": "r (top-k ratio)"}
 METRIC_LABELS = {"pixel_ap": "Pixel AP", "image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC",

@@ -9,16 +9,16 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.atomic import prepare_output, write_text
-from mechanism.backbone import BackboneConfig, load_backbone
-from mechanism.checkpoint import Checkpoint, DataRecord, package_versions, save_checkpoint
+from mechanism.io.atomic import prepare_output, write_text
+from mechanism.backbone.model import BackboneConfig, load_backbone
+from mechanism.train.checkpoint import Checkpoint, DataRecord, package_versions, save_checkpoint
 from mechanism.data.mvtec import fingerprint, read_split
-from mechanism.detector import backbone_record
+from mechanism.eval.detector import backbone_record
 from mechanism.errors import MechanismError
-from mechanism.features import cached_features
+from mechanism.backbone.features import cached_features
 from mechanism.flow import FlowConfig, PatchFlow, patch_nll
-from mechanism.loss import TailLossConfig, tail_aware_loss, tail_k
-from mechanism.train_config import TrainConfig
+from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
+from mechanism.train.config import TrainConfig
 
 
 class TrainingDiverged(MechanismError):

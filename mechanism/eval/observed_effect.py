@@ -4,7 +4,7 @@ images, with paired 95% bootstrap intervals over images (the report's first sect
 Point estimates are the exact metrics of SPEC §3 (sklearn on the raw maps). Intervals resample
 test images with replacement, the same resamples for both models, so the difference interval is
 paired; pixel metrics of a resample come from per-image histograms over shared score bins
-(``mechanism.metrics.resampled``). AUPRO has no interval (its region overlap per threshold is
+(``mechanism.eval.metrics.resampled``). AUPRO has no interval (its region overlap per threshold is
 not a per-image sum).
 """
 from __future__ import annotations
@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from mechanism.errors import MechanismError
-from mechanism.evaluate import Evaluation
-from mechanism.metrics.resampled import (DEFAULT_BINS, auroc_from_counts,
+from mechanism.eval.evaluate import Evaluation
+from mechanism.eval.metrics.resampled import (DEFAULT_BINS, auroc_from_counts,
                                          average_precision_from_counts, bin_pixels,
                                          image_auroc_weighted, resample_weights)
-from mechanism.scoring import MAP_SCORE_WORDS
+from mechanism.eval.scoring import MAP_SCORE_WORDS
 from mechanism.stats.bootstrap import Interval, PairedStat, percentile_interval
-from mechanism.tables import markdown_table
+from mechanism.io.text import markdown_table
 
 METRIC_NAMES = {"pixel_ap": "Pixel AP", "image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC"}
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.atomic import atomic_path
-from mechanism.backbone import Backbone
+from mechanism.io.atomic import atomic_path
+from mechanism.backbone.model import Backbone
 from mechanism.data.images import INPUT_POLICY, load_image
 from mechanism.data.mvtec import Sample, fingerprint
 from mechanism.errors import MechanismError

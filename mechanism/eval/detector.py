@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.backbone import Backbone, BackboneConfig, load_backbone
-from mechanism.checkpoint import Checkpoint, load_checkpoint
+from mechanism.backbone.model import Backbone, BackboneConfig, load_backbone
+from mechanism.train.checkpoint import Checkpoint, load_checkpoint
 from mechanism.data.mvtec import Sample
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
-from mechanism.features import cached_features
+from mechanism.backbone.features import cached_features
 from mechanism.flow import PATCH_SCORES, PatchFlow
 
 

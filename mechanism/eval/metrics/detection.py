@@ -12,8 +12,8 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from mechanism.errors import MechanismError
-from mechanism.metrics import validate
-from mechanism.metrics.aupro import aupro
+from mechanism.eval.metrics import validate
+from mechanism.eval.metrics.aupro import aupro
 
 
 def image_auroc(scores: np.ndarray, labels: np.ndarray) -> float:

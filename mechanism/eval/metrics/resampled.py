@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mechanism.metrics import validate
+from mechanism.eval.metrics import validate
 
 DEFAULT_BINS = 4096
 

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from mechanism.errors import MechanismError
-from mechanism.metrics import validate
+from mechanism.eval.metrics import validate
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
-from mechanism.atomic import atomic_path
+from mechanism.io.atomic import atomic_path
 from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow
-from mechanism.loss import TailLossConfig
-from mechanism.train_config import TrainConfig
+from mechanism.train.loss import TailLossConfig
+from mechanism.train.config import TrainConfig
 
 FORMAT = "tailflow-mechanism/checkpoint"
 SCHEMA_VERSION = 1
@@ -50,7 +50,7 @@ class DataRecord:
 class Checkpoint:
     """A trained detector, as loaded from disk.
 
-    ``backbone`` is the backbone's plain-typed config (see ``mechanism.backbone``) including the
+    ``backbone`` is the backbone's plain-typed config (see ``mechanism.backbone.model``) including the
     SHA-256 of its weights; ``grid`` is ``(H, W, D)`` of the flow's input.
     """
     backbone: dict[str, Any]

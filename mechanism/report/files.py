@@ -34,7 +34,7 @@ def _csv_text(rows: list[dict]) -> str:
 
 def write_result(result: TabularResult, folder: str | Path, name: str) -> list[Path]:
     """Write the three files into ``folder`` (created if missing); returns their paths."""
-    from mechanism.atomic import write_text
+    from mechanism.io.atomic import write_text
     folder = Path(folder)
     return [write_text(folder / f"{name}.json", json.dumps(result.to_dict(), indent=2, default=str) + "\n"),
             write_text(folder / f"{name}.csv", _csv_text(result.csv_rows())),

@@ -7,7 +7,7 @@ from mechanism.analyzers.h1_edge import H1Result
 from mechanism.analyzers.h3_gradient import H3Result
 from mechanism.analyzers.h4_dilution import DILUTED_RATIO, H4Result
 from mechanism.analyzers.h7_calibration import H7Result
-from mechanism.tables import format_p
+from mechanism.io.text import format_p
 
 
 def _percent(r: float) -> str:

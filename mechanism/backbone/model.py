@@ -28,7 +28,7 @@ from timm.models import FeatureInfo
 from torch import nn
 
 from mechanism.errors import MechanismError
-from mechanism.hashing import file_sha256
+from mechanism.io.hashing import file_sha256
 
 RANDOM_INIT_SEED = 0  # seed of the "random" weights (speed tests only)
 

@@ -19,14 +19,14 @@ from typing import Callable
 
 import torch
 
-from mechanism.analyze import AnalysisSettings
+from mechanism.pipelines.analyze import AnalysisSettings
 from mechanism.data.demo import DEMO_CATEGORIES, generate_demo
 from mechanism.data.mvtec import category_folder
 from mechanism.errors import MechanismError
-from mechanism.loss import TailLossConfig
-from mechanism.report import ReportOutcome, build_report
-from mechanism.sweep import CHECKPOINT_FILE, SweepSpec, plan, run_sweep
-from mechanism.train_config import TrainConfig
+from mechanism.train.loss import TailLossConfig
+from mechanism.pipelines.report import ReportOutcome, build_report
+from mechanism.sweep.run import CHECKPOINT_FILE, SweepSpec, plan, run_sweep
+from mechanism.train.config import TrainConfig
 
 
 @dataclass(frozen=True)

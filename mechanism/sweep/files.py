@@ -1,7 +1,7 @@
 """A sweep folder's tables: ``results.csv`` built from its run records, the summary over seeds,
 and the merge of shards' ``results.csv`` files from separate machines.
 
-``results.csv`` has the columns of ``mechanism.sweep_results.COLUMNS`` first (the format its
+``results.csv`` has the columns of ``mechanism.sweep.results.COLUMNS`` first (the format its
 readers expect), then ``EXTRA_COLUMNS``: ``k`` and ``n_patches`` of the run's grid, ``setup`` and
 ``data`` (12-hex digests of what must not differ within one sweep folder) and ``folder`` (the
 run's folder, relative to the sweep folder). Rows are sorted by category, param, selection,
@@ -22,11 +22,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from mechanism.atomic import write_text
+from mechanism.io.atomic import write_text
 from mechanism.errors import MechanismError
-from mechanism.sweep_results import (COLUMNS, METRICS, RESULTS_FILE, SWEPT_COLUMN, SweepRun,
+from mechanism.sweep.results import (COLUMNS, METRICS, RESULTS_FILE, SWEPT_COLUMN, SweepRun,
                                      read_sweep_results, summarize_sweep)
-from mechanism.tables import markdown_table
+from mechanism.io.text import markdown_table
 
 EXTRA_COLUMNS = ("k", "n_patches", "setup", "data", "folder")
 HEADER = (*COLUMNS, *EXTRA_COLUMNS)

@@ -6,7 +6,7 @@ Folder layout of a sweep ``out``::
         model.pt          checkpoint, written atomically once training finished
         model.log.csv     its per-epoch log
         metrics.json      test metrics + the run's exact configuration, written last, atomically
-    out/results.csv, out/summary.md, out/summary.csv     (see mechanism.sweep_files)
+    out/results.csv, out/summary.md, out/summary.csv     (see mechanism.sweep.files)
     out/manifest.json     (a shard writes manifest-shard<i>of<n>.json)
 
 Resume: a run whose ``metrics.json`` matches its configuration is skipped; a checkpoint without
@@ -16,7 +16,7 @@ run killed during training left no checkpoint and is trained again.
 Shards: shard i of n (1-based, 1 ≤ i ≤ n) takes every n-th run of the plan, starting at the
 i-th, so the n shards of one sweep run each planned run exactly once. Shards may write into one
 shared folder (each rebuilds ``results.csv`` from every finished run folder in it) or into
-separate folders, joined with ``mechanism.sweep_files.merge_results``.
+separate folders, joined with ``mechanism.sweep.files.merge_results``.
 
 Features: the backbone runs once per data set; every later run reads its features from the
 feature cache. Without a cache (``cache_dir=None``) the sweep caches them in a temporary folder
@@ -35,23 +35,23 @@ from typing import Callable, Sequence, TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.atomic import prepare_output
-from mechanism.backbone import BackboneConfig
-from mechanism.checkpoint import Checkpoint, load_checkpoint
+from mechanism.io.atomic import prepare_output
+from mechanism.backbone.model import BackboneConfig
+from mechanism.train.checkpoint import Checkpoint, load_checkpoint
 from mechanism.data.mvtec import fingerprint, read_split
-from mechanism.detector import load_detector
+from mechanism.eval.detector import load_detector
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
-from mechanism.evaluate import evaluate_detector, save_summary
+from mechanism.eval.evaluate import evaluate_detector, save_summary
 from mechanism.flow import FlowConfig
-from mechanism.hashing import file_sha256
-from mechanism.loss import TailLossConfig, tail_k
-from mechanism.manifest import build_manifest, write_manifest
-from mechanism.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, check_scoring
-from mechanism.sweep_files import SweepTables, check_one_setup, combine, key_columns, record_row, write_tables
-from mechanism.sweep_results import RESULTS_FILE, SWEPT_COLUMN
-from mechanism.train import train_detector
-from mechanism.train_config import TrainConfig
+from mechanism.io.hashing import file_sha256
+from mechanism.train.loss import TailLossConfig, tail_k
+from mechanism.io.manifest import build_manifest, write_manifest
+from mechanism.eval.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, check_scoring
+from mechanism.sweep.files import SweepTables, check_one_setup, combine, key_columns, record_row, write_tables
+from mechanism.sweep.results import RESULTS_FILE, SWEPT_COLUMN
+from mechanism.train.fit import train_detector
+from mechanism.train.config import TrainConfig
 
 RUN_FORMAT = "tailflow-mechanism/sweep-run"   # "format" of a metrics.json
 METRICS_FILE = "metrics.json"
@@ -116,7 +116,7 @@ class SweepSpec:
     backbone: BackboneConfig = BackboneConfig()
     flow: FlowConfig = FlowConfig()
     train: TrainConfig = TrainConfig()
-    image_score: str = DEFAULT_IMAGE_SCORE  # one of mechanism.scoring.IMAGE_SCORE_METHODS
+    image_score: str = DEFAULT_IMAGE_SCORE  # one of mechanism.eval.scoring.IMAGE_SCORE_METHODS
     map_score: str = DEFAULT_MAP_SCORE      # one of mechanism.flow.PATCH_SCORES
 
     def __post_init__(self):

@@ -13,13 +13,13 @@ from typing import Any, Callable
 import torch
 
 from mechanism.analyzers import h1_edge, h3_gradient, h4_dilution, h7_calibration
-from mechanism.checkpoint import Checkpoint
-from mechanism.detector import Detector, load_detector
+from mechanism.train.checkpoint import Checkpoint
+from mechanism.eval.detector import Detector, load_detector
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
-from mechanism.hashing import file_sha256
-from mechanism.manifest import build_manifest, write_manifest
-from mechanism.result_files import write_result
+from mechanism.io.hashing import file_sha256
+from mechanism.io.manifest import build_manifest, write_manifest
+from mechanism.report.files import write_result
 
 HYPOTHESES = ("H1", "H3", "H4", "H7")
 CONFIGS = {"H1": h1_edge.H1Config, "H3": h3_gradient.H3Config, "H4": h4_dilution.H4Config,

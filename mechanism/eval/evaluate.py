@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mechanism.atomic import atomic_path, write_text
+from mechanism.io.atomic import atomic_path, write_text
 from mechanism.data.images import load_mask
 from mechanism.data.mvtec import Sample, read_split
-from mechanism.detector import Detector
-from mechanism.metrics import DetectionMetrics, detection_metrics
-from mechanism.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, anomaly_maps,
+from mechanism.eval.detector import Detector
+from mechanism.eval.metrics import DetectionMetrics, detection_metrics
+from mechanism.eval.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, anomaly_maps,
                                check_scoring, image_scores)
 
 
@@ -58,7 +58,7 @@ def evaluate_detector(detector: Detector, data_root: str | Path, category: str |
                       cache_dir: Path | None | str = "default", batch_size: int = 64,
                       progress: bool = True, map_score: str = DEFAULT_MAP_SCORE) -> Evaluation:
     """Score every test image of ``category`` and compute the task metrics; the maps and image
-    scores are made of the per-patch ``map_score`` (see ``mechanism.scoring``)."""
+    scores are made of the per-patch ``map_score`` (see ``mechanism.eval.scoring``)."""
     check_scoring(map_score, image_score)
     samples = read_split(data_root, category, "test")
     size = detector.backbone.cfg.input_size

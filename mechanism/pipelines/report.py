@@ -18,21 +18,21 @@ from typing import Callable
 
 import torch
 
-from mechanism.analyze import HYPOTHESES, AnalysisSettings, analyze
+from mechanism.pipelines.analyze import HYPOTHESES, AnalysisSettings, analyze
 from mechanism.analyzers.context import checkpoint_label
-from mechanism.atomic import write_text
-from mechanism.detector import load_detector
+from mechanism.io.atomic import write_text
+from mechanism.eval.detector import load_detector
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
-from mechanism.evaluate import evaluate_detector
+from mechanism.eval.evaluate import evaluate_detector
 from mechanism.figures.render import FigureInputs, render_figures
-from mechanism.hashing import file_sha256
-from mechanism.manifest import build_manifest, write_manifest
-from mechanism.observed_effect import ObservedEffect, observed_effect
+from mechanism.io.hashing import file_sha256
+from mechanism.io.manifest import build_manifest, write_manifest
+from mechanism.eval.observed_effect import ObservedEffect, observed_effect
 from mechanism.report.document import ReportInputs, report_markdown
-from mechanism.result_files import write_result
-from mechanism.sweep_files import merge_results
-from mechanism.sweep_results import SweepRun, read_sweep_results
+from mechanism.report.files import write_result
+from mechanism.sweep.files import merge_results
+from mechanism.sweep.results import SweepRun, read_sweep_results
 
 REPORT_FILE = "REPORT.md"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from mechanism.atomic import write_text
-from mechanism.checkpoint import package_versions
+from mechanism.io.atomic import write_text
+from mechanism.train.checkpoint import package_versions
 
 
 def git_commit() -> str | None:
