@@ -29,7 +29,8 @@ from mechanism.stats.bootstrap import Interval, PairedStat
 from mechanism.stats.calibration import QQ_PERCENTILES, TAIL_PERCENTILES, QuantileRow
 from mechanism.stats.edge_distance import (KS_METHOD, edge_distance_grid, edge_distance_ks,
                                            uniform_edge_distance_mean, uniform_edge_distance_pmf)
-from mechanism.sweep.results import COLUMNS, MetricSummary, SweepRun
+from mechanism.stats.summary import MetricSummary
+from mechanism.sweep.results import COLUMNS, SweepRun
 
 N_BOOT = 200
 SIZES = {   # file stem → (width, height) of the PNG in pixels at DPI

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from mechanism.errors import MechanismError
-from mechanism.sweep.results import MetricSummary, read_sweep_results, summarize_sweep
+from mechanism.stats.summary import MetricSummary
+from mechanism.sweep.results import read_sweep_results, summarize_sweep
 
 HEADER = ("param,value,tail_weight,top_k_ratio,selection,seed,category,image_auroc,pixel_auroc,"
           "pixel_ap,aupro,train_seconds,extra")

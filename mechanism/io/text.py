@@ -1,6 +1,9 @@
-"""Markdown rendering of result tables (the study's layout: a header row, then value rows)."""
+"""Plain-text primitives shared by results, tables and figures: markdown tables, p-values,
+percentages, yes/no answers and CSV text."""
 from __future__ import annotations
 
+import csv
+import io
 import sys
 from typing import Sequence
 
@@ -27,3 +30,32 @@ def format_p(p: float) -> str:
     if p == 0:
         return f"< {sys.float_info.min:.1e}"
     return f"{p:.3g}" if p >= 1e-3 else f"{p:.2e}"
+
+
+def percent(ratio: float) -> str:
+    """A ratio as a percentage with no trailing zeros, ``0.02 → "2%"``."""
+    return f"{100 * ratio:g}%"
+
+
+ANSWERS = {True: "yes", False: "no", None: "undetermined"}
+
+
+def answer(value: bool | None) -> str:
+    """A tri-state answer in words: ``"yes"``, ``"no"`` or ``"undetermined"`` (None)."""
+    return ANSWERS[value]
+
+
+def csv_text(rows: Sequence[dict], fields: Sequence[str] | None = None,
+             lineterminator: str = "\r\n") -> str:
+    """CSV of ``rows`` with a header row. ``fields`` fixes the columns; by default, every key of
+    every row in order of first appearance. ``lineterminator`` is the csv module's default
+    (``"\r\n"``) unless given."""
+    if fields is None:
+        fields = []
+        for row in rows:
+            fields.extend(k for k in row if k not in fields)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator=lineterminator)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

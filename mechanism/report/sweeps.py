@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-import numpy as np
-
-from mechanism.sweep.results import METRICS, MetricSummary, SweepRun, summarize_sweep
+from mechanism.stats.summary import MetricSummary
+from mechanism.sweep.results import METRIC_LABELS, METRICS, SweepRun, summarize_sweep
 from mechanism.io.text import markdown_table
 
 PARAM_LABELS = {"tail_weight": "λ (tail weight)", "tail_top_k_ratio": "r (top-k ratio)"}
-METRIC_LABELS = {"pixel_ap": "Pixel AP", "image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC",
-                 "aupro": "AUPRO@0.3"}
 
 
 @dataclass(frozen=True)
@@ -66,11 +63,7 @@ class ControlRow:
 
 
 def _summaries(runs: list[SweepRun]) -> dict[str, MetricSummary]:
-    out = {}
-    for metric in METRICS:
-        x = np.array([getattr(r, metric) for r in runs])
-        out[metric] = MetricSummary(float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else None, len(x))
-    return out
+    return {metric: MetricSummary.of([getattr(r, metric) for r in runs]) for metric in METRICS}
 
 
 def random_control(runs: list[SweepRun], category: str) -> list[ControlRow]:

@@ -17,24 +17,21 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from mechanism.io.atomic import write_text
 from mechanism.errors import MechanismError
-from mechanism.sweep.results import (COLUMNS, METRICS, RESULTS_FILE, SWEPT_COLUMN, SweepRun,
+from mechanism.sweep.results import (COLUMNS, METRIC_LABELS, METRICS, RESULTS_FILE, SWEPT_COLUMN, SweepRun,
                                      read_sweep_results, summarize_sweep)
-from mechanism.io.text import markdown_table
+from mechanism.io.text import csv_text, markdown_table
 
 EXTRA_COLUMNS = ("k", "n_patches", "setup", "data", "folder")
 HEADER = (*COLUMNS, *EXTRA_COLUMNS)
 KEY = ("category", "param", "value", "selection", "seed")  # one run of a sweep
 FIXED_COLUMN = {"tail_weight": "top_k_ratio", "tail_top_k_ratio": "tail_weight"}
 """Swept parameter → the column of the loss setting it leaves fixed."""
-METRIC_LABELS = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "pixel_ap": "Pixel AP",
-                 "aupro": "AUPRO@0.3"}
 SUMMARY_MD, SUMMARY_CSV = "summary.md", "summary.csv"
 
 
@@ -110,14 +107,6 @@ def combine(labelled: list[tuple[str, dict[str, str]]], where: str) -> list[dict
                                        float(r[SWEPT_COLUMN[r["param"]]]), int(r["seed"])))
 
 
-def _csv_text(rows: list[dict], fields: tuple[str, ...]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def _groups(runs: list[SweepRun]) -> list[tuple[SweepRun, dict]]:
     """Per (category, param, selection): its first run and ``summarize_sweep``'s table."""
     firsts: dict[tuple, SweepRun] = {}
@@ -169,13 +158,13 @@ class SweepTables:
 def write_tables(rows: list[dict[str, str]], folder: str | Path) -> SweepTables:
     """Write ``results.csv`` (rows as given), then ``summary.md`` and ``summary.csv`` from it, atomically."""
     folder = Path(folder)
-    results = write_text(folder / RESULTS_FILE, _csv_text(rows, HEADER))
+    results = write_text(folder / RESULTS_FILE, csv_text(rows, HEADER, "\n"))
     runs = read_sweep_results(folder)
     summary_fields = ("category", "param", "selection", "value", "n",
                       *(f"{m}_{s}" for m in METRICS for s in ("mean", "std")))
     text = summary_markdown(runs)
     return SweepTables(results, write_text(folder / SUMMARY_MD, text),
-                       write_text(folder / SUMMARY_CSV, _csv_text(_summary_rows(runs), summary_fields)),
+                       write_text(folder / SUMMARY_CSV, csv_text(_summary_rows(runs), summary_fields, "\n")),
                        len(runs), text)
 
 

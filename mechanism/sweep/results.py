@@ -15,17 +15,18 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from mechanism.errors import MechanismError
+from mechanism.stats.summary import MetricSummary
 
 RESULTS_FILE = "results.csv"
 METRICS = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro")
 COLUMNS = ("param", "value", "tail_weight", "top_k_ratio", "selection", "seed", "category",
            *METRICS, "train_seconds")
+METRIC_LABELS = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "pixel_ap": "Pixel AP",
+                 "aupro": "AUPRO@0.3"}
 SWEPT_COLUMN = {"tail_top_k_ratio": "top_k_ratio", "tail_weight": "tail_weight"}
 """Swept parameter name → the column that holds its value as a number."""
 
@@ -45,23 +46,6 @@ class SweepRun:
     pixel_ap: float
     aupro: float
     train_seconds: float   # wall-clock seconds
-
-
-@dataclass(frozen=True)
-class MetricSummary:
-    """A metric over training seeds: mean, sample std (ddof = 1; ``None`` for one seed), count."""
-    mean: float
-    std: float | None
-    n: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def format_percent(self) -> str:
-        """``"55.80 ± 1.20% (n = 3)"``, or ``"55.80% (n = 1)"`` without a std."""
-        if self.std is None:
-            return f"{100 * self.mean:.2f}% (n = {self.n})"
-        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}% (n = {self.n})"
 
 
 def _number(text: str, column: str, where: str) -> float:
@@ -143,8 +127,6 @@ def summarize_sweep(runs: list[SweepRun], param: str, category: str,
     for value in sorted(groups):
         seeds = list(groups[value].values())
         out[value] = {}
-        for metric in METRICS:
-            x = np.array([getattr(r, metric) for r in seeds])
-            std = float(x.std(ddof=1)) if len(x) > 1 else None
-            out[value][metric] = MetricSummary(float(x.mean()), std, len(x))
+        out[value] = {metric: MetricSummary.of([getattr(r, metric) for r in seeds])
+                      for metric in METRICS}
     return out

@@ -1,0 +1,115 @@
+"""Plain (JSON-ready) data of frozen dataclasses and back: the one (de)serialiser of every result.
+
+``to_plain`` walks a result: a dataclass becomes a dict of its fields in declaration order
+(``init=False`` fields too, so derived values are stored beside the data), an ``Enum`` its
+value, a tuple or list a list, a dict a dict; ``None``, ``bool``, ``int``, ``float`` and ``str``
+stay as they are. Anything else is a ``TypeError``: nothing is stringified silently.
+
+``from_plain(cls, data)`` rebuilds ``cls`` from the field annotations: ``X | None``,
+``tuple[T, ...]``, ``tuple[A, B]``, ``list[T]``, ``dict[K, V]``, nested dataclasses and enums.
+``init=False`` fields are recomputed by the class, never read. Data that does not fit (a
+missing or unknown field, a value of the wrong type) raises ``ValueError`` naming the path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from enum import Enum
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_SCALARS = (bool, int, float, str)
+
+
+def to_plain(obj: Any) -> Any:
+    """``obj`` as nested dicts, lists and scalars (see the module docstring)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, (tuple, list)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if obj is None or isinstance(obj, _SCALARS):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} as plain data")
+
+
+def from_plain(cls: type[T], data: Any, where: str = "") -> T:
+    """``cls`` rebuilt from ``to_plain``'s output.
+
+    Raises:
+        ValueError: ``data`` does not fit ``cls`` (the message names the field path).
+    """
+    return _build(cls, data, where or cls.__name__)
+
+
+def _fail(where: str, what: str) -> ValueError:
+    return ValueError(f"{where}: {what}")
+
+
+def _build(tp: Any, data: Any, where: str) -> Any:
+    if tp is Any:
+        return data
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if data is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) != 1:
+            raise TypeError(f"{where}: unions of several types are not supported")
+        return _build(options[0], data, where)
+    if origin in (tuple, list):
+        if not isinstance(data, list):
+            raise _fail(where, f"expected a list, got {type(data).__name__}")
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(args) != len(data):
+                raise _fail(where, f"expected {len(args)} values, got {len(data)}")
+            return tuple(_build(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, data)))
+        item = args[0] if args else Any
+        values = [_build(item, v, f"{where}[{i}]") for i, v in enumerate(data)]
+        return tuple(values) if origin is tuple else values
+    if origin is dict or tp is dict:
+        if not isinstance(data, dict):
+            raise _fail(where, f"expected an object, got {type(data).__name__}")
+        value_type = args[1] if args else Any
+        return {k: _build(value_type, v, f"{where}.{k}") for k, v in data.items()}
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _dataclass(tp, data, where)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        try:
+            return tp(data)
+        except ValueError:
+            raise _fail(where, f"{data!r} is not a {tp.__name__}") from None
+    if tp is float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise _fail(where, f"expected a number, got {data!r}")
+        return data
+    if tp in (bool, int, str):
+        if not isinstance(data, tp) or (tp is int and isinstance(data, bool)):
+            raise _fail(where, f"expected {tp.__name__}, got {data!r}")
+        return data
+    raise TypeError(f"{where}: cannot rebuild a {tp!r}")
+
+
+def _dataclass(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise _fail(where, f"expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    known = {f.name for f in fields}
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise _fail(where, f"unknown field {unknown[0]!r}")
+    values = {}
+    for f in fields:
+        if not f.init:
+            continue
+        if f.name not in data:
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+                continue
+            raise _fail(where, f"missing field {f.name!r}")
+        values[f.name] = _build(hints[f.name], data[f.name], f"{where}.{f.name}")
+    return cls(**values)
