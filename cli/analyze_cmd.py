@@ -53,8 +53,10 @@ def analyze(hypotheses, ckpt, data_root, category, baseline_ckpt, selection_ckpt
 
     Prints each hypothesis table with its verdict and writes JSON, CSV and markdown tables.
     """
-    from mechanism.pipelines.analyze import HYPOTHESES, AnalysisSettings, analyze as run_analyze
+    from mechanism.analyzers.registry import HYPOTHESES
+    from mechanism.pipelines.analyze import AnalysisSettings, analyze as run_analyze
     from mechanism.device import resolve_device
+    from mechanism.report import tables
 
     names = HYPOTHESES if any(h.lower() == "all" for h in hypotheses) else \
         tuple(dict.fromkeys(h.upper() for h in hypotheses))
@@ -64,7 +66,7 @@ def analyze(hypotheses, ckpt, data_root, category, baseline_ckpt, selection_ckpt
     settings = AnalysisSettings(seed, n_boot, batch_size, max_images, tuple(overrides))
 
     def show(name, result):
-        click.echo(f"\n## {name}\n\n{result.markdown().rstrip()}\n")
+        click.echo(f"\n## {name}\n\n{tables.markdown(result).rstrip()}\n")
 
     run_analyze(ckpt, names, out, resolve_device(device), settings,
                 cache_dir=resolve_cache_dir(cache_dir, no_cache), progress=not quiet,

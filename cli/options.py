@@ -80,11 +80,15 @@ model_options = compose(
 """Training, backbone and flow settings; ``model_configs`` turns their values into configs."""
 
 
-def resolve_cache_dir(cache_dir: Path | None, no_cache: bool) -> Path | str | None:
-    """``None`` (no cache), the given folder, or ``"default"`` (the library's default folder)."""
+def resolve_cache_dir(cache_dir: Path | None, no_cache: bool) -> Path | None:
+    """The feature cache folder of a command: ``None`` with ``--no-cache``, else ``--cache-dir``
+    or the library's default folder (``$MECHANISM_CACHE_DIR`` or ``~/.cache/…``)."""
     if no_cache:
         return None
-    return cache_dir if cache_dir is not None else "default"
+    if cache_dir is not None:
+        return cache_dir
+    from mechanism.backbone.features import default_cache_dir
+    return default_cache_dir()
 
 
 def parse_list(text: str, what: str, kind: type = int) -> tuple:

@@ -71,7 +71,8 @@ def sweep(ctx, data_root, categories, param, values, seeds, tail_weight, top_k_r
     from mechanism.device import resolve_device
     from mechanism.errors import MechanismError
     from mechanism.train.loss import TailLossConfig
-    from mechanism.sweep.run import SweepSpec, parse_shard, run_sweep
+    from mechanism.sweep.plan import SweepSpec, parse_shard
+    from mechanism.sweep.run import run_sweep
 
     swept = _SWEPT_OPTION[param]
     if ctx.get_parameter_source(swept) is ParameterSource.COMMANDLINE:

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mechanism.data import demo
+from mechanism.data.demo import generate
 from mechanism.data.demo import (DEFECT_TYPES, DEMO_CATEGORIES, defect_counts, fractal_noise,
                                  generate_demo, perlin_noise, render_sample)
 from mechanism.data.images import load_image, load_mask
@@ -173,7 +173,7 @@ def test_an_interrupted_run_leaves_the_old_output_untouched(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return render_sample(*args, **kwargs)
 
-    monkeypatch.setattr(demo, "render_sample", failing)
+    monkeypatch.setattr(generate, "render_sample", failing)
     with pytest.raises(KeyboardInterrupt):
         generate_demo(out, categories=("brick",), n_train=4, n_test_good=1, n_test_defect=1,
                       size=32, overwrite=True)

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
+from mechanism.backbone.features import (cache_key, cache_key_fields, cached_features, default_cache_dir,
+                                         extract_features)
 from mechanism.backbone.model import BackboneConfig, load_backbone
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import read_split
-from mechanism.backbone.features import (cache_key, cache_key_fields, cached_features, default_cache_dir,
-                                extract_features)
 
 
 def _noise_png(path, seed: int) -> None:
@@ -122,10 +122,17 @@ def test_no_cache_dir_writes_nothing(backbone, samples, tmp_path, forward_calls)
     assert forward_calls["images"] == 10
 
 
-def test_default_cache_dir_is_used_unless_told_otherwise(backbone, samples, tmp_path, monkeypatch):
+def test_without_a_folder_nothing_is_cached_and_a_given_folder_is_used(backbone, samples, tmp_path,
+                                                                     monkeypatch, forward_calls):
     monkeypatch.setenv("MECHANISM_CACHE_DIR", str(tmp_path / "env_cache"))
-    result = cached_features(backbone, samples, progress=False)
-    assert (tmp_path / "env_cache" / f"{result.key}.pt").is_file()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for _ in range(2):
+        assert not cached_features(backbone, samples, progress=False).from_cache
+    assert forward_calls["images"] == 10
+    assert not (tmp_path / "env_cache").exists() and not (tmp_path / "home").exists()
+    result = cached_features(backbone, samples, tmp_path / "given", progress=False)
+    assert (tmp_path / "given" / f"{result.key}.pt").is_file() and not (tmp_path / "env_cache").exists()
+    assert cached_features(backbone, samples, tmp_path / "given", progress=False).from_cache
 
 
 def test_unwritable_cache_warns_and_still_returns_features(backbone, samples, tmp_path):

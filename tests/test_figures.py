@@ -277,7 +277,7 @@ def test_read_results_round_trip(tmp_path):
 
 @pytest.mark.parametrize("text,match", [
     ("{not json", "H3.json is not valid JSON"),
-    ('{"foo": 1}', "H3.json is not an H3 result written by mechanism analyze \\(missing field"),
+    ('{"foo": 1}', "H3.json is not an H3 result written by mechanism analyze \\(H3: missing field 'context'\\)"),
     ('[1, 2]', "H3.json is not an H3 result"),
 ])
 def test_read_results_rejects_corrupt_or_foreign_json(tmp_path, text, match):

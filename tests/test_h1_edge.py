@@ -1,6 +1,7 @@
 """H1 analyzer: exact checks on a stub detector with known NLLs, the verdict rule on hand-made
 inputs, and an end-to-end run on the tiny checkpoints."""
 import json
+import pathlib
 from types import SimpleNamespace
 
 import cv2
@@ -14,6 +15,9 @@ from mechanism.analyzers.h1_edge import H1Config, H1Result, patch_gradient, run,
 from mechanism.data.images import load_image
 from mechanism.eval.detector import load_detector
 from mechanism.errors import MechanismError
+from mechanism.io.serialize import from_plain, to_plain
+from mechanism.io.text import csv_text
+from mechanism.report import tables
 from mechanism.stats.edge_distance import KS_METHOD
 
 SIZE, GRID, N_IMAGES = 32, 4, 10
@@ -229,8 +233,8 @@ def test_constant_images_give_undefined_gradient_statistics(tmp_path):
     res = run(stub_detector(nll), tmp_path, "flat", H1Config(n_boot=20), progress=False)
     assert res.gradient_ratio is None and res.mw_p is None
     assert "undefined" in res.gradient_note and res.cliffs_delta.estimate == 0.0
-    assert "| **Gradient ratio** (tail / non-tail) | — |" in res.markdown()
-    assert H1Result.from_dict(json.loads(json.dumps(res.to_dict()))) == res
+    assert "| **Gradient ratio** (tail / non-tail) | — |" in tables.markdown(res)
+    assert from_plain(H1Result, json.loads(json.dumps(to_plain(res)))) == res
 
 
 # --- end to end on the tiny checkpoints ---------------------------------------------------------
@@ -245,10 +249,20 @@ def test_end_to_end_tiny(tiny_ckpt, tiny_baseline_ckpt, tiny_data, tiny_cache):
     assert sum(map(sum, res.tail_counts_map)) == 8 * 2
     assert res.gradient_ratio.low <= res.gradient_ratio.estimate <= res.gradient_ratio.high
     assert res.paired is not None and res.paired.gradient_ratio is not None
-    assert H1Result.from_dict(json.loads(json.dumps(res.to_dict()))) == res
-    md = res.markdown()
+    assert from_plain(H1Result, json.loads(json.dumps(to_plain(res)))) == res
+    md = tables.markdown(res)
     assert f"**Verdict: {res.verdict.value}** — " in md and "| Edge distance (uniform), cells | 0.250 |" in md
     assert "difference (candidate − baseline)" in md and "N = 16" in md and "k = 2" in md
-    rows = res.csv_rows()
+    rows = tables.csv_rows(res)
     assert rows[-1]["measurement"] == "verdict"
     assert all(not isinstance(v, (list, dict, tuple)) for r in rows for v in r.values())
+
+
+def test_committed_report_round_trips_byte_identical():
+    """The reference report written by the old code: JSON, CSV and markdown byte for byte."""
+    d = pathlib.Path(__file__).resolve().parents[1] / "analysis_results" / "mechanism" / "tables"
+    text = (d / "H1.json").read_text()
+    r = from_plain(H1Result, json.loads(text))
+    assert json.dumps(to_plain(r), indent=2) + "\n" == text
+    assert csv_text(tables.csv_rows(r)) == (d / "H1.csv").read_bytes().decode()
+    assert tables.markdown(r).rstrip() + "\n" == (d / "H1.md").read_text()

@@ -3,6 +3,7 @@ per-image loop, the bootstrap against recomputation, the verdict rule on hand-ma
 an end-to-end run on the tiny checkpoints."""
 import json
 import math
+import pathlib
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ from mechanism.analyzers.h3_gradient import (BaselineMeasurement, H3Config, H3Re
 from mechanism.eval.detector import load_detector
 from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow, patch_nll
+from mechanism.io.serialize import from_plain, to_plain
+from mechanism.io.text import csv_text
+from mechanism.report import tables
 from mechanism.stats.inequality import gini
 
 D, H, W = 6, 3, 4
@@ -108,9 +112,9 @@ def test_unbounded_ratio_without_interaction_is_none_with_reason():
     assert "unbounded" in result.amplification_note
     assert result.tail_gain.estimate == pytest.approx(N / K, rel=1e-5)   # exactly N/k
     assert result.verdict is Verdict.SUPPORTED and "unbounded" in result.verdict_reason
-    text = json.dumps(result.to_dict(), allow_nan=False)                 # no inf, no NaN
-    assert H3Result.from_dict(json.loads(text)) == result
-    assert "undefined" in result.markdown() and "inf" not in result.markdown()
+    text = json.dumps(to_plain(result), allow_nan=False)                 # no inf, no NaN
+    assert from_plain(H3Result, json.loads(text)) == result
+    assert "undefined" in tables.markdown(result) and "inf" not in tables.markdown(result)
 
 
 def test_all_zero_features_make_every_statistic_undefined():
@@ -123,7 +127,7 @@ def test_all_zero_features_make_every_statistic_undefined():
     assert result.amplification is None and not result.amplification_unbounded
     assert result.tail_gain is None
     assert result.verdict is Verdict.NOT_SUPPORTED and "undefined" in result.verdict_reason
-    json.dumps(result.to_dict(), allow_nan=False)
+    json.dumps(to_plain(result), allow_nan=False)
 
 
 def test_batched_backward_equals_per_image_loop_with_spatial_context():
@@ -273,15 +277,15 @@ def test_end_to_end_tiny(tiny_ckpt, tiny_baseline_ckpt, tiny_data, tiny_cache):
         assert x.ratio.low <= x.ratio.estimate <= x.ratio.high
         assert len(x.image_tail_gradient) == 8 and np.array(x.mean_gradient_map).shape == (4, 4)
     assert len(result.paired.ratio) == 3 and result.paired.amplification is not None
-    text = json.dumps(result.to_dict(), allow_nan=False)
-    assert H3Result.from_dict(json.loads(text)) == result
-    md = result.markdown()
+    text = json.dumps(to_plain(result), allow_nan=False)
+    assert from_plain(H3Result, json.loads(text)) == result
+    md = tables.markdown(result)
     assert f"**Verdict: {result.verdict.value}** — {result.verdict_reason}" in md
     for needle in ("| Condition | Tail gradient | Non-tail gradient | Ratio | Gini |",
                    "Mean-only (λ=0)", "Tail-aware (λ=1)", "Mixed (λ=0.7)", "N/k = 16/2 = 8×",
                    "N = 16", "k = 2", "4×4", "B = 30", "‖∂L/∂x"):
         assert needle in md, needle
-    rows = result.csv_rows()
+    rows = tables.csv_rows(result)
     assert {r["measurement"] for r in rows} >= {"ratio", "gini", "amplification",
                                                 "paired_amplification_difference", "verdict"}
     assert math.isclose(next(r["estimate"] for r in rows if r["measurement"] == "amplification"),
@@ -289,3 +293,13 @@ def test_end_to_end_tiny(tiny_ckpt, tiny_baseline_ckpt, tiny_data, tiny_cache):
     # Same seed → same result.
     again = run(det, tiny_data, "brick", cfg, baseline=base, cache_dir=tiny_cache, progress=False)
     assert again == result
+
+
+# --- the committed reference tables -------------------------------------------------------------
+
+def test_committed_tables_are_reproduced_byte_for_byte():
+    d = pathlib.Path(__file__).resolve().parents[1] / "analysis_results/mechanism/tables"
+    r = from_plain(H3Result, json.loads((d / "H3.json").read_bytes().decode()))
+    assert json.dumps(to_plain(r), indent=2) + "\n" == (d / "H3.json").read_bytes().decode()
+    assert csv_text(tables.csv_rows(r)) == (d / "H3.csv").read_bytes().decode()
+    assert tables.markdown(r).rstrip() + "\n" == (d / "H3.md").read_bytes().decode()

@@ -1,20 +1,27 @@
 """H4: the verdict rule on hand-made inputs, the augmented-view NLL, end-to-end runs on tiny_ckpt."""
 import dataclasses
 import json
+import pathlib
 
 import numpy as np
 import pytest
 import torch
 
 from mechanism.analyzers.context import Verdict
-from mechanism.analyzers.h4_dilution import (BASIS_EFFECTIVE, BASIS_PIXEL_AP, H4Config, H4Result,
-                                             augmented_nll, best_ratio, run, verdict)
+from mechanism.analyzers.h4_dilution import (BASIS_EFFECTIVE, BASIS_PIXEL_AP, SWEEP_PARAM, H4Config,
+                                             H4Result, MeasuredRatios, augmented_nll, best_ratio,
+                                             run, verdict)
 from mechanism.data.augment import AugmentConfig, draw_view
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import read_split
 from mechanism.eval.detector import load_detector
 from mechanism.errors import MechanismError
 from mechanism.flow import patch_nll
+from mechanism.io.serialize import from_plain, to_plain
+from mechanism.io.text import csv_text
+from mechanism.report import tables
+from mechanism.stats.summary import MetricSummary
+from mechanism.sweep.results import read_sweep_results, summarize_sweep
 from mechanism.train.loss import tail_k
 
 RATIOS = [0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 0.50, 1.0]
@@ -126,14 +133,14 @@ def test_end_to_end_default(detector, tiny_data, tiny_cache, tiny_ckpt):
     assert res.rows[-1].purity.estimate == pytest.approx(1 / 16)   # k = N selects everything
     assert res.verdict in (Verdict.PARTIAL, Verdict.NOT_SUPPORTED)
     assert res.best_basis == BASIS_EFFECTIVE
-    again = H4Result.from_dict(json.loads(json.dumps(res.to_dict())))
+    again = from_plain(H4Result, json.loads(json.dumps(to_plain(res))))
     assert again == res
     assert run(detector, tiny_data, "brick", cfg, cache_dir=tiny_cache, progress=False) == res
-    md = res.markdown()
+    md = tables.markdown(res)
     assert f"**Verdict: {res.verdict.value}** — {res.verdict_reason}" in md
     assert "| Ratio | k | Amplification |" in md and "Pixel AP" not in md
     assert "N = 16 patches (4×4 grid)" in md and "k_ref = 1" in md and "4 views" in md
-    assert len(res.csv_rows()) == 8 and res.csv_rows()[0]["chance_purity"] == 1 / 16
+    assert len(tables.csv_rows(res)) == 8 and tables.csv_rows(res)[0]["chance_purity"] == 1 / 16
 
 
 def test_end_to_end_with_checkpoints_and_sweep(detector, tiny_data, tiny_cache, tmp_path):
@@ -146,8 +153,11 @@ def test_end_to_end_with_checkpoints_and_sweep(detector, tiny_data, tiny_cache, 
         "tail_top_k_ratio,0.04,0.7,0.04,topk,0,brick,0.9,0.9,0.52,0.7,1\n"
         "tail_top_k_ratio,0.1,0.7,0.1,topk,0,brick,0.9,0.9,0.40,0.7,1\n")
     cfg = H4Config(n_boot=20)
+    measured = MeasuredRatios(str(tmp_path), summarize_sweep(read_sweep_results(tmp_path),
+                                                             SWEEP_PARAM, "brick"))
     res = run(detector, tiny_data, "brick", cfg, selection=detector, reference=detector,
-              sweep=tmp_path, cache_dir=tiny_cache, progress=False)
+              measured=measured, cache_dir=tiny_cache, progress=False)
+    assert res.sweep == str(tmp_path)
     assert 0.04 in [r.ratio for r in res.rows] and len(res.rows) == 9
     for row in res.rows:
         assert row.purity.estimate == row.oracle_purity
@@ -155,15 +165,17 @@ def test_end_to_end_with_checkpoints_and_sweep(detector, tiny_data, tiny_cache, 
     assert set(measured) == {0.02, 0.04, 0.1}
     assert measured[0.02].mean == pytest.approx(0.55) and measured[0.02].n == 2
     assert res.best_ratio == 0.02 and res.best_basis == BASIS_PIXEL_AP and res.n_views is None
-    md = res.markdown()
+    md = tables.markdown(res)
     assert "| Pixel AP | Image AUROC |" in md and "55.00 ± 7.07% (n = 2)" in md and "not measured" in md
     assert "clean view" in res.selection_source and "clean view" in res.reference_source
-    assert H4Result.from_dict(json.loads(json.dumps(res.to_dict()))) == res
+    assert from_plain(H4Result, json.loads(json.dumps(to_plain(res)))) == res
 
 
-def test_bad_inputs(detector, tiny_data, tmp_path):
+def test_bad_inputs(tmp_path):
     with pytest.raises(MechanismError, match="does not exist|do not exist"):
-        run(detector, tiny_data, "brick", H4Config(), sweep=tmp_path, progress=False)
+        read_sweep_results(tmp_path)           # the sweep the measured columns would come from
+    with pytest.raises(MechanismError, match=r"sweep runs/x lists top-k ratio 1.5 outside \(0, 1\]"):
+        MeasuredRatios("runs/x", {0.1: {}, 1.5: {"pixel_ap": MetricSummary(0.5, None, 1)}})
     with pytest.raises(MechanismError):
         H4Config(ratios=(0.0, 0.1))
     with pytest.raises(MechanismError):
@@ -182,3 +194,13 @@ def test_h4_analyses_64_images_unless_told_otherwise():
     assert AnalysisSettings().config_for("H1").max_images is None
     assert AnalysisSettings(max_images=10).config_for("H4").max_images == 10
     assert AnalysisSettings(max_images=500).config_for("H4").max_images == 500
+
+
+# ---- the committed reference tables ---------------------------------------------------------------
+
+def test_committed_tables_are_reproduced_byte_for_byte():
+    d = pathlib.Path(__file__).resolve().parents[1] / "analysis_results/mechanism/tables"
+    r = from_plain(H4Result, json.loads((d / "H4.json").read_bytes().decode()))
+    assert json.dumps(to_plain(r), indent=2) + "\n" == (d / "H4.json").read_bytes().decode()
+    assert csv_text(tables.csv_rows(r)) == (d / "H4.csv").read_bytes().decode()
+    assert tables.markdown(r).rstrip() + "\n" == (d / "H4.md").read_bytes().decode()

@@ -2,6 +2,7 @@
 with known latents, the bootstrap against brute-force resampling, and an end-to-end run on the
 tiny checkpoints."""
 import json
+import pathlib
 from types import SimpleNamespace
 
 import cv2
@@ -17,6 +18,9 @@ from mechanism.data.mvtec import read_split
 from mechanism.eval.detector import load_detector
 from mechanism.errors import MechanismError
 from mechanism.flow import FlowOutput
+from mechanism.io.serialize import from_plain, to_plain
+from mechanism.io.text import csv_text
+from mechanism.report import tables
 from mechanism.stats.bootstrap import Interval, bootstrap
 from mechanism.stats.calibration import qq_correlation, tail_calibration_error
 
@@ -189,11 +193,11 @@ def test_bootstrap_matches_brute_force_and_paired(stub_data):
     again = run(stub_detector(feats), stub_data, "cat", cfg,
                 baseline=stub_detector(feats, scale=0.7, tail_weight=0.0), progress=False)
     assert again == res                                            # seeded: same output
-    assert H7Result.from_dict(json.loads(json.dumps(res.to_dict()))) == res
-    md = res.markdown()
+    assert from_plain(H7Result, json.loads(json.dumps(to_plain(res)))) == res
+    md = tables.markdown(res)
     assert "Does tail training move z closer to N(0, 1)? **yes**" in md
     assert "| Tail calibration error |" in md and "(λ = 0)" in md
-    rows = {r["measurement"]: r for r in res.csv_rows()}
+    rows = {r["measurement"]: r for r in tables.csv_rows(res)}
     assert rows["tail_training_closer"]["estimate"] == "yes"
     assert rows["difference_tail_error"]["ci_high"] < 0
     assert rows["baseline_quantile_99_theoretical"]["estimate"] == pytest.approx(stats.norm.ppf(0.99))
@@ -212,7 +216,8 @@ def test_estimates_are_exact_whatever_the_bins_and_without_bootstrap(stub_data):
     assert p.tail_error.difference.estimate == pytest.approx(
         tail_calibration_error(z) - tail_calibration_error(0.5 * z), abs=1e-6)
     assert p.closer is None and p.tail_error.difference.low is None
-    assert "**undetermined**" in res.markdown() and "no bootstrap intervals" in res.markdown()
+    md = tables.markdown(res)
+    assert "**undetermined**" in md and "no bootstrap intervals" in md
 
 
 def test_bad_inputs(stub_data):
@@ -246,10 +251,20 @@ def test_end_to_end_tiny(tiny_ckpt, tiny_baseline_ckpt, tiny_data, tiny_cache):
     assert res.candidate.qq_correlation.estimate == pytest.approx(qq_correlation(z), abs=1e-6)
     q = res.candidate.qq_correlation
     assert q.low <= q.high and res.paired.closer in (True, False, None)
-    d = res.to_dict()
+    d = to_plain(res)
     assert len(d["candidate"]["empirical_percentiles"]) == 99
     assert len(d["baseline"]["percentile_errors"]) == 99
-    assert H7Result.from_dict(json.loads(json.dumps(d))) == res
-    md = res.markdown()
+    assert from_plain(H7Result, json.loads(json.dumps(d))) == res
+    md = tables.markdown(res)
     assert f"**Verdict: {res.verdict.value}** — " in md
     assert "| Percentile | Empirical | Theoretical | Error |" in md and "N = 16" in md
+
+
+def test_committed_report_round_trips_byte_identical():
+    """The reference report written by the old code: JSON, CSV and markdown byte for byte."""
+    d = pathlib.Path(__file__).resolve().parents[1] / "analysis_results" / "mechanism" / "tables"
+    text = (d / "H7.json").read_text()
+    r = from_plain(H7Result, json.loads(text))
+    assert json.dumps(to_plain(r), indent=2) + "\n" == text
+    assert csv_text(tables.csv_rows(r)) == (d / "H7.csv").read_bytes().decode()
+    assert tables.markdown(r).rstrip() + "\n" == (d / "H7.md").read_text()

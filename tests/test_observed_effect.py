@@ -1,4 +1,5 @@
 """The report's observed effect: exact point metrics, paired intervals, refusal of mismatched images."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,9 @@ from mechanism.eval.evaluate import Evaluation
 from mechanism.data.mvtec import Sample
 from mechanism.eval.metrics import detection_metrics
 from mechanism.eval.observed_effect import ObservedEffect, observed_effect
+from mechanism.io.serialize import from_plain, to_plain
+from mechanism.io.text import csv_text
+from mechanism.report import tables
 
 
 def _evaluation(rng, maps_shift=0.0, names=None, map_score="latent"):
@@ -39,8 +43,8 @@ def test_a_better_model_gets_a_positive_paired_difference_and_round_trips():
     base, better = _evaluation(rng), _evaluation(rng, maps_shift=2.0)
     oe = observed_effect(base, better, "base", "tail", n_boot=300, seed=0)
     assert oe.metrics["pixel_ap"].difference.low > 0
-    assert ObservedEffect.from_dict(oe.to_dict()) == oe
-    assert "Pixel AP" in oe.markdown() and "pts" in oe.markdown()
+    assert from_plain(ObservedEffect, json.loads(json.dumps(to_plain(oe)))) == oe
+    assert "Pixel AP" in tables.markdown(oe) and "pts" in tables.markdown(oe)
 
 
 def test_different_test_images_are_refused():
@@ -54,3 +58,11 @@ def test_differently_scored_evaluations_are_refused():
     rng = np.random.default_rng(0)
     with pytest.raises(MechanismError, match="scored differently"):
         observed_effect(_evaluation(rng), _evaluation(rng, map_score="nll"), "a", "b")
+
+
+def test_committed_tables_are_reproduced_byte_for_byte():
+    d = Path(__file__).resolve().parents[1] / "analysis_results/mechanism/tables"
+    r = from_plain(ObservedEffect, json.loads((d / "observed_effect.json").read_bytes().decode()))
+    assert json.dumps(to_plain(r), indent=2) + "\n" == (d / "observed_effect.json").read_bytes().decode()
+    assert csv_text(tables.csv_rows(r)) == (d / "observed_effect.csv").read_bytes().decode()
+    assert tables.markdown(r).rstrip() + "\n" == (d / "observed_effect.md").read_bytes().decode()

@@ -12,7 +12,8 @@ from cli.main import app
 from mechanism.train.checkpoint import load_checkpoint
 from mechanism.errors import MechanismError
 from mechanism.train.loss import TailLossConfig
-from mechanism.sweep.run import SweepSpec, parse_shard, plan, run_sweep, shard
+from mechanism.sweep.plan import SweepSpec, parse_shard, plan, shard
+from mechanism.sweep.run import run_sweep
 from mechanism.sweep.files import HEADER, merge_results
 from mechanism.sweep.results import COLUMNS, read_sweep_results, summarize_sweep
 from mechanism.train.config import TrainConfig

@@ -1,11 +1,12 @@
 """What every analysis result states about its inputs, and the verdict vocabulary."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 
 from mechanism.train.checkpoint import Checkpoint
 from mechanism.errors import MechanismError
+from mechanism.stats.bootstrap import Interval, PairedStat
 
 ALPHA = 0.05  # significance level of every test (SPEC §4)
 
@@ -31,9 +32,6 @@ class AnalysisContext:
     top_k_ratio: float     # r of the checkpoint's loss (or the analysis' override)
     seed: int              # seed of every random choice in the analysis
     n_boot: int            # bootstrap resamples (0 = none)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def checkpoint_label(ckpt: Checkpoint) -> str:
@@ -75,3 +73,12 @@ def tail_setup(ckpt: Checkpoint, ratio: float | None, analysis: str,
         raise MechanismError(f"baseline grid {baseline.grid} differs from the analysed "
                              f"checkpoint's {ckpt.grid} (H, W, D)")
     return h, w, r, k
+
+
+def paired_stat(intervals: dict[str, Interval], name: str) -> PairedStat | None:
+    """``PairedStat`` of statistic ``name`` from bootstrap intervals keyed ``baseline_<name>``,
+    ``<name>`` (candidate) and ``difference_<name>``; None when the difference is absent."""
+    if f"difference_{name}" not in intervals:
+        return None
+    return PairedStat(intervals[f"baseline_{name}"], intervals[name],
+                      intervals[f"difference_{name}"])

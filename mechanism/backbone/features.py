@@ -37,7 +37,8 @@ class FeatureSet:
 
 
 def default_cache_dir() -> Path:
-    """``$MECHANISM_CACHE_DIR`` if set, else ``~/.cache/tailflow-mechanism/features``."""
+    """``$MECHANISM_CACHE_DIR`` if set, else ``~/.cache/tailflow-mechanism/features``: the
+    folder the command line uses unless told otherwise; the library never picks it itself."""
     env = os.environ.get("MECHANISM_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "tailflow-mechanism" / "features"
 
@@ -120,21 +121,19 @@ def _write_entry(path: Path, fields: dict, features: torch.Tensor) -> None:
 
 
 def cached_features(backbone: Backbone, samples: list[Sample],
-                    cache_dir: str | Path | None = "default", batch_size: int = 4,
+                    cache_dir: Path | None = None, batch_size: int = 4,
                     device: torch.device | str | None = None, progress: bool = True) -> FeatureSet:
     """Features ``(N, D, H, W)`` float32 (CPU) of ``samples``, from ``cache_dir`` when possible.
 
-    ``cache_dir="default"`` is ``default_cache_dir()``; ``None`` disables the cache (the
-    backbone always runs). See ``extract_features`` for ``batch_size``, ``device`` and
-    ``progress``.
+    ``cache_dir``: the cache folder (callers at the edge pass ``default_cache_dir()``);
+    ``None`` disables the cache (the backbone always runs, nothing is written). See
+    ``extract_features`` for ``batch_size``, ``device`` and ``progress``.
 
     Raises:
         MechanismError: if an image cannot be decoded.
     """
     fields = cache_key_fields(backbone, samples)
     key = cache_key(fields)
-    if cache_dir == "default":
-        cache_dir = default_cache_dir()
     path = None if cache_dir is None else Path(cache_dir) / f"{key}.pt"
     if path is not None:
         shape = (len(samples), backbone.out_channels, *backbone.grid())

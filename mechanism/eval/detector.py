@@ -7,41 +7,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.backbone.model import Backbone, BackboneConfig, load_backbone
-from mechanism.train.checkpoint import Checkpoint, load_checkpoint
+from mechanism.backbone.features import cached_features
+from mechanism.backbone.model import Backbone
+from mechanism.backbone.record import backbone_from_record
 from mechanism.data.mvtec import Sample
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
-from mechanism.backbone.features import cached_features
 from mechanism.flow import PATCH_SCORES, PatchFlow
-
-
-def backbone_record(backbone: Backbone) -> dict:
-    """What a checkpoint stores about its backbone: the config and the weights' SHA-256."""
-    return {"config": backbone.cfg.to_dict(), "weights_sha256": backbone.weights_sha256}
-
-
-def backbone_from_record(record: dict, device: torch.device, weights: str | None = None) -> Backbone:
-    """Rebuild a checkpoint's backbone and prove it is the one the flow was trained on.
-
-    Args:
-        weights: a local weights file replacing the recorded one (e.g. on another machine).
-
-    Raises:
-        MechanismError: if the weights' SHA-256 differs from the recorded one.
-    """
-    try:
-        cfg = BackboneConfig.from_dict(record["config"])
-    except (KeyError, TypeError) as e:
-        raise MechanismError(f"checkpoint backbone record is malformed ({e})") from None
-    if weights is not None:
-        cfg = BackboneConfig.from_dict({**cfg.to_dict(), "weights": weights})
-    backbone = load_backbone(cfg, device)
-    if backbone.weights_sha256 != record.get("weights_sha256"):
-        raise MechanismError(
-            f"backbone weights differ from the checkpoint's (sha256 {backbone.weights_sha256[:12]}… "
-            f"≠ {str(record.get('weights_sha256'))[:12]}…): the flow was trained on other features")
-    return backbone
+from mechanism.train.checkpoint import Checkpoint, load_checkpoint
 
 
 @dataclass
@@ -52,10 +25,10 @@ class Detector:
     flow: PatchFlow
     device: torch.device
 
-    def features(self, samples: list[Sample], cache_dir: Path | None | str = "default",
+    def features(self, samples: list[Sample], cache_dir: Path | None = None,
                  progress: bool = True) -> torch.Tensor:
         """Backbone features ``(N, D, H, W)`` float32 on the CPU, through the feature cache
-        (``"default"``: ``default_cache_dir()``; ``None``: no cache)."""
+        folder ``cache_dir`` (``None``: no cache, the backbone always runs)."""
         return cached_features(self.backbone, samples, cache_dir, device=self.device,
                                progress=progress).features
 

@@ -13,7 +13,7 @@ from mechanism.data.mvtec import Sample, read_split
 from mechanism.eval.detector import Detector
 from mechanism.eval.metrics import DetectionMetrics, detection_metrics
 from mechanism.eval.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, anomaly_maps,
-                               check_scoring, image_scores)
+                                    check_scoring, image_scores)
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,12 @@ class Evaluation:
 
 def evaluate_detector(detector: Detector, data_root: str | Path, category: str | None,
                       image_score: str = DEFAULT_IMAGE_SCORE, sigma: float = DEFAULT_SIGMA,
-                      cache_dir: Path | None | str = "default", batch_size: int = 64,
+                      cache_dir: Path | None = None, batch_size: int = 64,
                       progress: bool = True, map_score: str = DEFAULT_MAP_SCORE) -> Evaluation:
     """Score every test image of ``category`` and compute the task metrics; the maps and image
-    scores are made of the per-patch ``map_score`` (see ``mechanism.eval.scoring``)."""
+    scores are made of the per-patch ``map_score`` (see ``mechanism.eval.scoring``).
+
+    ``cache_dir``: the feature cache folder; ``None``: no cache (the backbone always runs)."""
     check_scoring(map_score, image_score)
     samples = read_split(data_root, category, "test")
     size = detector.backbone.cfg.input_size

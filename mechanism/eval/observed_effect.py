@@ -20,7 +20,6 @@ from mechanism.eval.metrics.resampled import (DEFAULT_BINS, auroc_from_counts,
                                          image_auroc_weighted, resample_weights)
 from mechanism.eval.scoring import MAP_SCORE_WORDS
 from mechanism.stats.bootstrap import Interval, PairedStat, percentile_interval
-from mechanism.io.text import markdown_table
 
 METRIC_NAMES = {"pixel_ap": "Pixel AP", "image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC"}
 
@@ -38,54 +37,6 @@ class ObservedEffect:
     seed: int
     n_boot: int
     interval_method: str
-
-    def to_dict(self) -> dict:
-        return {"category": self.category, "baseline": self.baseline, "candidate": self.candidate,
-                "n_good": self.n_good, "n_defective": self.n_defective,
-                "metrics": {k: {role: getattr(v, role).to_dict()
-                                for role in ("baseline", "candidate", "difference")}
-                            for k, v in self.metrics.items()},
-                "aupro": list(self.aupro), "seed": self.seed, "n_boot": self.n_boot,
-                "interval_method": self.interval_method}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ObservedEffect":
-        return cls(d["category"], d["baseline"], d["candidate"], d["n_good"], d["n_defective"],
-                   {k: PairedStat.from_dict(v) for k, v in d["metrics"].items()},
-                   tuple(d["aupro"]), d["seed"], d["n_boot"], d["interval_method"])
-
-    def markdown(self) -> str:
-        rows = []
-        for key, name in METRIC_NAMES.items():
-            p = self.metrics[key]
-            rows.append([f"**{name}**", p.baseline.format("{:.2%}"), p.candidate.format("{:.2%}"),
-                         _format_points(p.difference)])
-        rows.append(["AUPRO@0.3", f"{self.aupro[0]:.2%}", f"{self.aupro[1]:.2%}",
-                     f"{100 * (self.aupro[1] - self.aupro[0]):+.2f} pts (no interval)"])
-        table = markdown_table(["metric", "baseline", "tail-aware", "difference (tail-aware − baseline)"], rows)
-        return (f"{table}\n\nBaseline: {self.baseline}. Tail-aware: {self.candidate}. {self.category}: "
-                f"{self.n_good} good + {self.n_defective} defective test images; "
-                f"{self.interval_method}; seed {self.seed}.")
-
-    def csv_rows(self) -> list[dict]:
-        out = []
-        for key, p in self.metrics.items():
-            row = {"metric": key}
-            for role in ("baseline", "candidate", "difference"):
-                iv = getattr(p, role)
-                row.update({role: iv.estimate, f"{role}_low": iv.low, f"{role}_high": iv.high})
-            out.append(row)
-        out.append({"metric": "aupro", "baseline": self.aupro[0], "candidate": self.aupro[1],
-                    "difference": self.aupro[1] - self.aupro[0]})
-        return out
-
-
-def _format_points(iv: Interval) -> str:
-    """A difference of fractions in percentage points: ``"+9.94 [+6.1, +13.2] pts"``."""
-    text = f"{100 * iv.estimate:+.2f}"
-    if iv.low is not None and iv.high is not None:
-        text += f" [{100 * iv.low:+.2f}, {100 * iv.high:+.2f}]"
-    return text + " pts"
 
 
 def _resampled(ev: Evaluation, weights: np.ndarray, n_bins: int) -> dict[str, np.ndarray]:

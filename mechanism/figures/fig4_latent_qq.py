@@ -7,8 +7,8 @@ from typing import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 
-from mechanism.report.headline import closer_answer
 from mechanism.analyzers.h7_calibration import H7Result, LatentCalibration
+from mechanism.io.text import answer
 from mechanism.figures.style import (BASELINE_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
                                      interval_note)
 
@@ -70,7 +70,7 @@ def draw(result: H7Result, axes: Sequence[Axes]) -> FigureText:
     c, cand = result.context, result.candidate
     closer = ""
     if result.paired is not None:
-        closer = (f" Does tail training move z closer to N(0, 1)? {closer_answer(result)}: "
+        closer = (f" Does tail training move z closer to N(0, 1)? {answer(result.paired.closer)}: "
                   f"{result.paired.closer_reason}.")
     caption = (f"All {cand.n_values:,} latent values z (D = {cand.n_channels} channels, "
                f"{c.grid_h}×{c.grid_w} grid) of {c.n_images} {c.split} images of {c.category}; z is "

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 from matplotlib.axes import Axes
 from matplotlib.patches import FancyBboxPatch
 
-from mechanism.pipelines.analyze import HYPOTHESES, TITLES
+from mechanism.analyzers.registry import HYPOTHESES, TITLES
 from mechanism.analyzers.context import ALPHA
 from mechanism.report.headline import headline
 from mechanism.analyzers.h1_edge import RATIO_THRESHOLD, H1Result

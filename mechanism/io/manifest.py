@@ -1,7 +1,9 @@
-"""The reproducibility manifest written into every output folder (SPEC §6)."""
+"""The reproducibility manifest written into every output folder (SPEC §6), and the package
+versions it and every checkpoint record."""
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -10,7 +12,20 @@ from pathlib import Path
 import torch
 
 from mechanism.io.atomic import write_text
-from mechanism.train.checkpoint import package_versions
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages whose behaviour a result depends on."""
+    import numpy, scipy, sklearn, timm  # noqa: E401  (imported here: only their versions are needed)
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        ours = version("tailflow-mechanism")
+    except PackageNotFoundError:
+        ours = "source"
+    found = {"tailflow-mechanism": ours, "python": platform.python_version(),
+             "torch": torch.__version__, "timm": timm.__version__, "numpy": numpy.__version__,
+             "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
+    return {k: str(v) for k, v in found.items()}  # plain str: torch's version is a str subclass
 
 
 def git_commit() -> str | None:

@@ -99,17 +99,14 @@ def _dataclass(cls: type, data: Any, where: str) -> Any:
         raise _fail(where, f"expected an object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
+    required = [f.name for f in fields if f.init and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise _fail(where, f"missing field {missing[0]!r}")
     known = {f.name for f in fields}
     unknown = [k for k in data if k not in known]
     if unknown:
         raise _fail(where, f"unknown field {unknown[0]!r}")
-    values = {}
-    for f in fields:
-        if not f.init:
-            continue
-        if f.name not in data:
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
-                continue
-            raise _fail(where, f"missing field {f.name!r}")
-        values[f.name] = _build(hints[f.name], data[f.name], f"{where}.{f.name}")
-    return cls(**values)
+    return cls(**{f.name: _build(hints[f.name], data[f.name], f"{where}.{f.name}")
+                  for f in fields if f.init and f.name in data})

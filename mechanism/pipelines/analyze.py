@@ -13,6 +13,7 @@ from typing import Any, Callable
 import torch
 
 from mechanism.analyzers import h1_edge, h3_gradient, h4_dilution, h7_calibration
+from mechanism.analyzers.registry import CONFIGS, HYPOTHESES
 from mechanism.train.checkpoint import Checkpoint
 from mechanism.eval.detector import Detector, load_detector
 from mechanism.device import resolve_device
@@ -20,12 +21,8 @@ from mechanism.errors import MechanismError
 from mechanism.io.hashing import file_sha256
 from mechanism.io.manifest import build_manifest, write_manifest
 from mechanism.report.files import write_result
+from mechanism.sweep.results import read_sweep_results, summarize_sweep
 
-HYPOTHESES = ("H1", "H3", "H4", "H7")
-CONFIGS = {"H1": h1_edge.H1Config, "H3": h3_gradient.H3Config, "H4": h4_dilution.H4Config,
-           "H7": h7_calibration.H7Config}
-TITLES = {"H1": "tail patches sit on image boundaries", "H3": "gradient concentration",
-          "H4": "top-k ratio dilution", "H7": "latent calibration"}
 
 
 @dataclass(frozen=True)
@@ -72,8 +69,8 @@ def _check_compatible(main: Checkpoint, other: Checkpoint, role: str) -> None:
 
 
 def run_hypothesis(name: str, inputs: AnalysisInputs, settings: AnalysisSettings,
-                   cache_dir: Path | None | str = "default", progress: bool = True):
-    """One analyzer's result object."""
+                   cache_dir: Path | None = None, progress: bool = True):
+    """One analyzer's result object (``cache_dir``: feature cache folder, None for none)."""
     cfg = settings.config_for(name)
     common = dict(cache_dir=cache_dir, progress=progress)
     det, root, cat = inputs.detector, inputs.data_root, inputs.category
@@ -83,10 +80,20 @@ def run_hypothesis(name: str, inputs: AnalysisInputs, settings: AnalysisSettings
         return h3_gradient.run(det, root, cat, cfg, baseline=inputs.baseline, **common)
     if name == "H4":
         return h4_dilution.run(det, root, cat, cfg, selection=inputs.selection,
-                               reference=inputs.reference, sweep=inputs.sweep, **common)
+                               reference=inputs.reference, measured=measured_ratios(inputs),
+                               **common)
     if name == "H7":
         return h7_calibration.run(det, root, cat, cfg, baseline=inputs.baseline, **common)
     raise MechanismError(f"unknown hypothesis {name!r}: use one of {', '.join(HYPOTHESES)} or all")
+
+
+def measured_ratios(inputs: AnalysisInputs) -> h4_dilution.MeasuredRatios | None:
+    """The sweep's measured metrics per top-k ratio for H4 (None without a sweep folder)."""
+    if inputs.sweep is None:
+        return None
+    runs = read_sweep_results(inputs.sweep)
+    return h4_dilution.MeasuredRatios(str(inputs.sweep),
+                                      summarize_sweep(runs, h4_dilution.SWEEP_PARAM, inputs.category))
 
 
 def load_inputs(ckpt: str | Path, device: torch.device, data_root: str | Path | None = None,
@@ -111,12 +118,14 @@ def load_inputs(ckpt: str | Path, device: torch.device, data_root: str | Path | 
 
 def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
             device: torch.device | str = "cpu", settings: AnalysisSettings = AnalysisSettings(),
-            cache_dir: Path | None | str = "default", progress: bool = True,
+            cache_dir: Path | None = None, progress: bool = True,
             on_result: Callable[[str, Any], None] | None = None, **input_kwargs) -> dict[str, Any]:
     """Run ``hypotheses`` on ``ckpt``; write tables and the manifest under ``out``.
 
     ``input_kwargs`` go to ``load_inputs`` (data_root, category, baseline_ckpt, ...).
     ``on_result(name, result)`` is called as each analysis finishes (the CLI prints tables).
+    ``cache_dir``: the feature cache folder (``backbone.features.default_cache_dir()`` is the
+    CLI's), or None for no cache.
     """
     unknown = [h for h in hypotheses if h not in HYPOTHESES]
     if unknown:

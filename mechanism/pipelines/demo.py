@@ -25,7 +25,8 @@ from mechanism.data.mvtec import category_folder
 from mechanism.errors import MechanismError
 from mechanism.train.loss import TailLossConfig
 from mechanism.pipelines.report import ReportOutcome, build_report
-from mechanism.sweep.run import CHECKPOINT_FILE, SweepSpec, plan, run_sweep
+from mechanism.sweep.plan import CHECKPOINT_FILE, SweepSpec, plan
+from mechanism.sweep.run import run_sweep
 from mechanism.train.config import TrainConfig
 
 
@@ -101,7 +102,7 @@ def _link_shared_run(lambda_spec: SweepSpec, ratio_spec: SweepSpec, runs: Path) 
 
 def run_demo(data_root: str | Path = "data/demo", runs: str | Path = "runs/demo",
              out: str | Path = "analysis_results/mechanism", plan_: DemoPlan = DemoPlan(),
-             device: torch.device | str = "cpu", cache_dir="default", progress: bool = True,
+             device: torch.device | str = "cpu", cache_dir: Path | None = None, progress: bool = True,
              log: Callable[[str], None] = print) -> DemoOutcome:
     """Data → sweeps → report. Returns where everything went and the wall time."""
     start = time.perf_counter()

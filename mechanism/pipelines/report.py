@@ -18,7 +18,8 @@ from typing import Callable
 
 import torch
 
-from mechanism.pipelines.analyze import HYPOTHESES, AnalysisSettings, analyze
+from mechanism.analyzers.registry import HYPOTHESES
+from mechanism.pipelines.analyze import AnalysisSettings, analyze
 from mechanism.analyzers.context import checkpoint_label
 from mechanism.io.atomic import write_text
 from mechanism.eval.detector import load_detector
@@ -63,7 +64,7 @@ def sweep_folders(paths: list[str | Path]) -> list[Path]:
 
 
 def _observed(tail_ckpt: Path, baseline_ckpt: Path, device: torch.device, settings: AnalysisSettings,
-              cache_dir, progress: bool) -> ObservedEffect:
+              cache_dir: Path | None, progress: bool) -> ObservedEffect:
     evaluations, labels = [], []
     for path in (baseline_ckpt, tail_ckpt):
         det = load_detector(path, device)
@@ -75,7 +76,7 @@ def _observed(tail_ckpt: Path, baseline_ckpt: Path, device: torch.device, settin
 
 def build_report(ckpt: str | Path, out: str | Path, baseline_ckpt: str | Path | None = None,
                  sweeps: list[str | Path] = (), device: torch.device | str = "cpu",
-                 settings: AnalysisSettings = AnalysisSettings(), cache_dir="default",
+                 settings: AnalysisSettings = AnalysisSettings(), cache_dir: Path | None = None,
                  progress: bool = True, log: Callable[[str], None] = lambda _: None) -> ReportOutcome:
     """Analyse ``ckpt`` (against ``baseline_ckpt``), collect ``sweeps`` and write the report to ``out``.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mechanism.report import tables
 from mechanism.report.headline import headline
 from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.report.study import STUDY_CLAIMS, STUDY_OBSERVED, STUDY_OPTIMUM
@@ -63,7 +64,7 @@ def _observed_section(inputs: ReportInputs) -> list[str]:
     lines = ["### 1.1 Observed effect", ""]
     if inputs.observed is None:
         return lines + ["No baseline checkpoint was given, so the effect of tail training is not measured.", ""]
-    return lines + [inputs.observed.markdown(), "", f"The study reported: {STUDY_OBSERVED}.", ""]
+    return lines + [tables.markdown(inputs.observed), "", f"The study reported: {STUDY_OBSERVED}.", ""]
 
 
 def _hypothesis_section(number: int, name: str, inputs: ReportInputs) -> list[str]:
@@ -71,7 +72,7 @@ def _hypothesis_section(number: int, name: str, inputs: ReportInputs) -> list[st
     study = STUDY_CLAIMS[name]
     agree = "agrees with" if result.verdict.value == study.verdict else "**disagrees** with"
     return [f"### 2.{number} {TITLES[name]}", "", f"**Hypothesis:** {study.claim}.", "",
-            f"**Method:** {METHODS[name]}", "", "**Result:**", "", result.markdown().rstrip(), "",
+            f"**Method:** {METHODS[name]}", "", "**Result:**", "", tables.markdown(result).rstrip(), "",
             *_figure_lines(FIGURES_OF[name], inputs), "",
             f"**Our verdict: {result.verdict.value}** — {headline(result)}. The study's verdict: "
             f"{study.verdict} ({study.evidence}); ours {agree} it.", ""]

@@ -7,17 +7,7 @@ from mechanism.analyzers.h1_edge import H1Result
 from mechanism.analyzers.h3_gradient import H3Result
 from mechanism.analyzers.h4_dilution import DILUTED_RATIO, H4Result
 from mechanism.analyzers.h7_calibration import H7Result
-from mechanism.io.text import format_p
-
-
-def _percent(r: float) -> str:
-    return f"{100 * r:g}%"
-
-
-def closer_answer(result: H7Result) -> str:
-    """Does tail training move z closer to N(0, 1) than the baseline? ``"yes"``, ``"no"`` or
-    ``"undetermined"`` (for a result with a paired baseline)."""
-    return {True: "yes", False: "no", None: "undetermined"}[result.paired.closer]
+from mechanism.io.text import answer, format_p, percent
 
 
 def _h1(r: H1Result) -> str:
@@ -39,14 +29,14 @@ def _h3(r: H3Result) -> str:
 def _h4(r: H4Result) -> str:
     rows = {row.ratio: row for row in r.rows}
     best = rows[r.best_ratio]
-    text = (f"best ratio {_percent(r.best_ratio)} (by {r.best_basis}): effective concentration "
+    text = (f"best ratio {percent(r.best_ratio)} (by {r.best_basis}): effective concentration "
             f"{best.effective_concentration.estimate:.3g}× vs "
-            f"{rows[max(rows)].effective_concentration.estimate:.3g}× at {_percent(max(rows))}")
+            f"{rows[max(rows)].effective_concentration.estimate:.3g}× at {percent(max(rows))}")
     diluted = next((row for row in r.rows if math.isclose(row.ratio, DILUTED_RATIO)), None)
     if best.pixel_ap is not None and diluted is not None and diluted is not best \
             and diluted.pixel_ap is not None:
-        text += (f"; Pixel AP {best.pixel_ap.mean:.2%} at {_percent(r.best_ratio)} vs "
-                 f"{diluted.pixel_ap.mean:.2%} at {_percent(DILUTED_RATIO)}")
+        text += (f"; Pixel AP {best.pixel_ap.mean:.2%} at {percent(r.best_ratio)} vs "
+                 f"{diluted.pixel_ap.mean:.2%} at {percent(DILUTED_RATIO)}")
     return text
 
 
@@ -54,7 +44,7 @@ def _h7(r: H7Result) -> str:
     c = r.candidate
     text = f"QQ r = {c.qq_correlation.format('{:.4f}')}, tail error {c.tail_error.format('{:.3f}')}"
     if r.paired is not None:
-        text += f"; closer to N(0, 1) than the baseline: {closer_answer(r)}"
+        text += f"; closer to N(0, 1) than the baseline: {answer(r.paired.closer)}"
     return text
 
 

@@ -1,7 +1,7 @@
 """Seeded percentile bootstrap over images, with shared resamples for paired statistics."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -26,9 +26,6 @@ class Interval:
     n_boot: int           # resamples drawn
     n_finite: int         # resamples with a finite statistic
     note: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def format(self, fmt: str = "{:.4g}") -> str:
         """``"1.23 [1.01, 1.50]"`` or just the estimate when there is no interval."""
@@ -92,7 +89,3 @@ class PairedStat:
     baseline: Interval
     candidate: Interval
     difference: Interval    # candidate − baseline
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PairedStat":
-        return cls(*(Interval(**d[k]) for k in ("baseline", "candidate", "difference")))

@@ -6,35 +6,20 @@ checkpoint loads on a CPU-only machine (``map_location``).
 """
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mechanism.io.atomic import atomic_path
 from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow
-from mechanism.train.loss import TailLossConfig
+from mechanism.io.atomic import atomic_path
 from mechanism.train.config import TrainConfig
+from mechanism.train.loss import TailLossConfig
 
 FORMAT = "tailflow-mechanism/checkpoint"
 SCHEMA_VERSION = 1
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages whose behaviour a result depends on."""
-    import numpy, scipy, sklearn, timm  # noqa: E401  (imported here: only their versions are needed)
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        ours = version("tailflow-mechanism")
-    except PackageNotFoundError:
-        ours = "source"
-    found = {"tailflow-mechanism": ours, "python": platform.python_version(),
-             "torch": torch.__version__, "timm": timm.__version__, "numpy": numpy.__version__,
-             "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
-    return {k: str(v) for k, v in found.items()}  # plain str: torch's version is a str subclass
 
 
 @dataclass(frozen=True)
@@ -50,8 +35,9 @@ class DataRecord:
 class Checkpoint:
     """A trained detector, as loaded from disk.
 
-    ``backbone`` is the backbone's plain-typed config (see ``mechanism.backbone.model``) including the
-    SHA-256 of its weights; ``grid`` is ``(H, W, D)`` of the flow's input.
+    ``backbone`` is the backbone's plain-typed record (``mechanism.backbone.record``: its config
+    and the SHA-256 of its weights); ``grid`` is ``(H, W, D)`` of the flow's input; ``versions``
+    are ``mechanism.io.manifest.package_versions()`` at training time.
     """
     backbone: dict[str, Any]
     grid: tuple[int, int, int]

@@ -9,16 +9,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.io.atomic import prepare_output, write_text
-from mechanism.backbone.model import BackboneConfig, load_backbone
-from mechanism.train.checkpoint import Checkpoint, DataRecord, package_versions, save_checkpoint
-from mechanism.data.mvtec import fingerprint, read_split
-from mechanism.eval.detector import backbone_record
-from mechanism.errors import MechanismError
 from mechanism.backbone.features import cached_features
+from mechanism.backbone.model import BackboneConfig, load_backbone
+from mechanism.backbone.record import backbone_record
+from mechanism.data.mvtec import fingerprint, read_split
+from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow, patch_nll
-from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
+from mechanism.io.atomic import prepare_output, write_text
+from mechanism.io.manifest import package_versions
+from mechanism.train.checkpoint import Checkpoint, DataRecord, save_checkpoint
 from mechanism.train.config import TrainConfig
+from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
 
 
 class TrainingDiverged(MechanismError):
@@ -120,11 +121,12 @@ def train_detector(data_root: str | Path, category: str | None, out: str | Path,
                    backbone_cfg: BackboneConfig = BackboneConfig(),
                    flow_cfg: FlowConfig = FlowConfig(), loss_cfg: TailLossConfig = TailLossConfig(),
                    train_cfg: TrainConfig = TrainConfig(), device: torch.device | str = "cpu",
-                   cache_dir: Path | None | str = "default", progress: bool = True) -> TrainRun:
+                   cache_dir: Path | None = None, progress: bool = True) -> TrainRun:
     """Train a detector on ``<data_root>/<category>/train/good`` and write its checkpoint.
 
     Writes ``out`` (checkpoint) and ``out`` with suffix ``.log.csv`` (per-epoch log), each
-    atomically, and only after training finished with finite losses.
+    atomically, and only after training finished with finite losses. ``cache_dir``: the
+    feature cache folder; ``None``: no cache (the backbone always runs).
     """
     out = prepare_output(out)
     device = torch.device(device)

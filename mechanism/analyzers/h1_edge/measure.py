@@ -1,0 +1,194 @@
+"""H1's computation: the tail of each training image, its edge distances and image gradients,
+the bootstrap intervals over images, and ``run``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy import stats
+
+from mechanism.analyzers.context import (AnalysisContext, checkpoint_label, paired_stat,
+                                         tail_setup)
+from mechanism.analyzers.h1_edge.gradient import GRADIENT_METHOD, image_patch_gradients
+from mechanism.analyzers.h1_edge.result import (QUANTILE_LEVELS, GradientDistribution, H1Config,
+                                                H1Paired, H1Result)
+from mechanism.analyzers.h1_edge.verdict import verdict
+from mechanism.data.mvtec import read_split
+from mechanism.errors import MechanismError
+from mechanism.eval.detector import Detector
+from mechanism.stats.bootstrap import Interval, bootstrap
+from mechanism.stats.edge_distance import (KS_METHOD, edge_distance_grid, edge_distance_ks,
+                                           uniform_edge_distance_mean, uniform_edge_distance_pmf)
+from mechanism.stats.effect_size import cliffs_sign_matrix, resampled_cliffs_delta
+from mechanism.train.checkpoint import Checkpoint
+from mechanism.train.loss import select_tail
+
+
+@dataclass(frozen=True)
+class _TailSplit:
+    """One model's tail selection on the analysed images and its per-image sufficient sums."""
+    mask: np.ndarray              # (n, N) bool, True for tail patches
+    distances: np.ndarray         # (n, k) int64 edge distances of the tail patches, cells
+    gradient_tail: np.ndarray     # (n, k) float64 patch gradients of the tail
+    gradient_nontail: np.ndarray  # (n, N − k) float64 patch gradients of the other patches
+
+    @property
+    def ratio_defined(self) -> bool:
+        """Whether the gradient ratio has a non-zero denominator on the full data."""
+        return bool(self.gradient_nontail.mean() > 0)
+
+    def tail_distance_mean(self, w: np.ndarray) -> float:
+        """Mean tail edge distance when image ``i`` counts ``w[i]`` times."""
+        return float(w @ self.distances.sum(1) / (w.sum() * self.distances.shape[1]))
+
+    def gradient_ratio(self, w: np.ndarray) -> float:
+        """Tail / non-tail mean gradient with image weights ``w`` (NaN for a zero denominator,
+        which the bootstrap counts as a non-finite resample)."""
+        tail = w @ self.gradient_tail.sum(1) / self.gradient_tail.shape[1]
+        nontail = w @ self.gradient_nontail.sum(1) / self.gradient_nontail.shape[1]
+        return float(tail / nontail) if nontail > 0 else float("nan")
+
+
+def _split_tail(nll: torch.Tensor, k: int, distance: np.ndarray, gradient: np.ndarray) -> _TailSplit:
+    """Tail = top-k NLL patches of each image; ``nll (n, H, W)``, ``distance (N,)``,
+    ``gradient (n, N)``.
+
+    Raises:
+        MechanismError: if an NLL is not finite (the tail would be undefined).
+    """
+    bad = int((~torch.isfinite(nll)).flatten(1).any(1).sum())
+    if bad:
+        raise MechanismError(f"the checkpoint gives non-finite patch NLLs on {bad} of "
+                             f"{len(nll)} images: the tail is undefined")
+    index = select_tail(nll, k, "topk").cpu().numpy()
+    mask = np.zeros(gradient.shape, dtype=bool)
+    np.put_along_axis(mask, index, True, axis=1)
+    n = len(gradient)
+    return _TailSplit(mask, distance[index], np.take_along_axis(gradient, index, axis=1),
+                      gradient[~mask].reshape(n, -1))
+
+
+def _by_index(statistic: Callable[[np.ndarray], float], n: int) -> Callable[[np.ndarray], float]:
+    """A statistic of image weights ``(n,)`` as one of resampled image indices (for ``bootstrap``)."""
+    return lambda idx: statistic(np.bincount(idx, minlength=n).astype(np.float64))
+
+
+def _gradient_distribution(tail: np.ndarray, nontail: np.ndarray, bins: int) -> GradientDistribution:
+    edges = np.histogram_bin_edges(np.concatenate([tail, nontail]), bins=bins)
+    return GradientDistribution(
+        tuple(float(e) for e in edges),
+        tuple(int(c) for c in np.histogram(tail, edges)[0]),
+        tuple(int(c) for c in np.histogram(nontail, edges)[0]),
+        QUANTILE_LEVELS,
+        tuple(float(q) for q in np.quantile(tail, QUANTILE_LEVELS)),
+        tuple(float(q) for q in np.quantile(nontail, QUANTILE_LEVELS)))
+
+
+def _intervals(cand: _TailSplit, base: _TailSplit | None, cfg: H1Config) -> dict[str, Interval]:
+    """Bootstrap intervals over images (shared resamples) of the candidate's tail edge-distance
+    mean, Cliff's δ and gradient ratio, and with ``base`` the baseline's values and the
+    differences. A ratio whose denominator is zero on the full data is left out."""
+    n, k = cand.distances.shape
+    signs = cliffs_sign_matrix(cand.gradient_tail, cand.gradient_nontail)
+    k_other = cand.gradient_nontail.shape[1]
+    statistics = {"tail_distance_mean": cand.tail_distance_mean,
+                  "cliffs_delta": lambda wt: resampled_cliffs_delta(signs, wt, k, k_other)}
+    if cand.ratio_defined:
+        statistics["gradient_ratio"] = cand.gradient_ratio
+    if base is not None:
+        statistics["baseline_tail_distance_mean"] = base.tail_distance_mean
+        statistics["difference_tail_distance_mean"] = \
+            lambda wt: cand.tail_distance_mean(wt) - base.tail_distance_mean(wt)
+        if cand.ratio_defined and base.ratio_defined:
+            statistics["baseline_gradient_ratio"] = base.gradient_ratio
+            statistics["difference_gradient_ratio"] = \
+                lambda wt: cand.gradient_ratio(wt) - base.gradient_ratio(wt)
+    return bootstrap({name: _by_index(fn, n) for name, fn in statistics.items()}, n, cfg.n_boot,
+                     cfg.seed)
+
+
+def _paired(intervals: dict[str, Interval], baseline: Checkpoint) -> H1Paired:
+    ratio = paired_stat(intervals, "gradient_ratio")
+    note = "" if ratio is not None else \
+        "gradient ratio undefined for a model: its non-tail patches have zero gradient"
+    return H1Paired(checkpoint_label(baseline), baseline.loss.tail_weight,
+                    paired_stat(intervals, "tail_distance_mean"), ratio, note)
+
+
+def _gradient_notes(gradient: np.ndarray, cand: _TailSplit) -> str:
+    notes = []
+    if not cand.ratio_defined:
+        notes.append("Gradient ratio undefined: the non-tail patches have zero gradient.")
+    if np.ptp(gradient) == 0:
+        notes.append("Mann-Whitney test undefined: every patch gradient is equal.")
+    return " ".join(notes)
+
+
+def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config = H1Config(),
+        baseline: Detector | None = None, cache_dir: Path | None = None,
+        progress: bool = True) -> H1Result:
+    """Run H1 on the training images of ``category``.
+
+    The baseline's tail uses the analysis' k, and the analysed checkpoint's features when both
+    share a backbone.
+
+    Args:
+        detector: the analysed checkpoint.
+        baseline: a λ = 0 checkpoint with the same grid; adds the paired table.
+        cache_dir: feature cache folder, or ``None`` for no cache.
+
+    Raises:
+        MechanismError: for missing data, k = N (no non-tail patches) or a baseline on
+            another grid.
+    """
+    ckpt = detector.ckpt
+    h, w, r, k = tail_setup(ckpt, cfg.top_k_ratio, "H1", baseline.ckpt if baseline is not None else None)
+    n_patches = h * w
+    samples = read_split(data_root, category, "train")[:cfg.max_images]
+    n = len(samples)
+
+    features = detector.features(samples, cache_dir, progress)
+    gradient = image_patch_gradients(samples, detector.backbone.cfg.input_size, h, w,
+                                     progress).reshape(n, -1).astype(np.float64)
+    distance = edge_distance_grid(h, w).ravel()
+    cand = _split_tail(detector.patch_nll(features, cfg.batch_size, progress), k, distance, gradient)
+    base = None
+    if baseline is not None:
+        if baseline.ckpt.backbone != ckpt.backbone:
+            features = baseline.features(samples, cache_dir, progress)
+        base = _split_tail(baseline.patch_nll(features, cfg.batch_size, progress), k, distance,
+                           gradient)
+
+    tail_g, nontail_g = cand.gradient_tail.ravel(), cand.gradient_nontail.ravel()
+    ks = edge_distance_ks(cand.distances.ravel(), h, w)
+    uniform_mean = uniform_edge_distance_mean(h, w)
+    pmf = uniform_edge_distance_pmf(h, w)
+    mw_p = float(stats.mannwhitneyu(tail_g, nontail_g, alternative="two-sided").pvalue) \
+        if np.ptp(gradient) > 0 else None
+    intervals = _intervals(cand, base, cfg)
+    ratio = intervals.get("gradient_ratio")
+    decision, reason = verdict(ks.p_value, intervals["tail_distance_mean"].estimate, uniform_mean,
+                               mw_p, None if ratio is None else ratio.estimate)
+    counts = cand.mask.sum(axis=0).reshape(h, w)
+    return H1Result(
+        context=AnalysisContext(checkpoint_label(ckpt), category, "train", n, h, w, n_patches, k,
+                                float(r), cfg.seed, cfg.n_boot),
+        tail_distance_mean=intervals["tail_distance_mean"],
+        tail_distance_std=float(cand.distances.std()),
+        uniform_distance_mean=uniform_mean,
+        ks_statistic=ks.statistic, ks_p=ks.p_value, ks_method=KS_METHOD,
+        gradient_method=GRADIENT_METHOD,
+        gradient_tail_mean=float(tail_g.mean()), gradient_nontail_mean=float(nontail_g.mean()),
+        gradient_ratio=ratio, mw_p=mw_p, cliffs_delta=intervals["cliffs_delta"],
+        gradient_note=_gradient_notes(gradient, cand),
+        tail_counts_map=tuple(tuple(int(c) for c in row) for row in counts),
+        tail_share_map=tuple(tuple(float(c) / (n * k) for c in row) for row in counts),
+        tail_distance_counts=tuple(int(c) for c in np.bincount(cand.distances.ravel(),
+                                                               minlength=len(pmf))),
+        uniform_distance_pmf=tuple(float(p) for p in pmf),
+        gradient_distribution=_gradient_distribution(tail_g, nontail_g, cfg.gradient_bins),
+        paired=None if baseline is None else _paired(intervals, baseline.ckpt),
+        verdict=decision, verdict_reason=reason)

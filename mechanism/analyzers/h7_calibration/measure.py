@@ -1,0 +1,113 @@
+"""H7's computation: the analysed test images, the bootstrap intervals over images shared by
+candidate and baseline, and ``run``."""
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from mechanism.analyzers.context import AnalysisContext, checkpoint_label, paired_stat
+from mechanism.analyzers.h7_calibration.latents import ModelLatents, latents
+from mechanism.analyzers.h7_calibration.result import (CALIBRATION_STATS, PAIRED_STATS, SPLITS,
+                                                       H7Config, H7Paired, H7Result)
+from mechanism.analyzers.h7_calibration.verdict import tail_training_closer, verdict
+from mechanism.data.mvtec import Sample, read_split
+from mechanism.errors import MechanismError
+from mechanism.eval.detector import Detector
+from mechanism.io.text import answer
+from mechanism.stats.bootstrap import Interval, bootstrap
+from mechanism.stats.calibration import KS_METHOD, QQ_PERCENTILES, SHAPIRO_METHOD, normal_quantiles
+from mechanism.train.loss import tail_k
+
+
+def analysed_samples(data_root: str | Path, category: str, cfg: H7Config) -> list[Sample]:
+    """The analysed test images: all or ``good`` ones, then (``max_images``) a seeded subset
+    ``default_rng(seed).choice`` kept in the reader's (defect, name) order."""
+    samples = read_split(data_root, category, "test")
+    if cfg.split == "good":
+        samples = [s for s in samples if s.defect == "good"]
+        if not samples:
+            raise MechanismError(f"category {category!r} has no test/good images")
+    if cfg.max_images is not None and cfg.max_images < len(samples):
+        keep = np.random.default_rng(cfg.seed).choice(len(samples), cfg.max_images, replace=False)
+        samples = [samples[i] for i in np.sort(keep)]
+    return samples
+
+
+def _intervals(cand: ModelLatents, base: ModelLatents | None, cfg: H7Config) -> dict[str, Interval]:
+    """Intervals over shared image resamples of every statistic (the candidate's keyed by
+    CALIBRATION_STATS, then ``baseline_*`` and ``difference_*``); the estimates are replaced by
+    the exact values on all z."""
+    exact = dict(cand.exact)
+    if base is not None:
+        exact.update({f"baseline_{k}": v for k, v in base.exact.items()})
+        exact.update({f"difference_{k}": cand.exact[k] - base.exact[k] for k in PAIRED_STATS})
+    if cfg.n_boot == 0:                       # estimates only: no histograms needed
+        return bootstrap({name: lambda idx, v=v: v for name, v in exact.items()}, len(cand.z), 0,
+                         cfg.seed)
+    statistics = cand.statistics(cfg.resample_bins)
+    if base is not None:
+        base_stats = base.statistics(cfg.resample_bins)
+        statistics.update({f"baseline_{k}": fn for k, fn in base_stats.items()})
+        for k in PAIRED_STATS:
+            statistics[f"difference_{k}"] = \
+                lambda idx, c=statistics[k], b=base_stats[k]: c(idx) - b(idx)
+    intervals = bootstrap(statistics, len(cand.z), cfg.n_boot, cfg.seed)
+    return {name: replace(interval, estimate=exact[name]) for name, interval in intervals.items()}
+
+
+def run(detector: Detector, data_root: str | Path, category: str, cfg: H7Config = H7Config(),
+        baseline: Detector | None = None, cache_dir: Path | None = None,
+        progress: bool = True) -> H7Result:
+    """Run H7 on the test images of ``category``.
+
+    Args:
+        detector: the analysed checkpoint.
+        baseline: a λ = 0 checkpoint; adds its calibration on the same images and the paired
+            differences (its features are recomputed only if its backbone differs).
+        cache_dir: feature cache folder, or ``None`` for no cache.
+
+    Raises:
+        MechanismError: for missing data, a split without images, non-finite z, or z whose
+            percentiles are all equal.
+    """
+    ckpt = detector.ckpt
+    h, w, _ = ckpt.grid
+    samples = analysed_samples(data_root, category, cfg)
+    if len(samples) * h * w < 3:
+        raise MechanismError(f"Shapiro-Wilk needs ≥ 3 values a channel: {len(samples)} images of "
+                             f"{h}×{w} patches give {len(samples) * h * w}")
+    features = detector.features(samples, cache_dir, progress)
+    cand = ModelLatents.from_z(latents(detector, features, cfg.batch_size, progress))
+    base = None
+    if baseline is not None:
+        if baseline.ckpt.backbone != ckpt.backbone:
+            features = baseline.features(samples, cache_dir, progress)
+        base = ModelLatents.from_z(latents(baseline, features, cfg.batch_size, progress))
+    del features
+
+    intervals = _intervals(cand, base, cfg)
+    paired = None
+    decision, reason = verdict(cand.exact["qq_correlation"], cand.exact["tail_error"])
+    if base is not None:
+        closer, closer_reason = tail_training_closer(intervals["difference_tail_error"])
+        paired = H7Paired(checkpoint_label(baseline.ckpt), baseline.ckpt.loss.tail_weight,
+                          *(paired_stat(intervals, k) for k in PAIRED_STATS),
+                          closer, closer_reason)
+        reason = (f"{reason}; tail training moves z closer to N(0, 1): {answer(closer)} (tail-error "
+                  f"difference {intervals['difference_tail_error'].format('{:.4f}')})")
+    method = (f"KS: {KS_METHOD}. Shapiro-Wilk: {SHAPIRO_METHOD} (seed {cfg.seed}). Point "
+              f"estimates exact on all z; bootstrap percentiles from per-image histograms on "
+              f"{cfg.resample_bins} equal-count bins (CDF linear within a bin), moments from "
+              f"per-image sums. KS/Shapiro p-values treat correlated patch values as independent.")
+    return H7Result(
+        context=AnalysisContext(checkpoint_label(ckpt), category, SPLITS[cfg.split], len(samples),
+                                h, w, h * w, tail_k(h * w, ckpt.loss.top_k_ratio),
+                                float(ckpt.loss.top_k_ratio), cfg.seed, cfg.n_boot),
+        config=asdict(cfg), percentile_levels=tuple(int(p) for p in QQ_PERCENTILES),
+        theoretical_percentiles=tuple(float(t) for t in normal_quantiles(QQ_PERCENTILES)),
+        candidate=cand.calibration({k: intervals[k] for k in CALIBRATION_STATS}, cfg),
+        baseline=None if base is None else base.calibration(
+            {k: intervals[f"baseline_{k}"] for k in CALIBRATION_STATS}, cfg),
+        paired=paired, method=method, verdict=decision, verdict_reason=reason)

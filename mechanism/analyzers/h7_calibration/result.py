@@ -1,0 +1,103 @@
+"""H7's settings, its result records and the thresholds of its rules."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mechanism.analyzers.context import AnalysisContext, Verdict, check_common_settings
+from mechanism.errors import MechanismError
+from mechanism.stats.bootstrap import Interval, PairedStat
+from mechanism.stats.calibration import QQ_PERCENTILES, QuantileRow, normal_quantiles
+
+QQ_SUPPORTED = 0.995      # QQ r a SUPPORTED verdict needs (SPEC §4 H7)
+TAIL_SUPPORTED = 0.10     # largest tail calibration error a SUPPORTED verdict allows
+QQ_PARTIAL = 0.98         # QQ r a PARTIAL verdict needs
+SPLITS = {"all": "test", "good": "test/good"}   # cfg.split → context split
+CLOSER_RULE = ("yes only if the 95% bootstrap interval of the tail-calibration-error difference "
+               "(candidate − baseline, same image resamples) lies entirely below 0")
+CALIBRATION_STATS = ("z_mean", "z_std", "qq_correlation", "tail_error")   # Interval fields
+PAIRED_STATS = ("qq_correlation", "tail_error", "z_std")                  # PairedStat fields
+
+
+@dataclass(frozen=True)
+class H7Config:
+    """Settings of the H7 analysis."""
+    split: str = "all"                 # "all" test images or "good" ones only
+    seed: int = 0                      # seeds the image subset, Shapiro subsample and bootstrap
+    n_boot: int = 1000                 # bootstrap resamples for 95% intervals (0 = none)
+    batch_size: int = 32               # images per flow batch
+    max_images: int | None = None      # a seeded subset of n test images (all defect types)
+    max_shapiro: int = 5000            # largest Shapiro-Wilk subsample per channel
+    resample_bins: int = 4000          # equal-count bins of the per-image histograms
+
+    def __post_init__(self):
+        if self.split not in SPLITS:
+            raise MechanismError(f"H7 split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.seed < 0:
+            raise MechanismError(f"H7 seed must be ≥ 0, got {self.seed}")
+        check_common_settings(self)
+        if self.max_shapiro < 3:
+            raise MechanismError(f"the Shapiro-Wilk subsample needs ≥ 3 values, got "
+                                 f"{self.max_shapiro}")
+        if self.resample_bins < 10:
+            raise MechanismError(f"resample bins must be ≥ 10, got {self.resample_bins}")
+
+
+@dataclass(frozen=True)
+class LatentCalibration:
+    """One model's z calibration on the analysed images (z is dimensionless)."""
+    n_values: int                              # all z values: images · D · H · W
+    n_channels: int                            # D
+    z_mean: Interval
+    z_std: Interval                            # population std
+    qq_correlation: Interval
+    tail_error: Interval                       # mean |empirical − theoretical| at TAIL_PERCENTILES
+    empirical_percentiles: tuple[float, ...]   # (99,) exact percentiles 1..99 of all z
+    quantiles: tuple[QuantileRow, ...]         # at TAIL_PERCENTILES (1, 2, 5, 95, 98, 99)
+    mean_ks_p: float                           # mean over channels of the KS p-value
+    mean_shapiro_p: float                      # mean over channels of the Shapiro-Wilk p-value
+    ks_reject_share: float                     # share of channels with KS p < α
+    shapiro_reject_share: float                # share of channels with Shapiro p < α
+    shapiro_n: int                             # Shapiro-Wilk subsample per channel
+    channel_ks_p: tuple[float, ...]            # (D,)
+    channel_shapiro_p: tuple[float, ...]       # (D,)
+    channel_mean: tuple[float, ...]            # (D,)
+    channel_std: tuple[float, ...]             # (D,) population std
+    percentile_errors: tuple[float, ...] = field(init=False)   # (99,) empirical − theoretical
+                                               # at the percentiles 1..99 (signed; fig4), derived
+
+    def __post_init__(self):
+        theory = normal_quantiles(QQ_PERCENTILES)
+        object.__setattr__(self, "percentile_errors", tuple(
+            float(e - t) for e, t in zip(self.empirical_percentiles, theory)))
+
+    def quantile(self, percentile: float) -> QuantileRow:
+        return next(q for q in self.quantiles if q.percentile == percentile)
+
+
+@dataclass(frozen=True)
+class H7Paired:
+    """Baseline (λ = 0) vs candidate on the same images and bootstrap resamples."""
+    baseline_checkpoint: str        # the baseline checkpoint's label
+    baseline_tail_weight: float     # λ of the baseline
+    qq_correlation: PairedStat
+    tail_error: PairedStat
+    z_std: PairedStat
+    closer: bool | None             # tail training moves z closer to N(0, 1)? None: no interval
+    closer_reason: str              # the answer with its evidence
+
+
+@dataclass(frozen=True)
+class H7Result:
+    """H7 numbers, figure data (fig4 QQ plot + quantile errors, fig5 per-channel normality)
+    and verdict. ``theoretical_percentiles[i]`` = Φ⁻¹(p/100) for ``percentile_levels[i]``."""
+    hypothesis: str = field(init=False, default="H7")   # leading key of the stored JSON
+    context: AnalysisContext
+    config: dict                                 # the H7Config used
+    percentile_levels: tuple[int, ...]           # (99,) 1..99
+    theoretical_percentiles: tuple[float, ...]   # (99,)
+    candidate: LatentCalibration
+    baseline: LatentCalibration | None
+    paired: H7Paired | None
+    method: str                                  # how tests and intervals were computed
+    verdict: Verdict
+    verdict_reason: str
