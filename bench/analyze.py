@@ -29,12 +29,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from mechanism.pipelines.analyze import HYPOTHESES, AnalysisSettings, analyze
     from mechanism.analyzers.h4_dilution import H4Config
+    from mechanism.backbone.features import extract_features
     from mechanism.data.mvtec import read_split
     from mechanism.eval.detector import load_detector
-    from mechanism.backbone.features import extract_features
     from mechanism.flow import patch_nll
+    from mechanism.pipelines.analyze import HYPOTHESES, AnalysisSettings, analyze
 
     device = torch.device("cpu")
     det = load_detector(args.ckpt, device)

@@ -27,18 +27,18 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    from mechanism.backbone.features import cached_features
     from mechanism.backbone.model import BackboneConfig, load_backbone
     from mechanism.data.demo import generate_demo
-    from mechanism.data.mvtec import read_split
     from mechanism.data.images import load_image
-    from mechanism.eval.detector import load_detector
+    from mechanism.data.mvtec import read_split
     from mechanism.device import resolve_device
+    from mechanism.eval.detector import load_detector
     from mechanism.eval.evaluate import evaluate_detector
-    from mechanism.backbone.features import cached_features
     from mechanism.flow import FlowConfig, PatchFlow, patch_nll
-    from mechanism.train.loss import TailLossConfig, tail_aware_loss
-    from mechanism.train.fit import train_detector
     from mechanism.train.config import TrainConfig
+    from mechanism.train.fit import train_detector
+    from mechanism.train.loss import TailLossConfig, tail_aware_loss
 
     device = resolve_device(args.device)
     work = Path(tempfile.mkdtemp(prefix="bench-train-eval-"))

@@ -176,8 +176,13 @@ def infer_fastflow(model: nn.Module, images: torch.Tensor) -> tuple[np.ndarray, 
 def infer_ours(detector, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
     """What ``evaluate_detector`` computes with its defaults, from images in memory: maps, image
     scores, ms/image."""
-    from mechanism.eval.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, anomaly_maps,
-                                   image_scores)
+    from mechanism.eval.scoring import (
+        DEFAULT_IMAGE_SCORE,
+        DEFAULT_MAP_SCORE,
+        DEFAULT_SIGMA,
+        anomaly_maps,
+        image_scores,
+    )
     size = detector.backbone.cfg.input_size
     maps, scores = [], []
     start = time.perf_counter()
@@ -195,8 +200,8 @@ def run_ours(data: Path, category: str, backbone_cfg, epochs: int, seed: int, wo
              cache: Path, device: torch.device, test: tuple) -> Result:
     """Train the default detector (features cached), score the test images, compute metrics."""
     from mechanism.eval.detector import load_detector
-    from mechanism.train.fit import train_detector
     from mechanism.train.config import TrainConfig
+    from mechanism.train.fit import train_detector
     run = train_detector(data, category, work / f"ours-{category}-{seed}.pt", backbone_cfg=backbone_cfg,
                          train_cfg=TrainConfig(epochs=epochs, seed=seed), device=device,
                          cache_dir=cache, progress=False)
@@ -340,7 +345,12 @@ def main() -> None:
     print(f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} cores")
     print_table(table, len(args.seeds.split(",")))
-    from mechanism.eval.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA, MAP_SCORE_WORDS
+    from mechanism.eval.scoring import (
+        DEFAULT_IMAGE_SCORE,
+        DEFAULT_MAP_SCORE,
+        DEFAULT_SIGMA,
+        MAP_SCORE_WORDS,
+    )
     print(f"ours: maps of the {MAP_SCORE_WORDS[DEFAULT_MAP_SCORE]} + blur σ={DEFAULT_SIGMA:g}, image score "
           f"{DEFAULT_IMAGE_SCORE}, cached features; fastflow: anomalib map (no blur), max image "
           f"score, backbone run every epoch; train s of ours includes feature extraction")

@@ -5,8 +5,14 @@ from pathlib import Path
 
 import click
 
-from cli.options import (backbone_weights_option, cache_option, device_option, no_cache_option,
-                         parse_list, resolve_cache_dir)
+from cli.options import (
+    backbone_weights_option,
+    cache_option,
+    device_option,
+    no_cache_option,
+    parse_list,
+    resolve_cache_dir,
+)
 
 _ckpt = click.Path(dir_okay=False, path_type=Path)
 
@@ -54,8 +60,9 @@ def analyze(hypotheses, ckpt, data_root, category, baseline_ckpt, selection_ckpt
     Prints each hypothesis table with its verdict and writes JSON, CSV and markdown tables.
     """
     from mechanism.analyzers.registry import HYPOTHESES
-    from mechanism.pipelines.analyze import AnalysisSettings, analyze as run_analyze
     from mechanism.device import resolve_device
+    from mechanism.pipelines.analyze import AnalysisSettings
+    from mechanism.pipelines.analyze import analyze as run_analyze
     from mechanism.report import tables
 
     names = HYPOTHESES if any(h.lower() == "all" for h in hypotheses) else \

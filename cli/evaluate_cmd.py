@@ -5,8 +5,14 @@ from pathlib import Path
 
 import click
 
-from cli.options import (backbone_weights_option, cache_option, device_option, scoring_options,
-                         no_cache_option, resolve_cache_dir)
+from cli.options import (
+    backbone_weights_option,
+    cache_option,
+    device_option,
+    no_cache_option,
+    resolve_cache_dir,
+    scoring_options,
+)
 
 
 @click.command()
@@ -29,10 +35,11 @@ from cli.options import (backbone_weights_option, cache_option, device_option, s
 def evaluate(ckpt, data_root, category, map_score, image_score, json_out, save_maps, batch_size, device,
              backbone_weights, cache_dir, no_cache, quiet):
     """Image AUROC, Pixel AUROC, Pixel AP and AUPRO@0.3 of a checkpoint on a test split."""
-    from mechanism.io.atomic import prepare_output
-    from mechanism.eval.detector import load_detector
     from mechanism.device import resolve_device
-    from mechanism.eval.evaluate import evaluate_detector, save_maps as write_maps, save_summary
+    from mechanism.eval.detector import load_detector
+    from mechanism.eval.evaluate import evaluate_detector, save_summary
+    from mechanism.eval.evaluate import save_maps as write_maps
+    from mechanism.io.atomic import prepare_output
 
     for path in (json_out, save_maps):
         if path is not None:

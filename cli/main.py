@@ -34,8 +34,16 @@ def app() -> None:
 
 
 def _register() -> None:
-    from cli import (analyze_cmd, data_cmd, demo_cmd, evaluate_cmd, figures_cmd, report_cmd,
-                     sweep_cmd, train_cmd)
+    from cli import (
+        analyze_cmd,
+        data_cmd,
+        demo_cmd,
+        evaluate_cmd,
+        figures_cmd,
+        report_cmd,
+        sweep_cmd,
+        train_cmd,
+    )
     app.add_command(analyze_cmd.analyze)
     app.add_command(data_cmd.data)
     app.add_command(train_cmd.train)

@@ -6,9 +6,18 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from cli.options import (cache_option, data_root_option, device_option, scoring_options,
-                         loss_options, model_configs, model_options, no_cache_option, parse_list,
-                         resolve_cache_dir)
+from cli.options import (
+    cache_option,
+    data_root_option,
+    device_option,
+    loss_options,
+    model_configs,
+    model_options,
+    no_cache_option,
+    parse_list,
+    resolve_cache_dir,
+    scoring_options,
+)
 
 _SWEPT_OPTION = {"tail_weight": "tail_weight", "tail_top_k_ratio": "top_k_ratio"}
 """--param → the loss option it replaces."""
@@ -70,9 +79,9 @@ def sweep(ctx, data_root, categories, param, values, seeds, tail_weight, top_k_r
     from mechanism.data.mvtec import category_folder
     from mechanism.device import resolve_device
     from mechanism.errors import MechanismError
-    from mechanism.train.loss import TailLossConfig
     from mechanism.sweep.plan import SweepSpec, parse_shard
     from mechanism.sweep.run import run_sweep
+    from mechanism.train.loss import TailLossConfig
 
     swept = _SWEPT_OPTION[param]
     if ctx.get_parameter_source(swept) is ParameterSource.COMMANDLINE:

@@ -6,8 +6,16 @@ from pathlib import Path
 
 import click
 
-from cli.options import (cache_option, data_root_option, device_option, loss_options,
-                         model_configs, model_options, no_cache_option, resolve_cache_dir)
+from cli.options import (
+    cache_option,
+    data_root_option,
+    device_option,
+    loss_options,
+    model_configs,
+    model_options,
+    no_cache_option,
+    resolve_cache_dir,
+)
 
 
 @click.command()
@@ -31,8 +39,8 @@ def train(data_root, category, out, tail_weight, top_k_ratio, selection, seed, d
     re-runs the backbone. The last epoch's model is saved (no model selection on test data).
     """
     from mechanism.device import resolve_device
-    from mechanism.train.loss import TailLossConfig
     from mechanism.train.fit import train_detector
+    from mechanism.train.loss import TailLossConfig
 
     loss_cfg = TailLossConfig(tail_weight, top_k_ratio, selection)
     backbone_cfg, flow_cfg, train_cfg = model_configs(**model)

@@ -12,9 +12,9 @@ import torch
 from mechanism.backbone.model import BackboneConfig
 from mechanism.data.demo import generate_demo
 from mechanism.flow import FlowConfig
-from mechanism.train.loss import TailLossConfig
-from mechanism.train.fit import train_detector
 from mechanism.train.config import TrainConfig
+from mechanism.train.fit import train_detector
+from mechanism.train.loss import TailLossConfig
 
 # Tests use tiny tensors: one thread avoids OpenMP busy-wait contention on a shared 2-core machine.
 torch.set_num_threads(1)

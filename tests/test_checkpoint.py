@@ -4,9 +4,9 @@ import os
 import pytest
 import torch
 
-from mechanism.train.checkpoint import SCHEMA_VERSION, load_checkpoint, save_checkpoint
-from mechanism.eval.detector import load_detector
 from mechanism.errors import MechanismError
+from mechanism.eval.detector import load_detector
+from mechanism.train.checkpoint import SCHEMA_VERSION, load_checkpoint, save_checkpoint
 
 
 def test_round_trip_preserves_everything(tiny_ckpt, tmp_path):

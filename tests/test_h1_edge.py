@@ -1,7 +1,6 @@
 """H1 analyzer: exact checks on a stub detector with known NLLs, the verdict rule on hand-made
 inputs, and an end-to-end run on the tiny checkpoints."""
 import json
-import pathlib
 from types import SimpleNamespace
 
 import cv2
@@ -13,10 +12,9 @@ from scipy import ndimage, stats
 from mechanism.analyzers.context import Verdict
 from mechanism.analyzers.h1_edge import H1Config, H1Result, patch_gradient, run, verdict
 from mechanism.data.images import load_image
-from mechanism.eval.detector import load_detector
 from mechanism.errors import MechanismError
+from mechanism.eval.detector import load_detector
 from mechanism.io.serialize import from_plain, to_plain
-from mechanism.io.text import csv_text
 from mechanism.report import tables
 from mechanism.stats.edge_distance import KS_METHOD
 
@@ -256,13 +254,3 @@ def test_end_to_end_tiny(tiny_ckpt, tiny_baseline_ckpt, tiny_data, tiny_cache):
     rows = tables.csv_rows(res)
     assert rows[-1]["measurement"] == "verdict"
     assert all(not isinstance(v, (list, dict, tuple)) for r in rows for v in r.values())
-
-
-def test_committed_report_round_trips_byte_identical():
-    """The reference report written by the old code: JSON, CSV and markdown byte for byte."""
-    d = pathlib.Path(__file__).resolve().parents[1] / "analysis_results" / "mechanism" / "tables"
-    text = (d / "H1.json").read_text()
-    r = from_plain(H1Result, json.loads(text))
-    assert json.dumps(to_plain(r), indent=2) + "\n" == text
-    assert csv_text(tables.csv_rows(r)) == (d / "H1.csv").read_bytes().decode()
-    assert tables.markdown(r).rstrip() + "\n" == (d / "H1.md").read_text()

@@ -4,9 +4,15 @@ import pytest
 import torch
 
 from mechanism.errors import MechanismError
+from mechanism.eval.scoring import (
+    DEFAULT_IMAGE_SCORE,
+    DEFAULT_MAP_SCORE,
+    IMAGE_SCORE_METHODS,
+    anomaly_maps,
+    image_scores,
+    top_area_k,
+)
 from mechanism.flow import PATCH_SCORES
-from mechanism.eval.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, IMAGE_SCORE_METHODS, anomaly_maps,
-                               image_scores, top_area_k)
 
 
 def test_constant_patches_give_constant_map():

@@ -5,20 +5,19 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
+from conftest import TINY_BACKBONE, TINY_FLOW
 
 import mechanism.sweep.run as sweep_module
 import mechanism.train.fit
 from cli.main import app
-from mechanism.train.checkpoint import load_checkpoint
 from mechanism.errors import MechanismError
-from mechanism.train.loss import TailLossConfig
-from mechanism.sweep.plan import SweepSpec, parse_shard, plan, shard
-from mechanism.sweep.run import run_sweep
 from mechanism.sweep.files import HEADER, merge_results
+from mechanism.sweep.plan import SweepSpec, parse_shard, plan, shard
 from mechanism.sweep.results import COLUMNS, read_sweep_results, summarize_sweep
+from mechanism.sweep.run import run_sweep
+from mechanism.train.checkpoint import load_checkpoint
 from mechanism.train.config import TrainConfig
-
-from conftest import TINY_BACKBONE, TINY_FLOW
+from mechanism.train.loss import TailLossConfig
 
 TRAIN = TrainConfig(epochs=1, batch_size=4)
 

@@ -3,14 +3,13 @@ import csv
 
 import pytest
 import torch
-
-from mechanism.train.checkpoint import load_checkpoint
-from mechanism.flow import FlowConfig
-from mechanism.train.loss import TailLossConfig
-from mechanism.train.fit import TrainingDiverged, fit_flow
-from mechanism.train.config import TrainConfig
-
 from conftest import TINY_FLOW
+
+from mechanism.flow import FlowConfig
+from mechanism.train.checkpoint import load_checkpoint
+from mechanism.train.config import TrainConfig
+from mechanism.train.fit import TrainingDiverged, fit_flow
+from mechanism.train.loss import TailLossConfig
 
 
 def _features(seed=0):
@@ -56,6 +55,7 @@ def test_checkpoint_and_log_are_written(tiny_ckpt):
 
 def test_cli_trains_the_options_it_is_given(tiny_data, tiny_cache, tmp_path):
     from click.testing import CliRunner
+
     from cli.main import app
     out = tmp_path / "m.pt"
     result = CliRunner().invoke(app, ["train", "--data", str(tiny_data), "--category", "grass",

@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from mechanism.train.checkpoint import Checkpoint
 from mechanism.errors import MechanismError
 from mechanism.stats.bootstrap import Interval, PairedStat
+from mechanism.train.checkpoint import Checkpoint
 
 ALPHA = 0.05  # significance level of every test (SPEC §4)
 

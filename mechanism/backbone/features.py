@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.io.atomic import atomic_path
 from mechanism.backbone.model import Backbone
 from mechanism.data.images import INPUT_POLICY, load_image
 from mechanism.data.mvtec import Sample, fingerprint
 from mechanism.errors import MechanismError
+from mechanism.io.atomic import atomic_path
 
 CACHE_FORMAT = 1  # layout version of a cache file
 

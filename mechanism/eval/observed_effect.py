@@ -15,13 +15,18 @@ import numpy as np
 
 from mechanism.errors import MechanismError
 from mechanism.eval.evaluate import Evaluation
-from mechanism.eval.metrics.resampled import (DEFAULT_BINS, auroc_from_counts,
-                                         average_precision_from_counts, bin_pixels,
-                                         image_auroc_weighted, resample_weights)
+from mechanism.eval.metrics.resampled import (
+    DEFAULT_BINS,
+    auroc_from_counts,
+    average_precision_from_counts,
+    bin_pixels,
+    image_auroc_weighted,
+    resample_weights,
+)
 from mechanism.eval.scoring import MAP_SCORE_WORDS
 from mechanism.stats.bootstrap import Interval, PairedStat, percentile_interval
 
-METRIC_NAMES = {"pixel_ap": "Pixel AP", "image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC"}
+OBSERVED_METRICS = ("pixel_ap", "image_auroc", "pixel_auroc")   # with paired intervals; AUPRO apart
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class ObservedEffect:
     candidate: str
     n_good: int
     n_defective: int
-    metrics: dict[str, PairedStat]         # METRIC_NAMES keys; fractions in [0, 1]
+    metrics: dict[str, PairedStat]         # OBSERVED_METRICS keys; fractions in [0, 1]
     aupro: tuple[float, float]             # (baseline, candidate), no interval
     seed: int
     n_boot: int
@@ -69,7 +74,7 @@ def observed_effect(baseline: Evaluation, candidate: Evaluation, baseline_label:
         weights = resample_weights(len(baseline.labels), n_boot, seed)
         draws = {role: _resampled(ev, weights, n_bins)
                  for role, ev in (("baseline", baseline), ("candidate", candidate))}
-    for key in METRIC_NAMES:
+    for key in OBSERVED_METRICS:
         b, c = points["baseline"][key], points["candidate"][key]
         if n_boot:
             db, dc = draws["baseline"][key], draws["candidate"][key]

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from mechanism.errors import MechanismError
-from mechanism.flow import PATCH_SCORES
 from mechanism.eval.metrics.validate import require_finite
+from mechanism.flow import PATCH_SCORES
 
 IMAGE_SCORE_METHODS = ("top_area_mean", "top3_mean", "max", "mean")
 """``top_area_mean``: mean of the highest patch scores covering the study's image area, 3 of

@@ -7,13 +7,20 @@ from typing import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 
-from mechanism.figures.style import BASELINE_COLOR, TAIL_COLOR, FigureText, Layout, seeds_label
+from mechanism.eval.metrics.detection import METRIC_LABELS
+from mechanism.figures.style import (
+    BASELINE_COLOR,
+    TAIL_COLOR,
+    FigureText,
+    Layout,
+    seeds_label,
+)
 from mechanism.sweep.results import SweepRun, summarize_sweep
 
 LAYOUT = Layout(1, 2, (9.0, 4.0))
 PARAM = "tail_weight"
 SELECTION = "topk"
-METRICS = (("pixel_ap", "Pixel AP"), ("image_auroc", "Image AUROC"))
+METRICS = ("pixel_ap", "image_auroc")
 
 
 def ablation_runs(runs: Sequence[SweepRun], category: str) -> list[SweepRun]:
@@ -51,7 +58,8 @@ def draw(runs: Sequence[SweepRun], category: str, axes: Sequence[Axes]) -> Figur
     """
     summary = summarize_sweep(list(runs), PARAM, category, SELECTION)
     chosen = ablation_runs(runs, category)
-    for ax, (metric, name), letter in zip(axes, METRICS, "ab"):
+    for ax, metric, letter in zip(axes, METRICS, "ab"):
+        name = METRIC_LABELS[metric]
         _draw_metric(ax, chosen, summary, metric, name)
         ax.set_title(f"({letter}) {name} vs λ")
     seeds = sorted({s["pixel_ap"].n for s in summary.values()})

@@ -19,12 +19,16 @@ from mechanism.analyzers.h1_edge import H1Result
 from mechanism.analyzers.h3_gradient import H3Result
 from mechanism.analyzers.h4_dilution import H4Result
 from mechanism.analyzers.h7_calibration import H7Result
-from mechanism.io.atomic import atomic_path
-from mechanism.figures import (fig1_gradient_concentration as fig1, fig2_tail_location as fig2,
-                               fig3_image_gradient as fig3, fig4_latent_qq as fig4,
-                               fig5_channel_normality as fig5, fig6_tail_weight_ablation as fig6,
-                               fig7_hypothesis_summary as fig7, fig8_topk_dilution as fig8)
+from mechanism.figures import fig1_gradient_concentration as fig1
+from mechanism.figures import fig2_tail_location as fig2
+from mechanism.figures import fig3_image_gradient as fig3
+from mechanism.figures import fig4_latent_qq as fig4
+from mechanism.figures import fig5_channel_normality as fig5
+from mechanism.figures import fig6_tail_weight_ablation as fig6
+from mechanism.figures import fig7_hypothesis_summary as fig7
+from mechanism.figures import fig8_topk_dilution as fig8
 from mechanism.figures.style import DPI, FigureText, Layout, annotate, new_figure, theme
+from mechanism.io.atomic import atomic_path
 from mechanism.sweep.results import SweepRun
 
 FORMATS = ("png", "pdf")

@@ -124,8 +124,3 @@ def interval_note(intervals: Sequence[Interval | None]) -> str:
 def seeds_label(counts: Sequence[int]) -> str:
     """Legend label of a metric summarised over training seeds, from the seed counts ``n``."""
     return "one training seed (no std)" if all(n == 1 for n in counts) else "mean ± std over seeds"
-
-
-def percent(r: float) -> str:
-    """A ratio as a percentage, ``0.02 → "2%"``."""
-    return f"{100 * r:g}%"

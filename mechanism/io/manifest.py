@@ -16,8 +16,12 @@ from mechanism.io.atomic import write_text
 
 def package_versions() -> dict[str, str]:
     """Versions of the packages whose behaviour a result depends on."""
-    import numpy, scipy, sklearn, timm  # noqa: E401  (imported here: only their versions are needed)
     from importlib.metadata import PackageNotFoundError, version
+
+    import numpy  # noqa: E401  (imported here: only their versions are needed)
+    import scipy
+    import sklearn
+    import timm
     try:
         ours = version("tailflow-mechanism")
     except PackageNotFoundError:

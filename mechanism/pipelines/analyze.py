@@ -14,15 +14,14 @@ import torch
 
 from mechanism.analyzers import h1_edge, h3_gradient, h4_dilution, h7_calibration
 from mechanism.analyzers.registry import CONFIGS, HYPOTHESES
-from mechanism.train.checkpoint import Checkpoint
-from mechanism.eval.detector import Detector, load_detector
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
+from mechanism.eval.detector import Detector, load_detector
 from mechanism.io.hashing import file_sha256
 from mechanism.io.manifest import build_manifest, write_manifest
 from mechanism.report.files import write_result
 from mechanism.sweep.results import read_sweep_results, summarize_sweep
-
+from mechanism.train.checkpoint import Checkpoint
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,15 @@ from typing import Callable
 
 import torch
 
-from mechanism.pipelines.analyze import AnalysisSettings
 from mechanism.data.demo import DEMO_CATEGORIES, generate_demo
 from mechanism.data.mvtec import category_folder
 from mechanism.errors import MechanismError
-from mechanism.train.loss import TailLossConfig
+from mechanism.pipelines.analyze import AnalysisSettings
 from mechanism.pipelines.report import ReportOutcome, build_report
 from mechanism.sweep.plan import CHECKPOINT_FILE, SweepSpec, plan
 from mechanism.sweep.run import run_sweep
 from mechanism.train.config import TrainConfig
+from mechanism.train.loss import TailLossConfig
 
 
 @dataclass(frozen=True)

@@ -18,18 +18,18 @@ from typing import Callable
 
 import torch
 
-from mechanism.analyzers.registry import HYPOTHESES
-from mechanism.pipelines.analyze import AnalysisSettings, analyze
 from mechanism.analyzers.context import checkpoint_label
-from mechanism.io.atomic import write_text
-from mechanism.eval.detector import load_detector
+from mechanism.analyzers.registry import HYPOTHESES
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
+from mechanism.eval.detector import load_detector
 from mechanism.eval.evaluate import evaluate_detector
+from mechanism.eval.observed_effect import ObservedEffect, observed_effect
 from mechanism.figures.render import FigureInputs, render_figures
+from mechanism.io.atomic import write_text
 from mechanism.io.hashing import file_sha256
 from mechanism.io.manifest import build_manifest, write_manifest
-from mechanism.eval.observed_effect import ObservedEffect, observed_effect
+from mechanism.pipelines.analyze import AnalysisSettings, analyze
 from mechanism.report.document import ReportInputs, report_markdown
 from mechanism.report.files import write_result
 from mechanism.sweep.files import merge_results

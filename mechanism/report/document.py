@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mechanism.eval.observed_effect import ObservedEffect
+from mechanism.io.text import markdown_table
 from mechanism.report import tables
 from mechanism.report.headline import headline
-from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.report.study import STUDY_CLAIMS, STUDY_OBSERVED, STUDY_OPTIMUM
-from mechanism.report.sweeps import (PARAM_LABELS, ablation, control_markdown, random_control)
+from mechanism.report.sweeps import (
+    PARAM_LABELS,
+    ablation,
+    control_markdown,
+    random_control,
+)
 from mechanism.sweep.results import SweepRun
-from mechanism.io.text import markdown_table
 
 HYPOTHESIS_ORDER = ("H1", "H3", "H7", "H4")          # the study's order of sections
 FIGURES_OF = {"H1": ("fig2", "fig3"), "H3": ("fig1",), "H7": ("fig4", "fig5"), "H4": ("fig8",)}

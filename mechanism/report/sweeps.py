@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from mechanism.stats.summary import MetricSummary
-from mechanism.sweep.results import METRIC_LABELS, METRICS, SweepRun, summarize_sweep
+from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.io.text import markdown_table
+from mechanism.stats.summary import MetricSummary
+from mechanism.sweep.results import METRICS, SweepRun, summarize_sweep
 
 PARAM_LABELS = {"tail_weight": "λ (tail weight)", "tail_top_k_ratio": "r (top-k ratio)"}
 

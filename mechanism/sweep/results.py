@@ -25,8 +25,6 @@ RESULTS_FILE = "results.csv"
 METRICS = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro")
 COLUMNS = ("param", "value", "tail_weight", "top_k_ratio", "selection", "seed", "category",
            *METRICS, "train_seconds")
-METRIC_LABELS = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "pixel_ap": "Pixel AP",
-                 "aupro": "AUPRO@0.3"}
 SWEPT_COLUMN = {"tail_top_k_ratio": "top_k_ratio", "tail_weight": "tail_weight"}
 """Swept parameter name → the column that holds its value as a number."""
 

@@ -56,6 +56,11 @@ def pixel_ap(maps: np.ndarray, masks: np.ndarray) -> float:
     return float(average_precision_score(labels, scores))
 
 
+METRIC_LABELS = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "pixel_ap": "Pixel AP",
+                 "aupro": "AUPRO@0.3"}
+"""How tables and figures name each metric of ``DetectionMetrics``."""
+
+
 @dataclass(frozen=True)
 class DetectionMetrics:
     """Task metrics of one category; all rates are fractions in [0, 1]."""

@@ -1,7 +1,8 @@
 """The observed effect's tables: baseline, tail-aware and their paired difference per metric."""
 from __future__ import annotations
 
-from mechanism.eval.observed_effect import METRIC_NAMES, ObservedEffect
+from mechanism.eval.metrics.detection import METRIC_LABELS
+from mechanism.eval.observed_effect import OBSERVED_METRICS, ObservedEffect
 from mechanism.io.text import markdown_table
 from mechanism.stats.bootstrap import Interval
 
@@ -20,7 +21,7 @@ def _format_points(iv: Interval) -> str:
 def markdown(result: ObservedEffect) -> str:
     """One row per metric (AUPRO without an interval), then the models and images compared."""
     rows = []
-    for key, name in METRIC_NAMES.items():
+    for key, name in ((k, METRIC_LABELS[k]) for k in OBSERVED_METRICS):
         p = result.metrics[key]
         rows.append([f"**{name}**", p.baseline.format("{:.2%}"), p.candidate.format("{:.2%}"),
                      _format_points(p.difference)])
