@@ -5,14 +5,8 @@ from pathlib import Path
 
 import click
 
-from cli.options import (
-    backbone_weights_option,
-    cache_option,
-    device_option,
-    no_cache_option,
-    parse_list,
-    resolve_cache_dir,
-)
+from cli.options import (backbone_weights_option, cache_option, device_option, no_cache_option,
+                         parse_list, resolve_cache_dir)
 
 _ckpt = click.Path(dir_okay=False, path_type=Path)
 

@@ -5,14 +5,8 @@ from pathlib import Path
 
 import click
 
-from cli.options import (
-    backbone_weights_option,
-    cache_option,
-    device_option,
-    no_cache_option,
-    resolve_cache_dir,
-    scoring_options,
-)
+from cli.options import (backbone_weights_option, cache_option, device_option, no_cache_option,
+                         resolve_cache_dir, scoring_options)
 
 
 @click.command()

@@ -6,18 +6,9 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from cli.options import (
-    cache_option,
-    data_root_option,
-    device_option,
-    loss_options,
-    model_configs,
-    model_options,
-    no_cache_option,
-    parse_list,
-    resolve_cache_dir,
-    scoring_options,
-)
+from cli.options import (cache_option, data_root_option, device_option, loss_options, model_configs,
+                         model_options, no_cache_option, parse_list, resolve_cache_dir,
+                         scoring_options)
 
 _SWEPT_OPTION = {"tail_weight": "tail_weight", "tail_top_k_ratio": "top_k_ratio"}
 """--param → the loss option it replaces."""

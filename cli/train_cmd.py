@@ -6,16 +6,8 @@ from pathlib import Path
 
 import click
 
-from cli.options import (
-    cache_option,
-    data_root_option,
-    device_option,
-    loss_options,
-    model_configs,
-    model_options,
-    no_cache_option,
-    resolve_cache_dir,
-)
+from cli.options import (cache_option, data_root_option, device_option, loss_options, model_configs,
+                         model_options, no_cache_option, resolve_cache_dir)
 
 
 @click.command()

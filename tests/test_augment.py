@@ -6,13 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mechanism.data.augment import (
-    AugmentConfig,
-    View,
-    apply_views,
-    draw_view,
-    maps_to_original_grid,
-)
+from mechanism.data.augment import (AugmentConfig, View, apply_views, draw_view,
+                                    maps_to_original_grid)
 from mechanism.errors import MechanismError
 
 CELL = 8  # pixels per grid cell of the toy "patch model" below

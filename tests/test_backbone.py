@@ -10,13 +10,8 @@ from skimage import data as skdata
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from mechanism.backbone.model import BackboneConfig, load_backbone
-from mechanism.backbone.weights import (
-    DEFAULT_WEIGHTS_MODELS,
-    TF_LITE_MEAN,
-    TF_LITE_STD,
-    load_classifier,
-    rename_lite0_keys,
-)
+from mechanism.backbone.weights import (DEFAULT_WEIGHTS_MODELS, TF_LITE_MEAN, TF_LITE_STD,
+                                        load_classifier, rename_lite0_keys)
 from mechanism.errors import MechanismError
 
 

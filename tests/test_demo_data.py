@@ -7,16 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mechanism.data.demo import (
-    DEFECT_TYPES,
-    DEMO_CATEGORIES,
-    defect_counts,
-    fractal_noise,
-    generate,
-    generate_demo,
-    perlin_noise,
-    render_sample,
-)
+from mechanism.data.demo import (DEFECT_TYPES, DEMO_CATEGORIES, defect_counts, fractal_noise,
+                                 generate, generate_demo, perlin_noise, render_sample)
 from mechanism.data.images import load_image, load_mask
 from mechanism.data.mvtec import fingerprint, read_split
 from mechanism.errors import MechanismError

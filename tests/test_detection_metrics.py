@@ -7,14 +7,8 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from mechanism.errors import MechanismError
-from mechanism.eval.metrics import (
-    DetectionMetrics,
-    aupro,
-    detection_metrics,
-    image_auroc,
-    pixel_ap,
-    pixel_auroc,
-)
+from mechanism.eval.metrics import (DetectionMetrics, aupro, detection_metrics, image_auroc,
+                                    pixel_ap, pixel_auroc)
 
 
 def pairwise_auc(scores: np.ndarray, labels: np.ndarray) -> float:

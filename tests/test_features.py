@@ -3,13 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from mechanism.backbone.features import (
-    cache_key,
-    cache_key_fields,
-    cached_features,
-    default_cache_dir,
-    extract_features,
-)
+from mechanism.backbone.features import (cache_key, cache_key_fields, cached_features,
+                                         default_cache_dir, extract_features)
 from mechanism.backbone.model import BackboneConfig, load_backbone
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import read_split

@@ -16,13 +16,7 @@ from cli.main import app
 from mechanism.analyzers.context import AnalysisContext, Verdict
 from mechanism.analyzers.h1_edge import GRADIENT_METHOD, GradientDistribution, H1Result
 from mechanism.analyzers.h3_gradient import GRADIENT_UNIT, H3Condition, H3Result
-from mechanism.analyzers.h4_dilution import (
-    DEFAULT_RATIOS,
-    H4Result,
-    RatioRow,
-    best_ratio,
-    verdict,
-)
+from mechanism.analyzers.h4_dilution import DEFAULT_RATIOS, H4Result, RatioRow, best_ratio, verdict
 from mechanism.analyzers.h7_calibration import H7Paired, H7Result, LatentCalibration
 from mechanism.errors import MechanismError
 from mechanism.figures import fig1_gradient_concentration as fig1
@@ -36,13 +30,8 @@ from mechanism.figures.style import DPI, new_figure, theme
 from mechanism.report.files import read_results, write_result
 from mechanism.stats.bootstrap import Interval, PairedStat
 from mechanism.stats.calibration import QQ_PERCENTILES, TAIL_PERCENTILES, QuantileRow
-from mechanism.stats.edge_distance import (
-    KS_METHOD,
-    edge_distance_grid,
-    edge_distance_ks,
-    uniform_edge_distance_mean,
-    uniform_edge_distance_pmf,
-)
+from mechanism.stats.edge_distance import (KS_METHOD, edge_distance_grid, edge_distance_ks,
+                                           uniform_edge_distance_mean, uniform_edge_distance_pmf)
 from mechanism.stats.summary import MetricSummary
 from mechanism.sweep.results import COLUMNS, SweepRun
 

@@ -9,16 +9,8 @@ import pytest
 import torch
 
 from mechanism.analyzers.context import AnalysisContext, Verdict
-from mechanism.analyzers.h3_gradient import (
-    BaselineMeasurement,
-    H3Config,
-    H3Result,
-    measure,
-    patch_gradients,
-    run,
-    summarise,
-    verdict,
-)
+from mechanism.analyzers.h3_gradient import (BaselineMeasurement, H3Config, H3Result, measure,
+                                             patch_gradients, run, summarise, verdict)
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import load_detector
 from mechanism.flow import FlowConfig, PatchFlow, patch_nll

@@ -7,18 +7,9 @@ import pytest
 import torch
 
 from mechanism.analyzers.context import Verdict
-from mechanism.analyzers.h4_dilution import (
-    BASIS_EFFECTIVE,
-    BASIS_PIXEL_AP,
-    SWEEP_PARAM,
-    H4Config,
-    H4Result,
-    MeasuredRatios,
-    augmented_nll,
-    best_ratio,
-    run,
-    verdict,
-)
+from mechanism.analyzers.h4_dilution import (BASIS_EFFECTIVE, BASIS_PIXEL_AP, SWEEP_PARAM, H4Config,
+                                             H4Result, MeasuredRatios, augmented_nll, best_ratio,
+                                             run, verdict)
 from mechanism.data.augment import AugmentConfig, draw_view
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import read_split

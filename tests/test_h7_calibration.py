@@ -11,14 +11,8 @@ import torch
 from scipy import stats
 
 from mechanism.analyzers.context import Verdict
-from mechanism.analyzers.h7_calibration import (
-    H7Config,
-    H7Result,
-    analysed_samples,
-    run,
-    tail_training_closer,
-    verdict,
-)
+from mechanism.analyzers.h7_calibration import (H7Config, H7Result, analysed_samples, run,
+                                                tail_training_closer, verdict)
 from mechanism.data.mvtec import read_split
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import load_detector

@@ -3,13 +3,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from mechanism.eval.metrics.resampled import (
-    auroc_from_counts,
-    average_precision_from_counts,
-    bin_pixels,
-    image_auroc_weighted,
-    resample_weights,
-)
+from mechanism.eval.metrics.resampled import (auroc_from_counts, average_precision_from_counts,
+                                              bin_pixels, image_auroc_weighted, resample_weights)
 from mechanism.stats.bootstrap import bootstrap
 
 

@@ -4,14 +4,8 @@ import pytest
 import torch
 
 from mechanism.errors import MechanismError
-from mechanism.eval.scoring import (
-    DEFAULT_IMAGE_SCORE,
-    DEFAULT_MAP_SCORE,
-    IMAGE_SCORE_METHODS,
-    anomaly_maps,
-    image_scores,
-    top_area_k,
-)
+from mechanism.eval.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, IMAGE_SCORE_METHODS,
+                                    anomaly_maps, image_scores, top_area_k)
 from mechanism.flow import PATCH_SCORES
 
 

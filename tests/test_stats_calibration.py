@@ -3,20 +3,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mechanism.stats.calibration import (
-    QQ_PERCENTILES,
-    TAIL_PERCENTILES,
-    PooledHistograms,
-    PooledMoments,
-    channel_normality,
-    normal_quantiles,
-    qq_correlation,
-    qq_correlation_of_percentiles,
-    qq_percentiles,
-    quantile_table,
-    tail_calibration_error,
-    tail_error_of_percentiles,
-)
+from mechanism.stats.calibration import (QQ_PERCENTILES, TAIL_PERCENTILES, PooledHistograms,
+                                         PooledMoments, channel_normality, normal_quantiles,
+                                         qq_correlation, qq_correlation_of_percentiles,
+                                         qq_percentiles, quantile_table, tail_calibration_error,
+                                         tail_error_of_percentiles)
 
 MEAN_ABS_TAIL_PPF = np.abs(stats.norm.ppf(np.array(TAIL_PERCENTILES) / 100)).mean()  # ≈ 2.008
 

@@ -6,13 +6,8 @@ import pytest
 from scipy import stats
 
 from mechanism.errors import MechanismError
-from mechanism.stats.edge_distance import (
-    edge_distance_grid,
-    edge_distance_ks,
-    max_edge_distance,
-    uniform_edge_distance_mean,
-    uniform_edge_distance_pmf,
-)
+from mechanism.stats.edge_distance import (edge_distance_grid, edge_distance_ks, max_edge_distance,
+                                           uniform_edge_distance_mean, uniform_edge_distance_pmf)
 
 SHAPES = [(1, 1), (1, 7), (7, 1), (2, 2), (3, 5), (7, 4), (13, 13), (14, 14), (6, 11)]
 

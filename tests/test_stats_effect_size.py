@@ -3,11 +3,7 @@ import numpy as np
 import pytest
 
 from mechanism.errors import MechanismError
-from mechanism.stats.effect_size import (
-    cliffs_delta,
-    cliffs_sign_matrix,
-    resampled_cliffs_delta,
-)
+from mechanism.stats.effect_size import cliffs_delta, cliffs_sign_matrix, resampled_cliffs_delta
 
 
 def brute_delta(a, b):

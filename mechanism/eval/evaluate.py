@@ -11,14 +11,8 @@ from mechanism.data.images import load_mask
 from mechanism.data.mvtec import Sample, read_split
 from mechanism.eval.detector import Detector
 from mechanism.eval.metrics import DetectionMetrics, detection_metrics
-from mechanism.eval.scoring import (
-    DEFAULT_IMAGE_SCORE,
-    DEFAULT_MAP_SCORE,
-    DEFAULT_SIGMA,
-    anomaly_maps,
-    check_scoring,
-    image_scores,
-)
+from mechanism.eval.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA,
+                                    anomaly_maps, check_scoring, image_scores)
 from mechanism.io.atomic import atomic_path, write_text
 
 

@@ -15,14 +15,9 @@ import numpy as np
 
 from mechanism.errors import MechanismError
 from mechanism.eval.evaluate import Evaluation
-from mechanism.eval.metrics.resampled import (
-    DEFAULT_BINS,
-    auroc_from_counts,
-    average_precision_from_counts,
-    bin_pixels,
-    image_auroc_weighted,
-    resample_weights,
-)
+from mechanism.eval.metrics.resampled import (DEFAULT_BINS, auroc_from_counts,
+                                              average_precision_from_counts, bin_pixels,
+                                              image_auroc_weighted, resample_weights)
 from mechanism.eval.scoring import MAP_SCORE_WORDS
 from mechanism.stats.bootstrap import Interval, PairedStat, percentile_interval
 

@@ -8,15 +8,8 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from mechanism.analyzers.h3_gradient import SUPPORT_SHARE, H3Result
-from mechanism.figures.style import (
-    NONTAIL_COLOR,
-    TAIL_COLOR,
-    THEORY_COLOR,
-    FigureText,
-    Layout,
-    interval_errors,
-    interval_note,
-)
+from mechanism.figures.style import (NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
+                                     interval_errors, interval_note)
 
 LAYOUT = Layout(1, 2, (9.0, 4.0))
 GRADIENT_LABEL = "mean ‖∂L/∂x‖₂ per patch"

@@ -9,14 +9,8 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 
 from mechanism.analyzers.h1_edge import H1Result
-from mechanism.figures.style import (
-    NONTAIL_COLOR,
-    TAIL_COLOR,
-    THEORY_COLOR,
-    FigureText,
-    Layout,
-    interval_note,
-)
+from mechanism.figures.style import (NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
+                                     interval_note)
 from mechanism.io.text import format_p
 
 LAYOUT = Layout(1, 2, (9.5, 4.3))

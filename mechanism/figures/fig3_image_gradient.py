@@ -7,14 +7,8 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from mechanism.analyzers.h1_edge import H1Result
-from mechanism.figures.style import (
-    NONTAIL_COLOR,
-    TAIL_COLOR,
-    THEORY_COLOR,
-    FigureText,
-    Layout,
-    interval_note,
-)
+from mechanism.figures.style import (NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
+                                     interval_note)
 from mechanism.io.text import format_p
 
 LAYOUT = Layout(1, 2, (9.0, 4.0))

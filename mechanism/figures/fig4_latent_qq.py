@@ -8,14 +8,8 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from mechanism.analyzers.h7_calibration import H7Result, LatentCalibration
-from mechanism.figures.style import (
-    BASELINE_COLOR,
-    TAIL_COLOR,
-    THEORY_COLOR,
-    FigureText,
-    Layout,
-    interval_note,
-)
+from mechanism.figures.style import (BASELINE_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
+                                     interval_note)
 from mechanism.io.text import answer
 
 LAYOUT = Layout(1, 2, (9.0, 4.2))

@@ -8,13 +8,7 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from mechanism.eval.metrics.detection import METRIC_LABELS
-from mechanism.figures.style import (
-    BASELINE_COLOR,
-    TAIL_COLOR,
-    FigureText,
-    Layout,
-    seeds_label,
-)
+from mechanism.figures.style import BASELINE_COLOR, TAIL_COLOR, FigureText, Layout, seeds_label
 from mechanism.sweep.results import SweepRun, summarize_sweep
 
 LAYOUT = Layout(1, 2, (9.0, 4.0))

@@ -10,18 +10,9 @@ from matplotlib.patches import FancyBboxPatch
 
 from mechanism.analyzers.context import ALPHA
 from mechanism.analyzers.h1_edge import RATIO_THRESHOLD, H1Result
-from mechanism.analyzers.h3_gradient import (
-    PARTIAL_AMPLIFICATION,
-    SUPPORT_SHARE,
-    H3Result,
-)
+from mechanism.analyzers.h3_gradient import PARTIAL_AMPLIFICATION, SUPPORT_SHARE, H3Result
 from mechanism.analyzers.h4_dilution import DILUTED_RATIO, H4Result
-from mechanism.analyzers.h7_calibration import (
-    QQ_PARTIAL,
-    QQ_SUPPORTED,
-    TAIL_SUPPORTED,
-    H7Result,
-)
+from mechanism.analyzers.h7_calibration import QQ_PARTIAL, QQ_SUPPORTED, TAIL_SUPPORTED, H7Result
 from mechanism.analyzers.registry import HYPOTHESES, TITLES
 from mechanism.errors import MechanismError
 from mechanism.figures.style import VERDICT_COLORS, FigureText, Layout

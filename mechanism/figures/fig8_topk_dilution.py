@@ -10,17 +10,9 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import NullLocator, PercentFormatter
 
 from mechanism.analyzers.h4_dilution import H4Result
-from mechanism.figures.style import (
-    BASELINE_COLOR,
-    NONTAIL_COLOR,
-    TAIL_COLOR,
-    THEORY_COLOR,
-    FigureText,
-    Layout,
-    interval_errors,
-    interval_note,
-    seeds_label,
-)
+from mechanism.figures.style import (BASELINE_COLOR, NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR,
+                                     FigureText, Layout, interval_errors, interval_note,
+                                     seeds_label)
 from mechanism.io.text import percent
 
 MEASURED = (("pixel_ap", "Pixel AP"), ("image_auroc", "Image AUROC"))

@@ -10,12 +10,7 @@ from mechanism.io.text import markdown_table
 from mechanism.report import tables
 from mechanism.report.headline import headline
 from mechanism.report.study import STUDY_CLAIMS, STUDY_OBSERVED, STUDY_OPTIMUM
-from mechanism.report.sweeps import (
-    PARAM_LABELS,
-    ablation,
-    control_markdown,
-    random_control,
-)
+from mechanism.report.sweeps import PARAM_LABELS, ablation, control_markdown, random_control
 from mechanism.sweep.results import SweepRun
 
 HYPOTHESIS_ORDER = ("H1", "H3", "H7", "H4")          # the study's order of sections

@@ -39,7 +39,9 @@ _QQ_THEORY_CENTRED = _QQ_THEORY - _QQ_THEORY.mean()
 _TAIL_THEORY = _QQ_THEORY[_TAIL_INDEX]                             # (6,) Φ⁻¹ at TAIL_PERCENTILES
 
 
-def _flat_finite(values: np.ndarray) -> np.ndarray:
+def _finite_values(values: np.ndarray) -> np.ndarray:
+    """Every value of ``values`` (any shape) as one finite 1-D array; ValueError if empty or
+    non-finite."""
     values = np.asarray(values).ravel()
     if values.size == 0:
         raise ValueError("calibration needs at least one value")
@@ -50,7 +52,7 @@ def _flat_finite(values: np.ndarray) -> np.ndarray:
 
 def qq_percentiles(values: np.ndarray) -> np.ndarray:
     """Empirical percentiles 1..99 ``(99,)`` float64 of all ``values`` (any shape)."""
-    return np.percentile(_flat_finite(values), QQ_PERCENTILES).astype(np.float64)
+    return np.percentile(_finite_values(values), QQ_PERCENTILES).astype(np.float64)
 
 
 def qq_correlation_of_percentiles(empirical: np.ndarray) -> float:
@@ -99,7 +101,7 @@ class QuantileRow:
 
 def quantile_table(values: np.ndarray, percentiles=TABLE_PERCENTILES) -> list[QuantileRow]:
     """Empirical vs standard-normal quantiles of all ``values`` at ``percentiles`` (%)."""
-    empirical = np.percentile(_flat_finite(values), percentiles)
+    empirical = np.percentile(_finite_values(values), percentiles)
     theoretical = normal_quantiles(percentiles)
     return [QuantileRow(float(p), float(e), float(t), float(abs(e - t)))
             for p, e, t in zip(percentiles, empirical, theoretical)]
@@ -170,7 +172,7 @@ class PooledHistograms:
             raise ValueError(f"values must have shape (n_units, m) with m ≥ 1, got {values.shape}")
         if n_bins < 1:
             raise ValueError(f"histograms need ≥ 1 bin, got {n_bins}")
-        flat = np.sort(_flat_finite(values))
+        flat = np.sort(_finite_values(values))
         edges = np.unique(flat[np.round(np.linspace(0, flat.size - 1, n_bins + 1)).astype(np.int64)])
         if edges.size == 1:                     # all values equal: one bin of zero width
             edges = np.array([edges[0], edges[0]])

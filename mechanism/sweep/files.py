@@ -25,15 +25,8 @@ from mechanism.errors import MechanismError
 from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.io.atomic import write_text
 from mechanism.io.text import csv_text, markdown_table
-from mechanism.sweep.results import (
-    COLUMNS,
-    METRICS,
-    RESULTS_FILE,
-    SWEPT_COLUMN,
-    SweepRun,
-    read_sweep_results,
-    summarize_sweep,
-)
+from mechanism.sweep.results import (COLUMNS, METRICS, RESULTS_FILE, SWEPT_COLUMN, SweepRun,
+                                     read_sweep_results, summarize_sweep)
 
 EXTRA_COLUMNS = ("k", "n_patches", "setup", "data", "folder")
 HEADER = (*COLUMNS, *EXTRA_COLUMNS)

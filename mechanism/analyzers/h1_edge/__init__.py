@@ -20,21 +20,11 @@ edges than a uniform cell (tail mean < uniform mean; a tail that avoids the edge
 for H1); the gradient effect holds when Mann-Whitney p < α and the gradient ratio ≥ 1.10.
 Both → SUPPORTED, exactly one → PARTIAL, neither → NOT SUPPORTED.
 """
-from mechanism.analyzers.h1_edge.gradient import (
-                                                  GRADIENT_METHOD,
-                                                  LUMA_601,
-                                                  image_patch_gradients,
-                                                  patch_gradient,
-)
+from mechanism.analyzers.h1_edge.gradient import (GRADIENT_METHOD, LUMA_601, image_patch_gradients,
+                                                  patch_gradient)
 from mechanism.analyzers.h1_edge.measure import run
-from mechanism.analyzers.h1_edge.result import (
-                                                  QUANTILE_LEVELS,
-                                                  RATIO_THRESHOLD,
-                                                  GradientDistribution,
-                                                  H1Config,
-                                                  H1Paired,
-                                                  H1Result,
-)
+from mechanism.analyzers.h1_edge.result import (QUANTILE_LEVELS, RATIO_THRESHOLD,
+                                                GradientDistribution, H1Config, H1Paired, H1Result)
 from mechanism.analyzers.h1_edge.verdict import verdict
 
 __all__ = ["GRADIENT_METHOD", "LUMA_601", "QUANTILE_LEVELS", "RATIO_THRESHOLD",

@@ -10,32 +10,17 @@ import numpy as np
 import torch
 from scipy import stats
 
-from mechanism.analyzers.context import (
-    AnalysisContext,
-    checkpoint_label,
-    paired_stat,
-    tail_setup,
-)
+from mechanism.analyzers.context import AnalysisContext, checkpoint_label, paired_stat, tail_setup
 from mechanism.analyzers.h1_edge.gradient import GRADIENT_METHOD, image_patch_gradients
-from mechanism.analyzers.h1_edge.result import (
-    QUANTILE_LEVELS,
-    GradientDistribution,
-    H1Config,
-    H1Paired,
-    H1Result,
-)
+from mechanism.analyzers.h1_edge.result import (QUANTILE_LEVELS, GradientDistribution, H1Config,
+                                                H1Paired, H1Result)
 from mechanism.analyzers.h1_edge.verdict import verdict
 from mechanism.data.mvtec import read_split
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector
 from mechanism.stats.bootstrap import Interval, bootstrap
-from mechanism.stats.edge_distance import (
-    KS_METHOD,
-    edge_distance_grid,
-    edge_distance_ks,
-    uniform_edge_distance_mean,
-    uniform_edge_distance_pmf,
-)
+from mechanism.stats.edge_distance import (KS_METHOD, edge_distance_grid, edge_distance_ks,
+                                           uniform_edge_distance_mean, uniform_edge_distance_pmf)
 from mechanism.stats.effect_size import cliffs_sign_matrix, resampled_cliffs_delta
 from mechanism.train.checkpoint import Checkpoint
 from mechanism.train.loss import select_tail

@@ -35,22 +35,11 @@ Modules: ``result`` (settings, thresholds, result records), ``gradients`` (the m
 ``mechanism.report.tables.h3``.
 """
 from mechanism.analyzers.h3_gradient.analysis import run, summarise
-from mechanism.analyzers.h3_gradient.gradients import (
-                                                       BaselineMeasurement,
-                                                       ConditionSums,
-                                                       PatchGradients,
-                                                       measure,
-                                                       patch_gradients,
-)
-from mechanism.analyzers.h3_gradient.result import (
-                                                       GRADIENT_UNIT,
-                                                       PARTIAL_AMPLIFICATION,
-                                                       SUPPORT_SHARE,
-                                                       H3Condition,
-                                                       H3Config,
-                                                       H3Paired,
-                                                       H3Result,
-)
+from mechanism.analyzers.h3_gradient.gradients import (BaselineMeasurement, ConditionSums,
+                                                       PatchGradients, measure, patch_gradients)
+from mechanism.analyzers.h3_gradient.result import (GRADIENT_UNIT, PARTIAL_AMPLIFICATION,
+                                                    SUPPORT_SHARE, H3Condition, H3Config, H3Paired,
+                                                    H3Result)
 from mechanism.analyzers.h3_gradient.verdict import verdict
 
 __all__ = ["BaselineMeasurement", "ConditionSums", "GRADIENT_UNIT", "H3Condition", "H3Config",

@@ -7,24 +7,10 @@ from typing import Sequence
 
 import numpy as np
 
-from mechanism.analyzers.context import (
-    AnalysisContext,
-    checkpoint_label,
-    paired_stat,
-    tail_setup,
-)
-from mechanism.analyzers.h3_gradient.gradients import (
-    BaselineMeasurement,
-    ConditionSums,
-    measure,
-)
-from mechanism.analyzers.h3_gradient.result import (
-    GRADIENT_UNIT,
-    H3Condition,
-    H3Config,
-    H3Paired,
-    H3Result,
-)
+from mechanism.analyzers.context import AnalysisContext, checkpoint_label, paired_stat, tail_setup
+from mechanism.analyzers.h3_gradient.gradients import BaselineMeasurement, ConditionSums, measure
+from mechanism.analyzers.h3_gradient.result import (GRADIENT_UNIT, H3Condition, H3Config, H3Paired,
+                                                    H3Result)
 from mechanism.analyzers.h3_gradient.verdict import verdict
 from mechanism.data.mvtec import read_split
 from mechanism.errors import MechanismError

@@ -32,25 +32,12 @@ of the selection and the reference, purity per ratio), ``verdict`` (``best_ratio
 rule), ``analysis`` (``run``); the tables are rendered by ``mechanism.report.tables.h4``.
 """
 from mechanism.analyzers.h4_dilution.analysis import run
-from mechanism.analyzers.h4_dilution.measure import (
-                                                     CPU_BACKBONE_CHUNK,
-                                                     SELECTION_VIEW,
-                                                     augmented_nll,
-                                                     ratio_rows,
-                                                     selection_and_reference,
-)
-from mechanism.analyzers.h4_dilution.result import (
-                                                     BASIS_EFFECTIVE,
-                                                     BASIS_PIXEL_AP,
-                                                     DEFAULT_IMAGES,
-                                                     DEFAULT_RATIOS,
-                                                     DILUTED_RATIO,
-                                                     SWEEP_PARAM,
-                                                     H4Config,
-                                                     H4Result,
-                                                     MeasuredRatios,
-                                                     RatioRow,
-)
+from mechanism.analyzers.h4_dilution.measure import (CPU_BACKBONE_CHUNK, SELECTION_VIEW,
+                                                     augmented_nll, ratio_rows,
+                                                     selection_and_reference)
+from mechanism.analyzers.h4_dilution.result import (BASIS_EFFECTIVE, BASIS_PIXEL_AP, DEFAULT_IMAGES,
+                                                    DEFAULT_RATIOS, DILUTED_RATIO, SWEEP_PARAM,
+                                                    H4Config, H4Result, MeasuredRatios, RatioRow)
 from mechanism.analyzers.h4_dilution.verdict import best_ratio, verdict
 
 __all__ = ["BASIS_EFFECTIVE", "BASIS_PIXEL_AP", "CPU_BACKBONE_CHUNK", "DEFAULT_IMAGES",

@@ -59,8 +59,9 @@ def _clean_nll(detector: Detector, samples: list[Sample], cfg: H4Config,
     return detector.patch_nll(detector.features(samples, cache_dir, progress), cfg.batch_size, progress)
 
 
-def _flat_finite(nll: torch.Tensor, what: str) -> np.ndarray:
-    """``(n, H, W)`` → ``(n, N)`` numpy; non-finite NLL is an error."""
+def _patch_nll_rows(nll: torch.Tensor, what: str) -> np.ndarray:
+    """Per-image patch NLL ``(n, H, W)`` as numpy rows ``(n, N)``; a non-finite NLL is an error
+    naming ``what`` (MechanismError)."""
     flat = nll.flatten(1).numpy()
     if not np.all(np.isfinite(flat)):
         raise MechanismError(f"{what} gives non-finite NLL on {int((~np.isfinite(flat)).sum())} patches")
@@ -84,22 +85,22 @@ def selection_and_reference(detector: Detector, samples: list[Sample], cfg: H4Co
         (list(range(1, cfg.n_views)) if reference is None else [])
     augmented = augmented_nll(detector, samples, views, cfg, progress) if views else {}
     if selection is None:
-        selection_nll = _flat_finite(augmented[SELECTION_VIEW], "the checkpoint's augmented view")
+        selection_nll = _patch_nll_rows(augmented[SELECTION_VIEW], "the checkpoint's augmented view")
         selection_source = (f"the checkpoint on one augmented view per image ({cfg.augment.describe()}; "
                             f"seed {cfg.seed}, view {SELECTION_VIEW})")
     else:
-        selection_nll = _flat_finite(_clean_nll(selection, samples, cfg, cache_dir, progress),
+        selection_nll = _patch_nll_rows(_clean_nll(selection, samples, cfg, cache_dir, progress),
                                      "the selection checkpoint")
         selection_source = f"checkpoint {checkpoint_label(selection.ckpt)} on the clean view"
     if reference is None:
         clean = _clean_nll(detector, samples, cfg, cache_dir, progress)
         mean_nll = torch.stack([clean, *(augmented[v] for v in range(1, cfg.n_views))]).mean(dim=0)
-        reference_nll = _flat_finite(mean_nll, "the checkpoint")
+        reference_nll = _patch_nll_rows(mean_nll, "the checkpoint")
         reference_source = (f"the checkpoint's NLL averaged over M = {cfg.n_views} views (clean + "
                             f"{cfg.n_views - 1} augmented, seed {cfg.seed}, views 1–{cfg.n_views - 1})"
                             if cfg.n_views > 1 else "the checkpoint's clean-view NLL (M = 1)")
     else:
-        reference_nll = _flat_finite(_clean_nll(reference, samples, cfg, cache_dir, progress),
+        reference_nll = _patch_nll_rows(_clean_nll(reference, samples, cfg, cache_dir, progress),
                                      "the reference checkpoint")
         reference_source = f"checkpoint {checkpoint_label(reference.ckpt)} on the clean view"
     return selection_nll, selection_source, reference_nll, reference_source

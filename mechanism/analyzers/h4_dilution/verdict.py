@@ -7,11 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from mechanism.analyzers.context import Verdict
-from mechanism.analyzers.h4_dilution.result import (
-    BASIS_EFFECTIVE,
-    BASIS_PIXEL_AP,
-    DILUTED_RATIO,
-)
+from mechanism.analyzers.h4_dilution.result import BASIS_EFFECTIVE, BASIS_PIXEL_AP, DILUTED_RATIO
 from mechanism.io.text import percent
 
 

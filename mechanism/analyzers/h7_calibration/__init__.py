@@ -24,19 +24,10 @@ the 95% interval of the tail-error difference (candidate − baseline) lies enti
 """
 from mechanism.analyzers.h7_calibration.latents import latents
 from mechanism.analyzers.h7_calibration.measure import analysed_samples, run
-from mechanism.analyzers.h7_calibration.result import (
-                                                       CALIBRATION_STATS,
-                                                       CLOSER_RULE,
-                                                       PAIRED_STATS,
-                                                       QQ_PARTIAL,
-                                                       QQ_SUPPORTED,
-                                                       SPLITS,
-                                                       TAIL_SUPPORTED,
-                                                       H7Config,
-                                                       H7Paired,
-                                                       H7Result,
-                                                       LatentCalibration,
-)
+from mechanism.analyzers.h7_calibration.result import (CALIBRATION_STATS, CLOSER_RULE, PAIRED_STATS,
+                                                       QQ_PARTIAL, QQ_SUPPORTED, SPLITS,
+                                                       TAIL_SUPPORTED, H7Config, H7Paired, H7Result,
+                                                       LatentCalibration)
 from mechanism.analyzers.h7_calibration.verdict import tail_training_closer, verdict
 
 __all__ = ["CALIBRATION_STATS", "CLOSER_RULE", "PAIRED_STATS", "QQ_PARTIAL", "QQ_SUPPORTED",

@@ -13,16 +13,10 @@ from mechanism.analyzers.h7_calibration.result import H7Config, LatentCalibratio
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector
 from mechanism.stats.bootstrap import Interval, Statistic
-from mechanism.stats.calibration import (
-    QQ_PERCENTILES,
-    TAIL_PERCENTILES,
-    PooledHistograms,
-    PooledMoments,
-    channel_normality,
-    qq_correlation_of_percentiles,
-    quantile_table,
-    tail_error_of_percentiles,
-)
+from mechanism.stats.calibration import (QQ_PERCENTILES, TAIL_PERCENTILES, PooledHistograms,
+                                         PooledMoments, channel_normality,
+                                         qq_correlation_of_percentiles, quantile_table,
+                                         tail_error_of_percentiles)
 
 
 @torch.inference_mode()

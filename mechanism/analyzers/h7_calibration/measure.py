@@ -9,26 +9,15 @@ import numpy as np
 
 from mechanism.analyzers.context import AnalysisContext, checkpoint_label, paired_stat
 from mechanism.analyzers.h7_calibration.latents import ModelLatents, latents
-from mechanism.analyzers.h7_calibration.result import (
-    CALIBRATION_STATS,
-    PAIRED_STATS,
-    SPLITS,
-    H7Config,
-    H7Paired,
-    H7Result,
-)
+from mechanism.analyzers.h7_calibration.result import (CALIBRATION_STATS, PAIRED_STATS, SPLITS,
+                                                       H7Config, H7Paired, H7Result)
 from mechanism.analyzers.h7_calibration.verdict import tail_training_closer, verdict
 from mechanism.data.mvtec import Sample, read_split
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector
 from mechanism.io.text import answer
 from mechanism.stats.bootstrap import Interval, bootstrap
-from mechanism.stats.calibration import (
-    KS_METHOD,
-    QQ_PERCENTILES,
-    SHAPIRO_METHOD,
-    normal_quantiles,
-)
+from mechanism.stats.calibration import KS_METHOD, QQ_PERCENTILES, SHAPIRO_METHOD, normal_quantiles
 from mechanism.train.loss import tail_k
 
 

@@ -3,11 +3,7 @@ closer to N(0, 1) than the baseline."""
 from __future__ import annotations
 
 from mechanism.analyzers.context import Verdict
-from mechanism.analyzers.h7_calibration.result import (
-    QQ_PARTIAL,
-    QQ_SUPPORTED,
-    TAIL_SUPPORTED,
-)
+from mechanism.analyzers.h7_calibration.result import QQ_PARTIAL, QQ_SUPPORTED, TAIL_SUPPORTED
 from mechanism.stats.bootstrap import Interval
 
 

@@ -11,20 +11,9 @@ Sources: scikit-image's grey 512×512 photographs ``data.brick()``, ``data.grass
 Every image depends only on its key ``(seed, category, split, defect, index)``.
 """
 from mechanism.data.demo.defects import DEFECT_TYPES, MASK_THRESHOLD
-from mechanism.data.demo.generate import (
-                                          DemoSample,
-                                          DemoSummary,
-                                          defect_counts,
-                                          generate_demo,
-                                          render_sample,
-)
-from mechanism.data.demo.noise import (
-                                          CROP_SIDE,
-                                          DEMO_CATEGORIES,
-                                          TINTS,
-                                          fractal_noise,
-                                          perlin_noise,
-)
+from mechanism.data.demo.generate import (DemoSample, DemoSummary, defect_counts, generate_demo,
+                                          render_sample)
+from mechanism.data.demo.noise import CROP_SIDE, DEMO_CATEGORIES, TINTS, fractal_noise, perlin_noise
 
 __all__ = ["CROP_SIDE", "DEFECT_TYPES", "DEMO_CATEGORIES", "MASK_THRESHOLD", "TINTS", "DemoSample",
            "DemoSummary", "defect_counts", "fractal_noise", "generate_demo", "perlin_noise",

@@ -26,14 +26,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from mechanism.data.demo.noise import (
-    CROP_SIDE,
-    DEMO_CATEGORIES,
-    crop,
-    fractal_noise,
-    photo,
-    tint,
-)
+from mechanism.data.demo.noise import CROP_SIDE, DEMO_CATEGORIES, crop, fractal_noise, photo, tint
 
 DEFECT_TYPES = ("foreign", "scratch", "hole", "color")
 MASK_THRESHOLD = 0.5       # mask = footprint alpha > this

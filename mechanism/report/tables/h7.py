@@ -3,13 +3,8 @@ with the closer-to-N(0, 1) answer, the verdict and the context."""
 from __future__ import annotations
 
 from mechanism.analyzers.context import ALPHA
-from mechanism.analyzers.h7_calibration import (
-    CALIBRATION_STATS,
-    CLOSER_RULE,
-    PAIRED_STATS,
-    H7Result,
-    LatentCalibration,
-)
+from mechanism.analyzers.h7_calibration import (CALIBRATION_STATS, CLOSER_RULE, PAIRED_STATS,
+                                                H7Result, LatentCalibration)
 from mechanism.io.text import answer, format_p, markdown_table
 from mechanism.report.tables.rows import interval_text, measurement_row
 from mechanism.stats.calibration import TABLE_PERCENTILES
