@@ -10,26 +10,54 @@ A notebook::
     results = analyze("runs/brick/model.pt", HYPOTHESES, "analysis_results/mechanism", "cpu",
                       cache_dir=default_cache_dir())
     print(tables.markdown(results["H3"]))
-"""
-from mechanism.analyzers.registry import HYPOTHESES
-from mechanism.backbone.features import default_cache_dir
-from mechanism.backbone.model import BackboneConfig, load_backbone
-from mechanism.data.demo import generate_demo
-from mechanism.errors import MechanismError
-from mechanism.eval.detector import Detector, load_detector
-from mechanism.eval.evaluate import Evaluation, evaluate_detector
-from mechanism.flow import FlowConfig, FlowOutput, PatchFlow, patch_nll
-from mechanism.pipelines.analyze import AnalysisSettings, analyze
-from mechanism.report import tables
-from mechanism.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from mechanism.train.config import TrainConfig
-from mechanism.train.fit import fit_flow, train_detector
-from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
 
-__all__ = [
-    "HYPOTHESES", "AnalysisSettings", "analyze", "tables", "default_cache_dir",
-    "BackboneConfig", "load_backbone", "Checkpoint", "load_checkpoint", "save_checkpoint",
-    "generate_demo", "Detector", "load_detector", "MechanismError", "Evaluation",
-    "evaluate_detector", "FlowConfig", "FlowOutput", "PatchFlow", "patch_nll", "TailLossConfig",
-    "tail_aware_loss", "tail_k", "fit_flow", "train_detector", "TrainConfig",
-]
+The names below are imported on first use, so that ``import mechanism.errors`` (the CLI's
+``--help``) does not load torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "HYPOTHESES": "mechanism.analyzers.registry",
+    "default_cache_dir": "mechanism.backbone.features",
+    "BackboneConfig": "mechanism.backbone.model",
+    "load_backbone": "mechanism.backbone.model",
+    "generate_demo": "mechanism.data.demo",
+    "MechanismError": "mechanism.errors",
+    "Detector": "mechanism.eval.detector",
+    "load_detector": "mechanism.eval.detector",
+    "Evaluation": "mechanism.eval.evaluate",
+    "evaluate_detector": "mechanism.eval.evaluate",
+    "FlowConfig": "mechanism.flow",
+    "FlowOutput": "mechanism.flow",
+    "PatchFlow": "mechanism.flow",
+    "patch_nll": "mechanism.flow",
+    "AnalysisSettings": "mechanism.pipelines.analyze",
+    "analyze": "mechanism.pipelines.analyze",
+    "tables": "mechanism.report.tables",
+    "Checkpoint": "mechanism.train.checkpoint",
+    "load_checkpoint": "mechanism.train.checkpoint",
+    "save_checkpoint": "mechanism.train.checkpoint",
+    "TrainConfig": "mechanism.train.config",
+    "fit_flow": "mechanism.train.fit",
+    "train_detector": "mechanism.train.fit",
+    "TailLossConfig": "mechanism.train.loss",
+    "tail_aware_loss": "mechanism.train.loss",
+    "tail_k": "mechanism.train.loss",
+}
+"""Public name → the module that defines it (``tables`` is the module ``mechanism.report.tables``)."""
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mechanism' has no attribute {name!r}")
+    module = importlib.import_module(_EXPORTS[name])
+    value = getattr(module, name) if hasattr(module, name) else module   # ``tables``: a module
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -3,6 +3,8 @@ and the top of ``mechanism/`` holds only the stages (subpackages) and two base m
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,8 +64,19 @@ def test_no_module_over_the_line_limit(folder):
 
 
 def test_the_public_api_is_importable():
-    from mechanism import HYPOTHESES, analyze
+    import mechanism
+    from mechanism import HYPOTHESES, analyze, tables
     assert HYPOTHESES == ("H1", "H3", "H4", "H7") and callable(analyze)
+    assert tables.__name__ == "mechanism.report.tables"
+    assert all(getattr(mechanism, name) is not None for name in mechanism.__all__)
+
+
+def test_the_cli_starts_without_torch():
+    """``mechanism --help`` imports the click app and ``mechanism.errors`` only."""
+    code = "import sys, cli.main; print(sorted({'torch', 'matplotlib'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_the_layout_test_sees_an_upward_import(tmp_path):
