@@ -108,6 +108,6 @@ def sweep_merge(out, sources):
     twice is kept once; one listed with different numbers, other columns, or runs of another
     setup are refused.
     """
-    from mechanism.sweep.files import merge_results
+    from mechanism.sweep.tables import merge_results
 
     _show_tables(merge_results(list(sources), out))

@@ -46,7 +46,9 @@ _EXPORTS = {
     "tail_aware_loss": "mechanism.train.loss",
     "tail_k": "mechanism.train.loss",
 }
-"""Public name → the module that defines it (``tables`` is the module ``mechanism.report.tables``)."""
+"""Public name → the module that defines it."""
+_MODULES = {"tables"}
+"""Public names that are modules themselves (``tables`` is ``mechanism.report.tables``)."""
 __all__ = list(_EXPORTS)
 
 
@@ -54,7 +56,7 @@ def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'mechanism' has no attribute {name!r}")
     module = importlib.import_module(_EXPORTS[name])
-    value = getattr(module, name) if hasattr(module, name) else module   # ``tables``: a module
+    value = module if name in _MODULES else getattr(module, name)
     globals()[name] = value
     return value
 

@@ -120,3 +120,16 @@ def test_real_process_exit_code_and_single_line(tmp_path):
 def test_model_settings_out_of_range(train_args, tmp_path, option, value, match):
     _fails_cleanly(train_args(**{option: value}), match)
     _assert_nothing_written(tmp_path)
+
+
+def test_the_cli_resolves_the_cache_folder_once(monkeypatch, tmp_path):
+    """The library takes a folder or None; the commands choose it: --no-cache, --cache-dir, or
+    $MECHANISM_CACHE_DIR (else ~/.cache/tailflow-mechanism/features)."""
+    from cli.options import resolve_cache_dir
+    monkeypatch.setenv("MECHANISM_CACHE_DIR", str(tmp_path / "env"))
+    assert resolve_cache_dir(None, False) == tmp_path / "env"
+    assert resolve_cache_dir(tmp_path / "given", False) == tmp_path / "given"
+    assert resolve_cache_dir(tmp_path / "given", True) is None
+    monkeypatch.delenv("MECHANISM_CACHE_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_cache_dir(None, False) == tmp_path / ".cache" / "tailflow-mechanism" / "features"

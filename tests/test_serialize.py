@@ -70,6 +70,7 @@ def test_derived_fields_are_recomputed_not_read():
     (lambda d: d.update(pair=[1.0]), "expected 2 values"),
     (lambda d: d["grid"][1].__setitem__(0, True), "expected int"),
     (lambda d: d.update(by_name=[]), "expected an object"),
+    (lambda d: d["leaves"][0].update(value=float("nan")), "expected a finite number"),
 ])
 def test_data_that_does_not_fit_names_the_field(change, match):
     plain = to_plain(Tree(Colour.RED, (Leaf(1.5),), ((1, 2), (3, 4)), (0.0, ""), {}))
@@ -82,3 +83,18 @@ def test_data_that_does_not_fit_names_the_field(change, match):
 def test_values_that_are_not_plain_data_are_refused(value):
     with pytest.raises(TypeError, match="cannot store"):
         to_plain(Tree(raw={"bad": value}))
+
+
+@pytest.mark.parametrize("raw, error, match", [
+    ({1.5: 1}, TypeError, "float key 1.5"),
+    ({"x": float("inf")}, ValueError, "cannot store inf"),
+    ({"x": [float("nan")]}, ValueError, "cannot store nan"),
+])
+def test_keys_that_json_would_stringify_and_non_finite_numbers_are_refused(raw, error, match):
+    with pytest.raises(error, match=match):
+        to_plain(Tree(raw=raw))
+
+
+def test_an_int_in_a_float_field_is_kept_as_written():
+    leaf = from_plain(Leaf, {"value": 2})
+    assert leaf == Leaf(2.0) and json.dumps(to_plain(leaf)) == '{"value": 2, "note": ""}'

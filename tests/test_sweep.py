@@ -11,7 +11,7 @@ import mechanism.sweep.run as sweep_module
 import mechanism.train.fit
 from cli.main import app
 from mechanism.errors import MechanismError
-from mechanism.sweep.files import HEADER, merge_results
+from mechanism.sweep.tables import HEADER, merge_results
 from mechanism.sweep.plan import SweepSpec, parse_shard, plan, shard
 from mechanism.sweep.results import COLUMNS, read_sweep_results, summarize_sweep
 from mechanism.sweep.run import run_sweep

@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from mechanism.analyzers.h1_edge import H1Result
 from mechanism.figures.style import (NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
                                      interval_note)
-from mechanism.io.text import format_p
+from mechanism.io.text import format_p, percent
 
 LAYOUT = Layout(1, 2, (9.0, 4.0))
 GRADIENT_LABEL = "patch mean Sobel magnitude (grey levels in [0, 1])"
@@ -47,7 +47,7 @@ def _draw_quantiles(result: H1Result, ax: Axes) -> None:
     ax.plot(x, y, "o-", color=TAIL_COLOR, ms=4, lw=1, label="tail vs non-tail quantile")
     for level, xi, yi in zip(dist.quantile_levels, x, y):
         if any(np.isclose(level, LABELLED_LEVELS)):
-            ax.annotate(f"{100 * level:g}%", (xi, yi), xytext=(4, -10), textcoords="offset points",
+            ax.annotate(percent(level), (xi, yi), xytext=(4, -10), textcoords="offset points",
                         fontsize=7)
     low, high = min(x.min(), y.min()), max(x.max(), y.max())
     ax.plot([low, high], [low, high], color=THEORY_COLOR, lw=0.8, ls="--", label="identity (same law)")

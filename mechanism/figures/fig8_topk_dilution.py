@@ -9,13 +9,13 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullLocator, PercentFormatter
 
-from mechanism.analyzers.h4_dilution import H4Result
+from mechanism.analyzers.h4_dilution import MEASURED_METRICS, H4Result
+from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.figures.style import (BASELINE_COLOR, NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR,
                                      FigureText, Layout, interval_errors, interval_note,
                                      seeds_label)
 from mechanism.io.text import percent
 
-MEASURED = (("pixel_ap", "Pixel AP"), ("image_auroc", "Image AUROC"))
 
 
 def measured(result: H4Result) -> bool:
@@ -94,7 +94,8 @@ def draw(result: H4Result, axes: Sequence[Axes]) -> FigureText:
     _draw_purity(result, axes[1])
     c = result.context
     if measured(result):
-        for ax, (metric, name), letter in zip(axes[2:], MEASURED, "cd"):
+        for ax, metric, letter in zip(axes[2:], MEASURED_METRICS, "cd"):
+            name = METRIC_LABELS[metric]
             _draw_measured(result, ax, metric, name, letter)
         seeds = sorted({row.pixel_ap.n for row in result.rows if row.pixel_ap is not None})
         unmeasured = [percent(row.ratio) for row in result.rows if row.pixel_ap is None]

@@ -2,17 +2,22 @@
 
 ``to_plain`` walks a result: a dataclass becomes a dict of its fields in declaration order
 (``init=False`` fields too, so derived values are stored beside the data), an ``Enum`` its
-value, a tuple or list a list, a dict a dict; ``None``, ``bool``, ``int``, ``float`` and ``str``
-stay as they are. Anything else is a ``TypeError``: nothing is stringified silently.
+value, a tuple or list a list, a dict with ``str`` keys a dict; ``None``, ``bool``, ``int``,
+finite ``float`` and ``str`` stay as they are. Anything else is refused — another key type,
+an object (``TypeError``), NaN or ±inf (``ValueError``: an undefined value is stored as None
+with a note) — so nothing is stringified or written as invalid JSON silently.
 
 ``from_plain(cls, data)`` rebuilds ``cls`` from the field annotations: ``X | None``,
 ``tuple[T, ...]``, ``tuple[A, B]``, ``list[T]``, ``dict[K, V]``, nested dataclasses and enums.
-``init=False`` fields are recomputed by the class, never read. Data that does not fit (a
-missing or unknown field, a value of the wrong type) raises ``ValueError`` naming the path.
+``init=False`` fields are recomputed by the class, never read; a field with a default may be
+absent. A ``float`` field takes an int as it is (JSON writes ``0`` and ``0.0`` apart, and the
+value is kept as written). Data that does not fit (a missing or unknown field, a value of the
+wrong type, NaN or ±inf) raises ``ValueError`` naming the path.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from enum import Enum
@@ -31,7 +36,12 @@ def to_plain(obj: Any) -> Any:
     if isinstance(obj, (tuple, list)):
         return [to_plain(v) for v in obj]
     if isinstance(obj, dict):
+        bad = [k for k in obj if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"cannot store the {type(bad[0]).__name__} key {bad[0]!r} as plain data")
         return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ValueError(f"cannot store {obj} as plain data: an undefined value is None")
     if obj is None or isinstance(obj, _SCALARS):
         return obj
     raise TypeError(f"cannot store a {type(obj).__name__} as plain data")
@@ -86,6 +96,8 @@ def _build(tp: Any, data: Any, where: str) -> Any:
     if tp is float:
         if isinstance(data, bool) or not isinstance(data, (int, float)):
             raise _fail(where, f"expected a number, got {data!r}")
+        if not math.isfinite(data):
+            raise _fail(where, f"expected a finite number, got {data!r}")
         return data
     if tp in (bool, int, str):
         if not isinstance(data, tp) or (tp is int and isinstance(data, bool)):

@@ -32,7 +32,7 @@ from mechanism.io.manifest import build_manifest, write_manifest
 from mechanism.pipelines.analyze import AnalysisSettings, analyze
 from mechanism.report.document import ReportInputs, report_markdown
 from mechanism.report.files import write_result
-from mechanism.sweep.files import merge_results
+from mechanism.sweep.tables import merge_results
 from mechanism.sweep.results import SweepRun, read_sweep_results
 
 REPORT_FILE = "REPORT.md"

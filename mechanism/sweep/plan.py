@@ -8,13 +8,13 @@ Folder layout of a sweep ``out`` (``SweepRunSpec.folder``)::
         model.log.csv     its per-epoch log
         metrics.json      test metrics + the run's exact configuration (``METRICS_FILE``), written
                           last, atomically
-    out/results.csv, out/summary.md, out/summary.csv     (see mechanism.sweep.files)
+    out/results.csv, out/summary.md, out/summary.csv     (see mechanism.sweep.tables)
     out/manifest.json     (a shard writes manifest-shard<i>of<n>.json)
 
 Shards: shard i of n (1-based, 1 ≤ i ≤ n) takes every n-th run of the plan, starting at the
 i-th, so the n shards of one sweep run each planned run exactly once. Shards may write into one
 shared folder (each rebuilds ``results.csv`` from every finished run folder in it) or into
-separate folders, joined with ``mechanism.sweep.files.merge_results``.
+separate folders, joined with ``mechanism.sweep.tables.merge_results``.
 """
 from __future__ import annotations
 

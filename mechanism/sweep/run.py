@@ -28,7 +28,7 @@ from mechanism.eval.evaluate import evaluate_detector, save_summary
 from mechanism.io.atomic import prepare_output
 from mechanism.io.hashing import file_sha256
 from mechanism.io.manifest import build_manifest, write_manifest
-from mechanism.sweep.files import (SweepTables, check_one_setup, combine, key_columns, record_row,
+from mechanism.sweep.tables import (SweepTables, check_one_setup, combine, key_columns, record_row,
                                    write_tables)
 from mechanism.sweep.plan import (CHECKPOINT_FILE, METRICS_FILE, RUN_FORMAT, SweepRunSpec,
                                   SweepSpec, plan, shard)

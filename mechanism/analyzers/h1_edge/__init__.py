@@ -19,10 +19,14 @@ Verdict (``verdict``): the location effect holds when KS p < α **and** the tail
 edges than a uniform cell (tail mean < uniform mean; a tail that avoids the edges is not evidence
 for H1); the gradient effect holds when Mann-Whitney p < α and the gradient ratio ≥ 1.10.
 Both → SUPPORTED, exactly one → PARTIAL, neither → NOT SUPPORTED.
+
+Modules: ``result`` (settings, thresholds, result records), ``gradient`` (the Sobel gradient
+of each patch footprint), ``verdict`` (the rule), ``analysis`` (the tail split, intervals and
+``run``); the tables are rendered by ``mechanism.report.tables.h1``.
 """
 from mechanism.analyzers.h1_edge.gradient import (GRADIENT_METHOD, LUMA_601, image_patch_gradients,
                                                   patch_gradient)
-from mechanism.analyzers.h1_edge.measure import run
+from mechanism.analyzers.h1_edge.analysis import run
 from mechanism.analyzers.h1_edge.result import (QUANTILE_LEVELS, RATIO_THRESHOLD,
                                                 GradientDistribution, H1Config, H1Paired, H1Result)
 from mechanism.analyzers.h1_edge.verdict import verdict

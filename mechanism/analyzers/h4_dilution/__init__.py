@@ -27,20 +27,21 @@ best ratio of 10% or more, performance is not diluted at 10%). Without a sweep, 
 10% run, the performance half cannot be checked: PARTIAL when the concentration half holds.
 NOT SUPPORTED otherwise.
 
-Modules: ``result`` (settings, constants, ``MeasuredRatios``, result records), ``measure`` (NLL
+Modules: ``result`` (settings, constants, ``MeasuredRatios``, result records), ``purity`` (NLL
 of the selection and the reference, purity per ratio), ``verdict`` (``best_ratio`` and the
 rule), ``analysis`` (``run``); the tables are rendered by ``mechanism.report.tables.h4``.
 """
 from mechanism.analyzers.h4_dilution.analysis import run
-from mechanism.analyzers.h4_dilution.measure import (CPU_BACKBONE_CHUNK, SELECTION_VIEW,
+from mechanism.analyzers.h4_dilution.purity import (CPU_BACKBONE_CHUNK, SELECTION_VIEW,
                                                      augmented_nll, ratio_rows,
                                                      selection_and_reference)
 from mechanism.analyzers.h4_dilution.result import (BASIS_EFFECTIVE, BASIS_PIXEL_AP, DEFAULT_IMAGES,
-                                                    DEFAULT_RATIOS, DILUTED_RATIO, SWEEP_PARAM,
-                                                    H4Config, H4Result, MeasuredRatios, RatioRow)
+                                                    DEFAULT_RATIOS, DILUTED_RATIO, MEASURED_METRICS,
+                                                    SWEEP_PARAM, H4Config, H4Result, MeasuredRatios,
+                                                    RatioRow)
 from mechanism.analyzers.h4_dilution.verdict import best_ratio, verdict
 
 __all__ = ["BASIS_EFFECTIVE", "BASIS_PIXEL_AP", "CPU_BACKBONE_CHUNK", "DEFAULT_IMAGES",
            "DEFAULT_RATIOS", "DILUTED_RATIO", "H4Config", "H4Result", "MeasuredRatios",
-           "RatioRow", "SELECTION_VIEW", "SWEEP_PARAM", "augmented_nll", "best_ratio",
-           "ratio_rows", "run", "selection_and_reference", "verdict"]
+           "MEASURED_METRICS", "RatioRow", "SELECTION_VIEW", "SWEEP_PARAM", "augmented_nll",
+           "best_ratio", "ratio_rows", "run", "selection_and_reference", "verdict"]

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mechanism.analyzers.context import AnalysisContext, checkpoint_label
-from mechanism.analyzers.h4_dilution.measure import ratio_rows, selection_and_reference
+from mechanism.analyzers.h4_dilution.purity import ratio_rows, selection_and_reference
 from mechanism.analyzers.h4_dilution.result import H4Config, H4Result, MeasuredRatios
 from mechanism.analyzers.h4_dilution.verdict import best_ratio, verdict
 from mechanism.data.mvtec import read_split

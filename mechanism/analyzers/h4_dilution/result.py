@@ -12,6 +12,7 @@ from mechanism.stats.summary import MetricSummary
 
 DEFAULT_RATIOS = (0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 0.50, 1.0)
 DILUTED_RATIO = 0.10           # SPEC: measured Pixel AP must be lower here than at the best ratio
+MEASURED_METRICS = ("pixel_ap", "image_auroc")   # what a sweep adds to each ratio row
 SWEEP_PARAM = "tail_top_k_ratio"  # the swept parameter whose runs give the measured columns
 BASIS_PIXEL_AP = "measured Pixel AP"
 BASIS_EFFECTIVE = "effective concentration"

@@ -21,9 +21,14 @@ else NOT SUPPORTED. With a baseline (λ = 0) checkpoint the same numbers are com
 the same images and paired (same resamples); tail training moves z closer to N(0, 1) only if
 the 95% interval of the tail-error difference (candidate − baseline) lies entirely below 0
 (``tail_training_closer``).
+
+Modules: ``result`` (settings, thresholds, result records), ``latents`` (one model's z with its
+exact and resampled statistics), ``verdict`` (the rule and ``tail_training_closer``),
+``analysis`` (the analysed images, shared intervals and ``run``); the tables are rendered by
+``mechanism.report.tables.h7``.
 """
 from mechanism.analyzers.h7_calibration.latents import latents
-from mechanism.analyzers.h7_calibration.measure import analysed_samples, run
+from mechanism.analyzers.h7_calibration.analysis import analysed_samples, run
 from mechanism.analyzers.h7_calibration.result import (CALIBRATION_STATS, CLOSER_RULE, PAIRED_STATS,
                                                        QQ_PARTIAL, QQ_SUPPORTED, SPLITS,
                                                        TAIL_SUPPORTED, H7Config, H7Paired, H7Result,

@@ -1,7 +1,8 @@
 """H4's tables: one row per top-k ratio (measured columns with a sweep), verdict and context."""
 from __future__ import annotations
 
-from mechanism.analyzers.h4_dilution import H4Result
+from mechanism.analyzers.h4_dilution import MEASURED_METRICS, H4Result
+from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.io.text import markdown_table, percent
 
 RESULT = H4Result
@@ -12,7 +13,7 @@ def markdown(result: H4Result) -> str:
     header = ["Ratio", "k", "Amplification", "Purity [95% CI]", "Oracle purity",
               "Effective conc. [95% CI]"]
     if result.sweep is not None:
-        header += ["Pixel AP", "Image AUROC"]
+        header += [METRIC_LABELS[m] for m in MEASURED_METRICS]
     lines = []
     for row in result.rows:
         cells = [percent(row.ratio), row.k, f"{row.amplification:.3g}×",
