@@ -35,11 +35,11 @@ _ckpt = click.Path(dir_okay=False, path_type=Path)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("analysis_results/mechanism"), show_default=True,
               help="Output folder; tables go to <out>/tables/<H>.{json,csv,md}.")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Images per batch.")
-@click.option("--max-images", type=int, default=None, help="Use at most this many images per split "
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per batch.")
+@click.option("--max-images", type=click.IntRange(min=1), default=None, help="Use at most this many images per split "
               "(default: all, except H4, which runs M augmented views per image: 64).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
-@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random choice.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Bootstrap resamples over images for 95% intervals (0 = none).")
 @device_option
 @backbone_weights_option

@@ -19,7 +19,7 @@ from cli.options import cache_option, device_option, no_cache_option, resolve_ca
               help="Report folder [default: analysis_results/mechanism, "
                    "analysis_results/mechanism-quick with --quick].")
 @click.option("--category", default=None, help="Demo category: brick, grass or gravel [default: grass].")
-@click.option("--epochs", type=int, default=None, help="Training epochs per run [default: 12; 2 with --quick].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per run [default: 12; 2 with --quick].")
 @device_option
 @cache_option
 @no_cache_option

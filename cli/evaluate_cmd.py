@@ -20,7 +20,7 @@ from cli.options import (backbone_weights_option, cache_option, device_option, n
 @click.option("--save-maps", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write anomaly maps (N, S, S) float32, masks, labels, scores, per-patch NLL and "
                    "map score and image paths (.npz).")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per flow batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Images per flow batch.")
 @device_option
 @backbone_weights_option
 @cache_option

@@ -9,7 +9,9 @@ from mechanism.errors import MechanismError
 
 
 class _Group(click.Group):
-    """Turns ``MechanismError`` into one line on stderr and exit code 2."""
+    """Turns bad input — a ``MechanismError`` from the library or a usage error from click (an
+    unknown option, a value out of its range) — into one ``error:`` line on stderr and exit
+    code 2."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -17,6 +19,23 @@ class _Group(click.Group):
         except MechanismError as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(2)
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as e:
+            hint = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            click.echo(f"error: {e.format_message()}{hint}", err=True)
+            sys.exit(2)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

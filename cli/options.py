@@ -56,25 +56,25 @@ loss_options = compose(
 """``--tail-weight``, ``--top-k-ratio``, ``--selection``."""
 
 model_options = compose(
-    click.option("--epochs", type=int, default=None, help="Training epochs [default: TrainConfig]."),
-    click.option("--batch-size", type=int, default=None, help="Images per step [default: TrainConfig]."),
-    click.option("--lr", type=float, default=None, help="Peak AdamW learning rate [default: TrainConfig]."),
+    click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs [default: TrainConfig]."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step [default: TrainConfig]."),
+    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak AdamW learning rate [default: TrainConfig]."),
     click.option("--backbone", default="efficientnet_lite0", show_default=True, help="timm model name."),
     backbone_weights_option,
     click.option("--layers", default=None,
                  help="Comma-separated feature stages (timm out_indices) [default: BackboneConfig]."),
-    click.option("--local-avg", type=int, default=None,
+    click.option("--local-avg", type=click.IntRange(min=0), default=None,
                  help="PatchCore-style k×k local averaging of the features, 0 = off "
                       "[default: BackboneConfig]."),
-    click.option("--input-size", type=int, default=224, show_default=True,
+    click.option("--input-size", type=click.IntRange(min=1), default=224, show_default=True,
                  help="Model input side in pixels."),
-    click.option("--flow-blocks", type=int, default=None, help="Coupling blocks [default: FlowConfig]."),
-    click.option("--flow-hidden", type=int, default=None,
+    click.option("--flow-blocks", type=click.IntRange(min=1), default=None, help="Coupling blocks [default: FlowConfig]."),
+    click.option("--flow-hidden", type=click.IntRange(min=1), default=None,
                  help="Hidden width of the subnets [default: FlowConfig]."),
     click.option("--spatial-context/--no-spatial-context", default=None,
                  help="Give the scale subnet a depthwise 3×3 view of the neighbours' passive half, "
                       "or keep the flow per patch [default: FlowConfig]."),
-    click.option("--subnet-kernel", type=int, default=None,
+    click.option("--subnet-kernel", type=click.IntRange(min=1), default=None,
                  help="Kernel of the subnets' convolutions: 1 per patch, 3 FastFlow-style over the "
                       "neighbours [default: FlowConfig]."))
 """Training, backbone and flow settings; ``model_configs`` turns their values into configs."""

@@ -114,8 +114,8 @@ def test_real_process_exit_code_and_single_line(tmp_path):
     assert proc.stderr.strip() == f"error: checkpoint {tmp_path / 'x.pt'} does not exist"
 
 
-@pytest.mark.parametrize("option,value,match", [("--flow-blocks", "0", "coupling block"),
-                                                ("--flow-hidden", "0", "hidden width"),
+@pytest.mark.parametrize("option,value,match", [("--flow-blocks", "0", "'--flow-blocks': 0 is not"),
+                                                ("--flow-hidden", "0", "'--flow-hidden': 0 is not"),
                                                 ("--local-avg", "2", "local averaging")])
 def test_model_settings_out_of_range(train_args, tmp_path, option, value, match):
     _fails_cleanly(train_args(**{option: value}), match)
@@ -133,3 +133,22 @@ def test_the_cli_resolves_the_cache_folder_once(monkeypatch, tmp_path):
     monkeypatch.delenv("MECHANISM_CACHE_DIR")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert resolve_cache_dir(None, False) == tmp_path / ".cache" / "tailflow-mechanism" / "features"
+
+
+@pytest.mark.parametrize("args, match", [
+    (["evaluate", "--ckpt", "m.pt", "--batch-size", "0"], "'--batch-size': 0 is not in the range x>=1"),
+    (["evaluate", "--ckpt", "m.pt", "--batch-size", "-1"], "'--batch-size': -1 is not in the range x>=1"),
+    (["analyze", "--ckpt", "m.pt", "--max-images", "0"], "'--max-images': 0 is not in the range x>=1"),
+    (["analyze", "--ckpt", "m.pt", "--bootstrap", "-5"], "'--bootstrap': -5 is not in the range x>=0"),
+    (["report", "--ckpt", "m.pt", "--seed", "-1"], "'--seed': -1 is not in the range x>=0"),
+    (["train", "--data", "d", "--out", "m.pt", "--lr", "0"], "'--lr': 0.0 is not in the range x>0"),
+    (["train", "--data", "d", "--out", "m.pt", "--flow-blocks", "0"], "'--flow-blocks'"),
+    (["data", "demo", "--out", "d", "--seed", "-2"], "'--seed': -2 is not in the range x>=0"),
+    (["evaluate", "--ckpt", "m.pt", "--no-such-option"], "No such option '--no-such-option'"),
+])
+def test_numeric_options_out_of_range_are_one_error_line(tmp_path, monkeypatch, args, match):
+    """Checked by the CLI before anything runs: nothing is read or written (the paths don't exist)."""
+    monkeypatch.chdir(tmp_path)
+    result = _fails_cleanly(args, match)
+    assert "--help)" in result.stderr and "Usage:" not in result.output
+    assert list(tmp_path.iterdir()) == []

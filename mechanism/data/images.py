@@ -4,6 +4,11 @@ Resize policy (``INPUT_POLICY``): every image is resized to ``size×size`` direc
 not kept, nothing cropped, so each mask pixel keeps its place), with ``cv2.INTER_AREA`` when
 shrinking and ``cv2.INTER_LINEAR`` when enlarging. Grey and RGBA images become RGB. Masks are
 resized by nearest neighbour and binarised (> 0).
+
+Decoding limits: 8- and 16-bit images (16-bit scaled by 1/257 to 8 bits) with 1, 3 or 4
+channels; anything else (float or 32-bit pixels, 2 channels) is refused, as is a file OpenCV
+will not decode (e.g. one declaring more than its pixel limit, 2³⁰ by default), each with one
+``MechanismError`` naming the file.
 """
 from __future__ import annotations
 
@@ -19,9 +24,19 @@ INPUT_POLICY = "direct-resize(area-down,linear-up)/rgb/[0,1]"
 
 def _read(path: Path, flags: int) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    img = cv2.imdecode(data, flags) if data is not None and data.size else None
+    try:
+        img = cv2.imdecode(data, flags) if data is not None and data.size else None
+    except cv2.error as e:
+        reason = str(e).strip().splitlines()[-1].split("error: ", 1)[-1]
+        raise MechanismError(f"cannot decode image {path} ({reason})") from None
     if img is None:
         raise MechanismError(f"cannot read image {path}: missing, empty or not an image")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise MechanismError(f"image {path} has {img.dtype} pixels: only 8- and 16-bit images "
+                             "are read")
+    if img.ndim == 3 and img.shape[2] not in (3, 4):
+        raise MechanismError(f"image {path} has {img.shape[2]} channels: grey, RGB or RGBA "
+                             "images are read")
     return img
 
 
