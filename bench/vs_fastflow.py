@@ -233,7 +233,7 @@ def load_test(data: Path, category: str, size: int) -> tuple:
     from mechanism.data.images import load_mask
     from mechanism.data.mvtec import read_split
     samples = read_split(data, category, "test")
-    masks = np.stack([load_mask(s.mask_path, size) for s in samples])
+    masks = np.stack([load_mask(s.mask_path, size, s.path) for s in samples])
     labels = np.array([s.label for s in samples], dtype=np.int64)
     return load_images(samples, size), masks, labels
 

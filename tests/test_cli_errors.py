@@ -3,6 +3,7 @@ import shutil
 import subprocess
 import sys
 
+import cv2
 import pytest
 import torch
 from click.testing import CliRunner
@@ -53,6 +54,18 @@ def test_defect_image_without_mask(tiny_data, tmp_path, tiny_ckpt):
     next((data / "brick" / "ground_truth" / "scratch").iterdir()).unlink()
     _fails_cleanly(["evaluate", "--ckpt", tiny_ckpt, "--data", data, "--quiet", "--no-cache"],
                    "has no mask")
+
+
+def test_a_mask_of_another_size_than_its_image(tiny_data, tmp_path, tiny_ckpt):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data / "brick", data / "brick")
+    mask_path = next((data / "brick" / "ground_truth" / "scratch").iterdir())
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(mask_path), mask[::2, ::2])
+    json_out = tmp_path / "m.json"
+    _fails_cleanly(["evaluate", "--ckpt", tiny_ckpt, "--data", data, "--quiet", "--no-cache",
+                    "--json", json_out], "a mask must have its image's size")
+    assert not json_out.exists()
 
 
 def test_unreadable_image(tiny_data, tmp_path, train_args):

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mechanism.data.images import load_image, load_mask
+from mechanism.data.images import image_shape, load_image, load_mask
 from mechanism.errors import MechanismError
 
 
@@ -49,3 +49,17 @@ def test_missing_and_garbage_files_are_one_error(tmp_path):
             load_image(tmp_path / name, 8)
     with pytest.raises(MechanismError, match="cannot read image"):
         load_mask(tmp_path / "junk.png", 8)
+
+
+def test_a_mask_must_have_its_images_size(tmp_path):
+    cv2.imwrite(str(tmp_path / "img.png"), np.zeros((40, 60, 3), np.uint8))
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:20, 30:50] = 255
+    cv2.imwrite(str(tmp_path / "ok_mask.png"), mask)
+    cv2.imwrite(str(tmp_path / "small_mask.png"), mask[::2, ::2])
+    assert image_shape(tmp_path / "img.png") == (40, 60)
+    loaded = load_mask(tmp_path / "ok_mask.png", 20, tmp_path / "img.png")
+    assert loaded.shape == (20, 20) and loaded.sum() == 5 * 7      # rows 5–9, columns 10–16
+    with pytest.raises(MechanismError, match=r"small_mask.png is 30×20 pixels but its image "
+                                             r".*img.png is 60×40"):
+        load_mask(tmp_path / "small_mask.png", 20, tmp_path / "img.png")

@@ -3,7 +3,8 @@
 Resize policy (``INPUT_POLICY``): every image is resized to ``size×size`` directly (aspect ratio
 not kept, nothing cropped, so each mask pixel keeps its place), with ``cv2.INTER_AREA`` when
 shrinking and ``cv2.INTER_LINEAR`` when enlarging. Grey and RGBA images become RGB. Masks are
-resized by nearest neighbour and binarised (> 0).
+resized by nearest neighbour and binarised (> 0); a mask must have its image's size (MVTec masks
+do), since a mask of another size cannot say which pixels it marks.
 
 Decoding limits: 8- and 16-bit images (16-bit scaled by 1/257 to 8 bits) with 1, 3 or 4
 channels; anything else (float or 32-bit pixels, 2 channels) is refused, as is a file OpenCV
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from mechanism.errors import MechanismError
 
@@ -62,15 +64,34 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
     return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) / 255.0
 
 
-def load_mask(path: str | Path | None, size: int) -> np.ndarray:
-    """Read a ground-truth mask as uint8 {0, 1}, shape ``(size, size)``; ``None`` → all zeros.
+def image_shape(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` in pixels of an image file, from its header (nothing is decoded).
 
     Raises:
-        MechanismError: if the file cannot be decoded.
+        MechanismError: if the file is missing or not an image.
+    """
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width
+    except (OSError, UnidentifiedImageError):
+        raise MechanismError(f"cannot read image {path}: missing, empty or not an image") from None
+
+
+def load_mask(path: str | Path | None, size: int, image: str | Path | None = None) -> np.ndarray:
+    """Read a ground-truth mask as uint8 {0, 1}, shape ``(size, size)``; ``None`` → all zeros.
+
+    ``image``: the mask's image; its size must equal the mask's.
+
+    Raises:
+        MechanismError: if the file cannot be decoded, or its size differs from ``image``'s.
     """
     if path is None:
         return np.zeros((size, size), dtype=np.uint8)
     m = _read(Path(path), cv2.IMREAD_GRAYSCALE)
+    if image is not None and m.shape != image_shape(image):
+        (mh, mw), (ih, iw) = m.shape, image_shape(image)
+        raise MechanismError(f"mask {path} is {mw}×{mh} pixels but its image {image} is {iw}×{ih}: "
+                             "a mask must have its image's size")
     if m.shape != (size, size):
         m = cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)
     return (m > 0).astype(np.uint8)

@@ -68,7 +68,7 @@ def evaluate_detector(detector: Detector, data_root: str | Path, category: str |
     per_patch = {n: v.numpy() for n, v in
                  detector.patch_scores(feats, tuple(dict.fromkeys(("nll", map_score))), batch_size).items()}
     maps = anomaly_maps(per_patch[map_score], size=size, sigma=sigma)
-    masks = np.stack([load_mask(s.mask_path, size) for s in samples])
+    masks = np.stack([load_mask(s.mask_path, size, s.path) for s in samples])
     labels = np.array([s.label for s in samples], dtype=np.int64)
     scores = image_scores(per_patch[map_score], maps, image_score)
     metrics = detection_metrics(scores, labels, maps, masks)
