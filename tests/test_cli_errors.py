@@ -165,3 +165,13 @@ def test_numeric_options_out_of_range_are_one_error_line(tmp_path, monkeypatch, 
     result = _fails_cleanly(args, match)
     assert "--help)" in result.stderr and "Usage:" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("out", [".", "..", "../.."])
+def test_demo_data_refuses_to_replace_the_current_folder(tmp_path, monkeypatch, out):
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    _fails_cleanly(["data", "demo", "--out", out, "--overwrite"], "is the current folder or holds it")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -174,13 +174,17 @@ def generate_demo(out: str | Path, seed: int = 0,
 
     Raises:
         MechanismError: for bad arguments, a non-empty ``out`` without ``overwrite``, ``out``
-            being a file, or an unwritable location.
+            being a file, the current folder or one above it, or an unwritable location.
     """
     _check_arguments(seed, categories, {"n_train": n_train, "n_test_good": n_test_good,
                                         "n_test_defect": n_test_defect, "size": size})
     if size < 32:
         raise MechanismError(f"size must be at least 32 pixels, got {size}")
     out = Path(out)
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise MechanismError(f"output folder {out} is the current folder or holds it, and the data "
+                             "set replaces its output folder: give a new sub-folder, e.g. data/demo")
     if out.exists() and not out.is_dir():
         raise MechanismError(f"output {out} is a file, expected a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
