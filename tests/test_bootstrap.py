@@ -41,3 +41,52 @@ def test_bad_arguments():
         bootstrap({}, 0, 10, 0)
     with pytest.raises(MechanismError):
         bootstrap({}, 3, -1, 0)
+
+
+def _exact_two_stage(values: np.ndarray) -> np.ndarray:
+    """Every equally likely two-stage resample of ``values (S, n)`` (seeds, then images within
+    each drawn seed, both with replacement), statistic = mean over drawn seeds of the mean."""
+    import itertools
+    s, n = values.shape
+    image_draws = list(itertools.product(range(n), repeat=n))
+    out = []
+    for seeds in itertools.product(range(s), repeat=s):
+        for draws in itertools.product(image_draws, repeat=s):
+            out.append(np.mean([values[sd, list(d)].mean() for sd, d in zip(seeds, draws)]))
+    return np.array(out)
+
+
+def test_two_stage_matches_brute_force_enumeration():
+    from mechanism.stats.bootstrap import seed_mean, two_stage_draws
+    values = np.array([[0.0, 1.0, 5.0], [2.0, 2.5, 9.0]])       # 2 seeds × 3 images
+    exact = _exact_two_stage(values)                             # 4 · 27² = 2916 outcomes
+    assert len(exact) == 2916
+    per_seed = [lambda i, v=v: float(v[i].mean()) for v in values]
+    draws = two_stage_draws({"m": seed_mean(per_seed)}, [3, 3], 40000, seed=0)["m"]
+    se = exact.std() / np.sqrt(len(draws))
+    assert draws.mean() == pytest.approx(exact.mean(), abs=4 * se)
+    assert draws.std() == pytest.approx(exact.std(), rel=0.02)
+    for q in (0.1, 0.25, 0.5, 0.75, 0.9):                        # the whole distribution
+        t = np.quantile(exact, q)
+        assert (draws <= t).mean() == pytest.approx((exact <= t).mean(), abs=0.01)
+
+
+def test_two_stage_pairs_baseline_and_candidate_within_a_seed():
+    from mechanism.stats.bootstrap import seed_mean, two_stage_bootstrap
+    rng = np.random.default_rng(4)
+    seed_effect = np.array([0.0, 3.0, -3.0])[:, None]           # seeds differ a lot
+    base = seed_effect + rng.normal(0, 1, (3, 50))
+    cand = base + 0.2                                            # same seed, same images: +0.2
+    stats = {"diff": seed_mean([lambda i, s=s: float(cand[s, i].mean() - base[s, i].mean())
+                                for s in range(3)]),
+             "cand": seed_mean([lambda i, s=s: float(cand[s, i].mean()) for s in range(3)])}
+    out = two_stage_bootstrap(stats, [50, 50, 50], 500, seed=1)
+    assert out["diff"].low == pytest.approx(0.2) and out["diff"].high == pytest.approx(0.2)
+    assert out["cand"].high - out["cand"].low > 2.0            # the seed spread is in the interval
+
+
+def test_two_stage_with_one_seed_is_the_image_bootstrap():
+    from mechanism.stats.bootstrap import seed_mean, two_stage_bootstrap
+    x = np.random.default_rng(5).normal(size=40)
+    one = two_stage_bootstrap({"m": seed_mean([lambda i: float(x[i].mean())])}, [40], 300, seed=2)
+    assert one["m"] == bootstrap({"m": lambda i: float(x[i].mean())}, 40, 300, seed=2)["m"]

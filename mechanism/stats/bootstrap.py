@@ -1,8 +1,9 @@
-"""Seeded percentile bootstrap over images, with shared resamples for paired statistics."""
+"""Seeded percentile bootstrap over images, or over training seeds × images (two-stage), with
+shared resamples for paired statistics."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -10,6 +11,10 @@ from mechanism.errors import MechanismError
 
 Statistic = Callable[[np.ndarray], float]
 """Maps an index array of resampled images ``(n,)`` (with repeats) to one number."""
+
+SeedStatistic = Callable[[Sequence[tuple[int, np.ndarray]]], float]
+"""Maps a two-stage resample — per drawn seed, ``(seed index, resampled image indices)`` — to
+one number."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ def bootstrap(statistics: dict[str, Statistic], n_units: int, n_boot: int, seed:
     """Percentile intervals for several statistics over the *same* resamples of ``n_units`` images.
 
     Sharing resamples makes differences of paired statistics (baseline vs candidate on the same
-    images) valid: pass the difference as one more statistic.
+    images) valid: pass the difference as one more statistic. This is ``two_stage_bootstrap``
+    with one seed (the same draws).
 
     Args:
         statistics: name → function of resampled image indices.
@@ -49,23 +55,69 @@ def bootstrap(statistics: dict[str, Statistic], n_units: int, n_boot: int, seed:
         seed: seeds ``numpy.random.default_rng``.
         level: central coverage of the interval.
     """
-    if n_units < 1:
+    return two_stage_bootstrap({name: _first_seed(fn) for name, fn in statistics.items()},
+                               [n_units], n_boot, seed, level)
+
+
+def _first_seed(fn: Statistic) -> SeedStatistic:
+    return lambda draw: fn(draw[0][1])
+
+
+def seed_mean(per_seed: Sequence[Statistic]) -> SeedStatistic:
+    """The mean over the drawn seeds of ``per_seed[s]`` on seed s's resampled images."""
+    return lambda draw: float(np.mean([per_seed[s](idx) for s, idx in draw]))
+
+
+def _check(n_images: Sequence[int], n_boot: int, level: float) -> None:
+    if len(n_images) < 1:
+        raise MechanismError("bootstrap needs at least one seed")
+    if min(n_images) < 1:
         raise MechanismError("bootstrap needs at least one image")
     if n_boot < 0:
         raise MechanismError(f"bootstrap resamples must be ≥ 0, got {n_boot}")
     if not 0 < level < 1:
         raise MechanismError(f"bootstrap level must lie in (0, 1), got {level}")
-    full = np.arange(n_units)
+
+
+def two_stage_draws(statistics: dict[str, SeedStatistic], n_images: Sequence[int], n_boot: int,
+                    seed: int) -> dict[str, np.ndarray]:
+    """Each statistic on ``n_boot`` two-stage resamples, ``(n_boot,)`` per name (SPEC §7.2).
+
+    A resample draws S seeds with replacement, then for each drawn seed its ``n_images[s]``
+    images with replacement; every statistic sees the same resample, so baseline and candidate
+    of one seed index are paired. With one seed there is nothing to draw at the first stage
+    (the image draws are then ``bootstrap``'s).
+    """
+    _check(n_images, n_boot, 0.95)
+    rng = np.random.default_rng(seed)
+    n_seeds = len(n_images)
+    draws = {name: np.empty(n_boot) for name in statistics}
+    for b in range(n_boot):
+        seeds = rng.integers(0, n_seeds, size=n_seeds) if n_seeds > 1 else [0]
+        resample = [(int(s), rng.integers(0, n_images[s], size=n_images[s])) for s in seeds]
+        for name, fn in statistics.items():
+            draws[name][b] = fn(resample)
+    return draws
+
+
+def two_stage_bootstrap(statistics: dict[str, SeedStatistic], n_images: Sequence[int],
+                        n_boot: int, seed: int, level: float = 0.95) -> dict[str, Interval]:
+    """Percentile intervals over seeds × images (``two_stage_draws``); the estimate of each
+    statistic is its value on every seed with all its images.
+
+    Args:
+        statistics: name → function of a two-stage resample.
+        n_images: images of each seed ``(S,)``.
+        n_boot: resamples; 0 gives estimates without intervals.
+        seed: seeds ``numpy.random.default_rng``.
+    """
+    _check(n_images, n_boot, level)
+    full = [(s, np.arange(n)) for s, n in enumerate(n_images)]
     estimates = {name: float(fn(full)) for name, fn in statistics.items()}
     if n_boot == 0:
         return {name: Interval(est, None, None, level, 0, 0, "no bootstrap requested")
                 for name, est in estimates.items()}
-    rng = np.random.default_rng(seed)
-    draws = {name: np.empty(n_boot) for name in statistics}
-    for b in range(n_boot):
-        idx = rng.integers(0, n_units, size=n_units)
-        for name, fn in statistics.items():
-            draws[name][b] = fn(idx)
+    draws = two_stage_draws(statistics, n_images, n_boot, seed)
     return {name: percentile_interval(estimates[name], values, level) for name, values in draws.items()}
 
 
