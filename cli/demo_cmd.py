@@ -25,9 +25,10 @@ from cli.options import cache_option, device_option, no_cache_option, resolve_ca
 @no_cache_option
 @click.option("--quiet", is_flag=True, help="No progress bars (step lines are still printed).")
 def demo(quick, data_root, runs, out, category, epochs, device, cache_dir, no_cache, quiet):
-    """Generate the demo data, train the λ sweep (its λ = 0 and 0.7 runs are the baseline and the
-    tail-aware model), the r sweep and the random-k control, run every analysis and write the
-    report. Interrupted? Run it again: finished runs are skipped."""
+    """Generate the demo data; train, for three seeds, the λ sweep (its λ = 0 and 0.7 runs are the
+    baseline and the tail-aware model), the r sweep (1%, 2%, 10%, 100%) and the random-k
+    control; run every analysis and write the report. Interrupted? Run it again: finished runs
+    are skipped."""
     from dataclasses import replace
 
     from mechanism.pipelines.demo import QUICK, DemoPlan, run_demo

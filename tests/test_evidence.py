@@ -44,9 +44,13 @@ def test_missing_estimate_or_interval_is_not_resolved():
     assert no_boot.status is Status.NOT_RESOLVED and "no bootstrap" in no_boot.reason
 
 
-def test_test_claim_is_decided_by_its_p_value():
-    assert Claim.test("ks", "KS p", 1e-9, 0.05, 1, 40).status is Status.HOLDS
-    assert Claim.test("ks", "KS p", 0.05, 0.05, 1, 40).status is Status.FAILS
+def test_a_claim_with_a_test_holds_only_when_the_test_rejects():
+    def with_p(low, high, p):
+        return Claim("c", "d", (low + high) / 2, low, high, "<", 4.0, 1, 40, False, "", p)
+    assert with_p(3.0, 3.5, 1e-9).status is Status.HOLDS
+    held_back = with_p(3.0, 3.5, 0.05)
+    assert held_back.status is Status.NOT_RESOLVED and "does not reject" in held_back.reason
+    assert with_p(4.0, 4.5, 1e-9).status is Status.FAILS      # a rejecting test cannot save it
     with pytest.raises(ValueError):
         Claim("c", "q", 0.0, 0.0, 0.0, "=", 0.0, 1, 1, False)
 
@@ -73,7 +77,7 @@ def test_identities_never_enter_the_verdict():
 
 def test_evidence_round_trips_through_plain_data():
     from mechanism.io.serialize import from_plain, to_plain
-    ev = Evidence((claim(-2, -1), Claim.test("ks", "KS p", 0.2, 0.05, 1, 40)),
+    ev = Evidence((claim(-2, -1), claim(1, 2, name="b")),
                   (Identity("N/k", "N/k", 49.0, 49.0),))
     again = from_plain(Evidence, to_plain(ev))
     assert again == ev and again.verdict is Verdict.PARTIAL

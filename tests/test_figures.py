@@ -13,10 +13,11 @@ from matplotlib.image import imread
 from scipy import stats
 
 from cli.main import app
-from mechanism.analyzers.context import AnalysisContext, Verdict
+from mechanism.analyzers import h1_edge, h3_gradient, h4_dilution, h7_calibration
+from mechanism.analyzers.context import AnalysisContext
 from mechanism.analyzers.h1_edge import GRADIENT_METHOD, GradientDistribution, H1Result
 from mechanism.analyzers.h3_gradient import GRADIENT_UNIT, H3Condition, H3Result
-from mechanism.analyzers.h4_dilution import DEFAULT_RATIOS, H4Result, RatioRow, best_ratio, verdict
+from mechanism.analyzers.h4_dilution import DEFAULT_RATIOS, H4Result, RatioRow, best_ratio
 from mechanism.analyzers.h7_calibration import H7Paired, H7Result, LatentCalibration
 from mechanism.errors import MechanismError
 from mechanism.figures import fig1_gradient_concentration as fig1
@@ -40,7 +41,7 @@ SIZES = {   # file stem → (width, height) of the PNG in pixels at DPI
     "fig1_gradient_concentration": (9.0, 4.0), "fig2_tail_location": (9.5, 4.3),
     "fig3_image_gradient": (9.0, 4.0), "fig4_latent_qq": (9.0, 4.2),
     "fig5_channel_normality": (9.0, 4.2), "fig6_tail_weight_ablation": (9.0, 4.0),
-    "fig7_hypothesis_summary": (9.0, 4.6), "fig8_topk_dilution": (9.0, 7.4),
+    "fig7_hypothesis_summary": (10.0, 5.2), "fig8_topk_dilution": (9.0, 7.4),
 }
 
 
@@ -80,11 +81,14 @@ def make_h1(grid: int = 4, r: float = 0.1) -> H1Result:
     return H1Result(
         ctx, iv(float(tail_d.mean()), 0.08), float(tail_d.std()), uniform_edge_distance_mean(grid, grid),
         ks.statistic, ks.p_value, KS_METHOD, GRADIENT_METHOD, float(tail_g.mean()),
-        float(nontail_g.mean()), iv(float(ratio), 0.03), 0.052, iv(0.02, 0.03), "",
+        float(nontail_g.mean()), iv(float(ratio), 0.03), 0.052, iv(float(ratio), 0.04), 0.06,
+        iv(0.02, 0.03), "",
         tuple(tuple(int(c) for c in row) for row in counts),
         tuple(tuple(float(c) / (ctx.n_images * ctx.k) for c in row) for row in counts),
         tuple(np.bincount(tail_d, minlength=len(pmf)).tolist()), tuple(pmf.tolist()), dist, None,
-        Verdict.PARTIAL, "location effect holds; gradient effect does not hold")
+        None, h1_edge.evidence(iv(float(tail_d.mean()), 0.08), uniform_edge_distance_mean(grid, grid),
+                               ks.p_value, iv(float(ratio), 0.04), 0.06, iv(float(ratio), 0.03),
+                               ctx.n_images))
 
 
 def make_h3(grid: int = 4, r: float = 0.1, n_boot: bool = True) -> H3Result:
@@ -92,17 +96,21 @@ def make_h3(grid: int = 4, r: float = 0.1, n_boot: bool = True) -> H3Result:
     half = (lambda x: 0.05 * x) if n_boot else (lambda x: None)
     flat = tuple(tuple(0.01 for _ in range(grid)) for _ in range(grid))
 
+    base_ratio = 0.0118 / 0.0100
+
     def condition(lam, tail, nontail, gini):
+        amp = None if lam == 0 else iv(tail / nontail / base_ratio, half(tail / nontail / base_ratio))
         return H3Condition(lam, iv(tail, half(tail)), iv(nontail, half(nontail)),
                            iv(tail / nontail, half(tail / nontail)), iv(gini, half(gini)), "", "",
-                           flat, (tail,) * ctx.n_images, (nontail,) * ctx.n_images)
+                           amp, "", None if lam == 0 else iv(tail / 0.0118, half(tail / 0.0118)),
+                           iv(0.3, half(0.3)), flat, (tail,) * ctx.n_images,
+                           (nontail,) * ctx.n_images)
 
-    conditions = (condition(0.0, 0.0118, 0.0100, 0.091), condition(1.0, 0.2999, 0.0060, 0.49))
+    conditions = (condition(0.0, 0.0118, 0.0100, 0.091), condition(0.7, 0.2, 0.007, 0.4),
+                  condition(1.0, 0.2999, 0.0060, 0.49))
     n_over_k = ctx.n_patches / ctx.k
-    amp = conditions[1].ratio.estimate / conditions[0].ratio.estimate
-    return H3Result(ctx, GRADIENT_UNIT, conditions, iv(amp, half(amp)), False, "", n_over_k,
-                    amp / n_over_k, iv(25.4, half(25.4)), n_over_k, None,
-                    Verdict.SUPPORTED if amp >= 0.5 * n_over_k else Verdict.PARTIAL, "hand-made")
+    ev = h3_gradient.evidence(conditions, 0.7, n_over_k, True, None, ctx.n_images, 0, ())
+    return H3Result(ctx, GRADIENT_UNIT, conditions, 0.7, n_over_k, None, 0, None, ev)
 
 
 def make_h4(grid: int = 4, measured: bool = True) -> H4Result:
@@ -115,14 +123,15 @@ def make_h4(grid: int = 4, measured: bool = True) -> H4Result:
         ap = MetricSummary(0.56 - 0.25 * r - 0.02 * abs(np.log(r / 0.03)), 0.012, 3) if measured else None
         auroc = MetricSummary(0.97 - 0.05 * r, 0.004, 3) if measured else None
         rows.append(RatioRow(r, k, n / k, iv(purity, 0.04), min(1.0, k_ref / k),
-                             iv(purity * n / k, 0.04 * n / k), ap, auroc))
+                             iv(purity * n / k, 0.04 * n / k), ap, auroc, k == n))
     effective = [row.effective_concentration.estimate for row in rows]
     aps = [row.pixel_ap.mean for row in rows] if measured else None
     best, basis = best_ratio(DEFAULT_RATIOS, effective, aps)
-    decision, reason = verdict(DEFAULT_RATIOS, effective, aps)
+    sweep = "runs/sweep-r" if measured else None
     return H4Result(ctx, {"reference_ratio": 0.02, "n_views": 4}, k_ref, k_ref / n, 4,
                     "the checkpoint on one augmented view", "the NLL averaged over 4 views",
-                    "runs/sweep-r" if measured else None, tuple(rows), best, basis, decision, reason)
+                    sweep, tuple(rows), best, basis, (),
+                    h4_dilution.evidence(rows, k_ref / n, (), ctx.n_images, sweep))
 
 
 def calibration(channels: int, df: float, seed: int) -> LatentCalibration:
@@ -135,7 +144,7 @@ def calibration(channels: int, df: float, seed: int) -> LatentCalibration:
     ks_p = rng.uniform(0, 1, channels) ** 4
     ks_p[0] = 0.0                                  # a p-value that underflowed
     return LatentCalibration(
-        channels * 20 * 16, channels, iv(0.01, 0.005), iv(0.98, 0.01),
+        channels * 20 * 16, channels, iv(0.01, 0.005), iv(0.98, 0.01), iv(0.02, 0.01),
         iv(float(np.corrcoef(empirical, theory)[0, 1]), 0.0008), iv(tail_error, 0.02),
         tuple(empirical.tolist()), rows, float(ks_p.mean()), 0.21,
         float((ks_p < 0.05).mean()), 0.3, 320, tuple(ks_p.tolist()),
@@ -152,11 +161,14 @@ def make_h7(grid: int = 4, baseline: bool = True, channels: int = 16) -> H7Resul
             b, c = getattr(base, name), getattr(cand, name)
             return PairedStat(b, c, iv(c.estimate - b.estimate, 0.01))
         paired = H7Paired("λ=0 r=0.1 topk on brick (train seed 0, data 0123456789ab)", 0.0,
-                          pair("qq_correlation"), pair("tail_error"), pair("z_std"), True,
-                          "tail error difference −0.05 [−0.06, −0.04]")
-    return H7Result(context(grid, 0.1, "test"), {"split": "all"}, tuple(range(1, 100)),
+                          pair("qq_correlation"), pair("tail_error"), pair("z_std"),
+                          pair("scale_error"))
+    ctx = context(grid, 0.1, "test")
+    return H7Result(ctx, {"split": "all"}, tuple(range(1, 100)),
                     tuple(stats.norm.ppf(QQ_PERCENTILES / 100).tolist()), cand, base, paired,
-                    "hand-made", Verdict.PARTIAL, "QQ r ≥ 0.98")
+                    "hand-made", h7_calibration.grade(cand.qq_correlation.estimate,
+                                                      cand.tail_error.estimate, cand.z_std.estimate),
+                    h7_calibration.evidence(paired, ctx.n_images))
 
 
 def make_runs(category: str = "brick") -> list[SweepRun]:
@@ -228,9 +240,9 @@ def draw_text(module, *args):
 def test_variants_draw_large_grid_no_intervals_no_baseline():
     assert "196 (14×14 grid" in draw_text(fig2, make_h1(grid=14, r=0.02)).caption
     assert "No confidence intervals" in draw_text(fig1, make_h3(n_boot=False)).caption
-    for module in (fig4, fig5):
-        text = draw_text(module, make_h7(baseline=False))
-        assert "baseline" not in text.caption and "closer" not in text.caption
+    assert "baseline" not in draw_text(fig5, make_h7(baseline=False)).caption
+    qq = draw_text(fig4, make_h7(baseline=False)).caption      # only the claims ask for one
+    assert qq.count("needs a λ = 0 baseline") == 2 and "H7.calibration not resolved" in qq
     assert "Pixel AP" not in draw_text(fig8, make_h4(measured=False)).title
 
 
@@ -250,7 +262,9 @@ def test_fig7_draws_any_subset_and_refuses_none():
     with theme():
         fig, axes = new_figure(fig7.LAYOUT)
         text = fig7.draw({"H7": make_h7()}, axes)
-        assert text.title.startswith("Mechanism hypotheses H7:") and "H7:" in text.caption and "H1:" not in text.caption
+        drawn = " ".join(t.get_text() for t in axes[0].texts)
+        assert text.title.startswith("Mechanism hypotheses H7:")
+        assert "H7.calibration" in drawn and "study: PARTIAL" in drawn and "H1" not in drawn
         with pytest.raises(MechanismError, match="at least one"):
             fig7.draw({}, axes)
 

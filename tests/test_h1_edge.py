@@ -1,5 +1,6 @@
-"""H1 analyzer: exact checks on a stub detector with known NLLs, the verdict rule on hand-made
-inputs, and an end-to-end run on the tiny checkpoints."""
+"""H1 analyzer: exact checks on a stub detector with known NLLs, the claims on hand-made
+intervals, the flip control on two hand-made models, and an end-to-end run on the tiny
+checkpoints."""
 import json
 from types import SimpleNamespace
 
@@ -9,14 +10,15 @@ import pytest
 import torch
 from scipy import ndimage, stats
 
-from mechanism.analyzers.context import Verdict
-from mechanism.analyzers.h1_edge import H1Config, H1Result, patch_gradient, run, verdict
+from mechanism.analyzers.h1_edge import H1Config, H1Result, evidence, patch_gradient, run
 from mechanism.data.images import load_image
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import load_detector
 from mechanism.io.serialize import from_plain, to_plain
 from mechanism.report import tables
+from mechanism.stats.bootstrap import Interval
 from mechanism.stats.edge_distance import KS_METHOD
+from mechanism.stats.evidence import Status, Verdict
 
 SIZE, GRID, N_IMAGES = 32, 4, 10
 
@@ -40,32 +42,32 @@ def test_patch_gradient_matches_reference_and_ramp():
         patch_gradient(image, 5, 5)
 
 
-# --- verdict rule ---------------------------------------------------------------------------
+# --- claims -----------------------------------------------------------------------------------
 
-def test_verdict_study_numbers_give_partial():
-    # The study's H1 numbers (tail 1.979 vs uniform 4.179 cells, KS p 5.43e-93, ratio 1.01,
-    # MW p 0.052). The study called this NOT SUPPORTED, but under SPEC §4's rule the location
-    # effect holds (tail nearer the edges, KS significant) and the gradient effect does not:
-    # exactly one effect → PARTIAL.
-    v, reason = verdict(5.43e-93, 1.979, 4.179, 0.052, 1.01)
-    assert v is Verdict.PARTIAL
-    assert "location effect holds" in reason and "gradient effect does not hold" in reason
-    assert "5.43e-93" in reason and "1.01×" in reason and "0.052" in reason
+def interval(est, low, high):
+    return Interval(est, low, high, 0.95, 100, 100)
 
 
-@pytest.mark.parametrize("args,expected", [
-    ((5.43e-93, 4.5, 4.179, 0.052, 1.01), Verdict.NOT_SUPPORTED),  # tail avoids the edges
-    ((0.2, 1.979, 4.179, 0.052, 1.01), Verdict.NOT_SUPPORTED),     # nothing significant
-    ((1e-5, 1.0, 4.179, 1e-4, 1.10), Verdict.SUPPORTED),           # both, ratio at the threshold
-    ((1e-5, 1.0, 4.179, 1e-4, 1.09), Verdict.PARTIAL),             # ratio just short
-    ((0.2, 1.0, 4.179, 1e-4, 1.5), Verdict.PARTIAL),               # gradient effect only
-    ((1e-5, 5.0, 4.179, 1e-4, 1.5), Verdict.PARTIAL),              # far from edges, gradient yes
-    ((1e-5, 1.0, 4.179, 0.05, 1.5), Verdict.PARTIAL),              # MW p = α is not < α
-    ((1e-5, 1.0, 4.179, None, None), Verdict.PARTIAL),             # gradient undefined
-    ((0.2, 1.0, 4.179, None, 2.0), Verdict.NOT_SUPPORTED),
-])
-def test_verdict_rule(args, expected):
-    assert verdict(*args)[0] is expected
+def test_claims_on_hand_made_intervals():
+    # location holds (interval below the uniform 4.179, KS significant); interior ratio 1.01
+    # with an interval below 1.10 fails → PARTIAL
+    ev = evidence(interval(1.979, 1.8, 2.1), 4.179, 5.43e-93, interval(1.01, 0.98, 1.05), 1e-3,
+                  interval(1.2, 1.1, 1.3), 100)
+    assert [c.status for c in ev.claims] == [Status.HOLDS, Status.FAILS]
+    assert ev.verdict is Verdict.PARTIAL
+    assert "all cells 1.200" in ev.claim("H1.content").note      # printed beside, not used
+    # interval touching the uniform mean: not resolved → INCONCLUSIVE
+    ev = evidence(interval(4.0, 3.8, 4.179), 4.179, 1e-9, interval(1.5, 1.2, 1.8), 1e-9, None, 100)
+    assert ev.claim("H1.location").status is Status.NOT_RESOLVED
+    assert ev.verdict is Verdict.INCONCLUSIVE and "H1.location needs" in ev.reason
+    # a non-significant KS holds the location claim back; the MW test does the same for content
+    ev = evidence(interval(1.9, 1.8, 2.0), 4.179, 0.2, interval(1.5, 1.2, 1.8), 0.3, None, 100)
+    assert all(c.status is Status.NOT_RESOLVED for c in ev.claims)
+    # undefined interior ratio
+    ev = evidence(interval(1.9, 1.8, 2.0), 4.179, 1e-9, None, None, None, 100,
+                  "no tail patch lies on an interior cell")
+    assert ev.claim("H1.content").status is Status.NOT_RESOLVED
+    assert "no tail patch" in ev.claim("H1.content").reason
 
 
 # --- exact checks on a stub detector ----------------------------------------------------------
@@ -118,7 +120,7 @@ def brute_force(root, nll, k):
 def test_run_matches_brute_force(stub_data):
     rng = np.random.default_rng(5)
     nll = rng.normal(size=(N_IMAGES, GRID, GRID)).astype(np.float32)
-    res = run(stub_detector(nll), stub_data, "cat", H1Config(n_boot=0), progress=False)
+    res = run(stub_detector(nll), stub_data, "cat", H1Config(n_boot=0, flip_control=False), progress=False)
     k = 2                                                       # round(16 · 0.125)
     dist, tail_g, other_g, counts, _ = brute_force(stub_data, nll, k)
     c = res.context
@@ -151,19 +153,28 @@ def test_tail_on_border_and_on_gradients(stub_data):
     border = -np.minimum.outer(np.minimum(np.arange(4), 3 - np.arange(4)),
                                np.minimum(np.arange(4), 3 - np.arange(4))).astype(np.float32)
     on_border = np.tile(border + 1e-3 * np.arange(16).reshape(4, 4), (N_IMAGES, 1, 1))
-    res = run(stub_detector(on_border, r=0.5), stub_data, "cat", H1Config(n_boot=0), progress=False)
+    res = run(stub_detector(on_border, r=0.5), stub_data, "cat", H1Config(n_boot=0, flip_control=False), progress=False)
     assert res.tail_distance_mean.estimate == 0.0 and res.ks_p < 1e-3
     # NLL = image gradient: the tail is the sharpest patches
     res = run(stub_detector(grads.astype(np.float32), r=0.25), stub_data, "cat",
-              H1Config(n_boot=0), progress=False)
+              H1Config(n_boot=0, flip_control=False), progress=False)
     assert res.gradient_ratio.estimate > 1.1 and res.mw_p < 0.05 and res.cliffs_delta.estimate > 0.2
-    assert "gradient effect holds" in res.verdict_reason
+    g = grads.reshape(N_IMAGES, -1)
+    tail = np.zeros_like(g, dtype=bool)
+    np.put_along_axis(tail, np.argsort(-g, axis=1)[:, :4], True, axis=1)
+    inner = np.zeros((4, 4), bool)
+    inner[1:3, 1:3] = True
+    inner = np.broadcast_to(inner.ravel(), g.shape)              # the 2×2 centre: d = 1
+    assert res.interior_gradient_ratio.estimate == pytest.approx(
+        g[tail & inner].mean() / g[~tail & inner].mean(), rel=1e-6)
+    assert res.interior_mw_p == pytest.approx(
+        stats.mannwhitneyu(g[tail & inner], g[~tail & inner]).pvalue, rel=1e-6)
 
 
 def test_bootstrap_equals_recomputation_and_paired(stub_data):
     rng = np.random.default_rng(7)
     nll, base_nll = (rng.normal(size=(N_IMAGES, GRID, GRID)).astype(np.float32) for _ in range(2))
-    cfg = H1Config(n_boot=60, seed=3)
+    cfg = H1Config(n_boot=60, seed=3, flip_control=False)
     res = run(stub_detector(nll), stub_data, "cat", cfg,
               baseline=stub_detector(base_nll, tail_weight=0.0), progress=False)
     k = 2
@@ -206,7 +217,7 @@ def test_bootstrap_equals_recomputation_and_paired(stub_data):
 def test_bad_inputs(stub_data):
     nll = np.zeros((N_IMAGES, GRID, GRID), np.float32)
     with pytest.raises(MechanismError, match="non-tail"):
-        run(stub_detector(nll), stub_data, "cat", H1Config(top_k_ratio=1.0), progress=False)
+        run(stub_detector(nll), stub_data, "cat", H1Config(top_k_ratio=1.0, flip_control=False), progress=False)
     with pytest.raises(MechanismError):
         H1Config(top_k_ratio=0.0)
     with pytest.raises(MechanismError):
@@ -214,11 +225,11 @@ def test_bad_inputs(stub_data):
     broken = nll.copy()
     broken[3, 1, 1] = np.nan
     with pytest.raises(MechanismError, match="non-finite"):
-        run(stub_detector(broken), stub_data, "cat", H1Config(n_boot=0), progress=False)
+        run(stub_detector(broken), stub_data, "cat", H1Config(n_boot=0, flip_control=False), progress=False)
     other = stub_detector(nll)
     other.ckpt.grid = (2, 2, 8)
     with pytest.raises(MechanismError, match="grid"):
-        run(stub_detector(nll), stub_data, "cat", H1Config(n_boot=0), baseline=other, progress=False)
+        run(stub_detector(nll), stub_data, "cat", H1Config(n_boot=0, flip_control=False), baseline=other, progress=False)
 
 
 def test_constant_images_give_undefined_gradient_statistics(tmp_path):
@@ -228,10 +239,13 @@ def test_constant_images_give_undefined_gradient_statistics(tmp_path):
     for i in range(3):
         cv2.imwrite(str(good / f"{i}.png"), np.full((32, 32, 3), 128, np.uint8))
     nll = np.random.default_rng(0).normal(size=(3, GRID, GRID)).astype(np.float32)
-    res = run(stub_detector(nll), tmp_path, "flat", H1Config(n_boot=20), progress=False)
+    res = run(stub_detector(nll), tmp_path, "flat", H1Config(n_boot=20, flip_control=False), progress=False)
     assert res.gradient_ratio is None and res.mw_p is None
     assert "undefined" in res.gradient_note and res.cliffs_delta.estimate == 0.0
-    assert "| **Gradient ratio** (tail / non-tail) | — |" in tables.markdown(res)
+    md = tables.markdown(res)
+    assert "| Gradient ratio (tail / non-tail), all cells | — |" in md
+    assert "| **Gradient ratio, interior cells** (edge distance ≥ 1) | — |" in md
+    assert res.evidence.claim("H1.content").status is Status.NOT_RESOLVED
     assert from_plain(H1Result, json.loads(json.dumps(to_plain(res)))) == res
 
 
@@ -249,8 +263,80 @@ def test_end_to_end_tiny(tiny_ckpt, tiny_baseline_ckpt, tiny_data, tiny_cache):
     assert res.paired is not None and res.paired.gradient_ratio is not None
     assert from_plain(H1Result, json.loads(json.dumps(to_plain(res)))) == res
     md = tables.markdown(res)
-    assert f"**Verdict: {res.verdict.value}** — " in md and "| Edge distance (uniform), cells | 0.250 |" in md
+    assert f"**Verdict: {res.evidence.verdict.value}** — " in md
+    assert "| Edge distance (uniform), cells | 0.250 |" in md and "`H1.content`" in md
     assert "difference (candidate − baseline)" in md and "N = 16" in md and "k = 2" in md
+    assert res.flip_control is not None and "grid-anchoring index G" in md
     rows = tables.csv_rows(res)
     assert rows[-1]["measurement"] == "verdict"
+    assert {"claim:H1.location", "grid_anchoring_left-right"} <= {r["measurement"] for r in rows}
     assert all(not isinstance(v, (list, dict, tuple)) for r in rows for v in r.values())
+
+
+# --- the flip control on two hand-made models -------------------------------------------------
+
+class PooledModel:
+    """A detector whose features are the grey image pooled to the grid (D = 1) and whose patch
+    NLL is ``nll_of(features)``: the flow runs on flipped inputs like the real one."""
+
+    def __init__(self, nll_of):
+        self.nll_of = nll_of
+        self.ckpt = stub_detector(None).ckpt
+        self.backbone = SimpleNamespace(cfg=SimpleNamespace(input_size=SIZE))
+
+    def image_features(self, images):
+        return torch.nn.functional.avg_pool2d(images.mean(1, keepdim=True), SIZE // GRID)
+
+    def features(self, samples, cache_dir, progress):
+        return self.image_features(torch.stack([torch.from_numpy(load_image(s.path, SIZE))
+                                                for s in samples]))
+
+    def patch_nll(self, feats, batch_size, progress):
+        return self.nll_of(feats)[:, 0]
+
+    def flow(self, x):
+        from mechanism.flow.model import HALF_LOG_2PI, FlowOutput
+        return FlowOutput(torch.zeros_like(x), -(self.nll_of(x)[:, 0] - HALF_LOG_2PI))
+
+
+@pytest.fixture(scope="module")
+def bright_right(tmp_path_factory):
+    """Images whose right quarter is brighter: content that sits on the right column."""
+    root = tmp_path_factory.mktemp("flip")
+    good = root / "cat" / "train" / "good"
+    good.mkdir(parents=True)
+    (root / "cat" / "test").mkdir()
+    rng = np.random.default_rng(9)
+    for i in range(12):
+        img = (rng.random((SIZE, SIZE, 3)) * 100).astype(np.uint8)
+        img[:, -SIZE // GRID:] += 120
+        cv2.imwrite(str(good / f"{i:03d}.png"), img)
+    return root
+
+
+def test_flip_control_content_following_model(bright_right):
+    res = run(PooledModel(lambda x: x), bright_right, "cat", H1Config(n_boot=200), progress=False)
+    lr = {o.flip: o for o in res.flip_control.flips}["left-right"]
+    assert res.flip_control.original_sides["right"].estimate == 1.0
+    assert lr.sides["left"].estimate == 1.0 and lr.sides["right"].estimate == 0.0
+    assert lr.anchoring.estimate == pytest.approx(-1.0) and "follows the image content" in lr.reading
+    border = lr.cells[0]
+    assert border.content_following.estimate == 1.0 and border.grid_anchored.estimate == 0.0
+    assert lr.cells[1].n_tail_cells == 0 and lr.cells[1].grid_anchored is None
+
+
+def test_flip_control_grid_anchored_model(bright_right):
+    position = torch.linspace(0, 1, GRID * GRID).reshape(1, 1, GRID, GRID).transpose(2, 3)
+    res = run(PooledModel(lambda x: position.expand(len(x), -1, -1, -1)), bright_right, "cat",
+              H1Config(n_boot=200), progress=False)
+    control = res.flip_control
+    for o in control.flips:
+        assert o.sides == control.original_sides or o.flip == "top-bottom"
+        assert all(c.grid_anchored is None or c.grid_anchored.estimate == 1.0 for c in o.cells)
+    lr = control.flips[0]
+    assert lr.anchoring.estimate == pytest.approx(1.0) and "stays on the grid" in lr.reading
+    assert lr.cells[0].content_following.estimate == 0.0
+    tb = control.flips[1]                       # the tail (bottom-right) is also asymmetric top–bottom
+    assert tb.anchoring.estimate == pytest.approx(1.0)
+    assert control.uniform_sides == {"top": 0.25, "bottom": 0.25, "left": 0.25, "right": 0.25,
+                                     "corners": 0.25}

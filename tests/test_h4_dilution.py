@@ -1,4 +1,5 @@
-"""H4: the verdict rule on hand-made inputs, the augmented-view NLL, end-to-end runs on tiny_ckpt."""
+"""H4: the best ratio and the claims on hand-made inputs, the augmented-view NLL, end-to-end runs
+on tiny_ckpt."""
 import dataclasses
 import json
 
@@ -6,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from mechanism.analyzers.context import Verdict
 from mechanism.analyzers.h4_dilution import (BASIS_EFFECTIVE, BASIS_PIXEL_AP, SWEEP_PARAM, H4Config,
-                                             H4Result, MeasuredRatios, augmented_nll, best_ratio,
-                                             run, verdict)
+                                             H4Result, MeasuredRatios, PerformanceContrast, RatioRow,
+                                             augmented_nll, best_ratio, evidence, run)
 from mechanism.data.augment import AugmentConfig, draw_view
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import read_split
@@ -18,6 +18,9 @@ from mechanism.eval.detector import load_detector
 from mechanism.flow import patch_nll
 from mechanism.io.serialize import from_plain, to_plain
 from mechanism.report import tables
+from mechanism.eval.observed_effect import ObservedEffect
+from mechanism.stats.bootstrap import Interval, PairedStat
+from mechanism.stats.evidence import Status, Verdict
 from mechanism.stats.summary import MetricSummary
 from mechanism.sweep.results import read_sweep_results, summarize_sweep
 from mechanism.train.loss import tail_k
@@ -26,58 +29,48 @@ RATIOS = [0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 0.50, 1.0]
 FALLING = [40.0, 43.0, 23.0, 9.0, 2.0, 0.5, 0.1, 0.02]      # peak at 2%, then strictly falling
 
 
-# ---- the verdict rule --------------------------------------------------------------------------
+# ---- best ratio and claims --------------------------------------------------------------------
 
 def test_best_ratio_prefers_measured_pixel_ap_then_effective_concentration():
     assert best_ratio(RATIOS, FALLING, None) == (0.02, BASIS_EFFECTIVE)
-    ap = [None, 0.50, None, 0.60, 0.40, None, None, None]
+    ap = [None, 0.50, None, 0.56, 0.40, None, None, 0.30]
     assert best_ratio(RATIOS, FALLING, ap) == (0.05, BASIS_PIXEL_AP)
     assert best_ratio(RATIOS, [1.0, 1.0, 0.5, 0, 0, 0, 0, 0], None)[0] == 0.01   # tie → smaller
 
 
-def test_supported_needs_falling_concentration_and_lower_ap_at_ten_percent():
-    ap = [0.50, 0.56, 0.55, 0.53, 0.48, 0.45, 0.40, 0.38]
-    v, reason = verdict(RATIOS, FALLING, ap)
-    assert v is Verdict.SUPPORTED
-    assert "48.00% at 10% < 56.00% at 2%" in reason
+def iv(est, low, high):
+    return Interval(est, low, high, 0.95, 100, 100)
 
 
-def test_without_sweep_the_verdict_is_at_most_partial():
-    v, reason = verdict(RATIOS, FALLING, None)
-    assert v is Verdict.PARTIAL and "no sweep: performance not measured" in reason
-    v, reason = verdict(RATIOS, FALLING, [None, 0.56, None, None, None, None, None, 0.3])
-    assert v is Verdict.PARTIAL and "at 10% not measured" in reason
+def row(ratio, k, purity, oracle, forced=False):
+    return RatioRow(ratio, k, 784 / k, purity, oracle, iv(purity.estimate * 784 / k, None, None),
+                    None, None, forced)
 
 
-def test_rising_or_flat_concentration_above_the_best_ratio_is_not_supported():
-    rising = [40.0, 43.0, 23.0, 9.0, 9.5, 0.5, 0.1, 0.02]
-    v, reason = verdict(RATIOS, rising, None)
-    assert v is Verdict.NOT_SUPPORTED and "rises from 5% (9×) to 10% (9.5×)" in reason
-    # equal values (ratios sharing one k) are allowed as long as it ends lower ...
-    shared_k = [5.0, 5.0, 5.0, 5.0, 2.0, 1.0, 0.5, 0.1]
-    assert verdict(RATIOS, shared_k, None)[0] is Verdict.PARTIAL
-    # ... but not when it never falls
-    v, reason = verdict([0.1, 0.5, 1.0], [2.0, 2.0, 2.0], None)
-    assert v is Verdict.NOT_SUPPORTED and "does not fall" in reason
-    v, reason = verdict(RATIOS, sorted(FALLING), None)    # best = 100 %: nothing above it
-    assert v is Verdict.NOT_SUPPORTED and "largest" in reason
+def effect(diff, seeds):
+    metrics = {m: PairedStat(iv(0.2, 0.1, 0.3), iv(0.2, 0.1, 0.3), diff)
+               for m in ("pixel_ap", "image_auroc", "pixel_auroc", "aupro")}
+    return ObservedEffect("c", "b", "a", seeds, 40, 60, metrics, 0, 100, "maps", "m")
 
 
-def test_pixel_ap_peaking_at_or_above_ten_percent_is_not_supported():
-    ap_peak_20 = [0.40, 0.41, 0.42, 0.43, 0.44, 0.50, 0.30, 0.20]
-    v, reason = verdict(RATIOS, FALLING, ap_peak_20)
-    assert v is Verdict.NOT_SUPPORTED and "peaks at 20%" in reason
-    ap_peak_10 = [0.40, 0.41, 0.42, 0.43, 0.50, 0.45, 0.30, 0.20]
-    v, reason = verdict(RATIOS, FALLING, ap_peak_10)
-    assert v is Verdict.NOT_SUPPORTED and "peaks at 10%" in reason and "no dilution at 10%" in reason
-    # a good AP curve cannot rescue concentration that rises above the best ratio
-    ap = [0.50, 0.56, 0.55, 0.53, 0.48, 0.45, 0.40, 0.38]
-    assert verdict(RATIOS, [1, 2, 3, 4, 5, 6, 7, 8], ap)[0] is Verdict.NOT_SUPPORTED
-
-
-def test_verdict_rejects_unsorted_ratios():
-    with pytest.raises(ValueError):
-        verdict([0.1, 0.02], [1.0, 2.0], None)
+def test_claims_on_hand_made_rows_and_contrasts():
+    rows = [row(0.02, 16, iv(0.3, 0.25, 0.35), 1.0),
+            row(1.0, 784, iv(16 / 784, 16 / 784, 16 / 784), 16 / 784, forced=True)]
+    contrasts = (PerformanceContrast(0.10, effect(iv(0.01, 0.005, 0.02), 3), ""),
+                 PerformanceContrast(1.0, effect(iv(0.01, 0.005, 0.02), 1), ""))
+    ev = evidence(rows, 16 / 784, contrasts, 64, "runs/x")
+    assert [c.name for c in ev.claims] == ["H4.selection", "H4.performance(10%)",
+                                           "H4.performance(100%)"]
+    assert ev.claim("H4.selection").status is Status.HOLDS         # 0.25 > 16/784
+    assert "precision purity/oracle = 0.300" in ev.claim("H4.selection").note
+    assert ev.claim("H4.performance(10%)").status is Status.HOLDS  # 3 seeds, interval above 0
+    one_seed = ev.claim("H4.performance(100%)")
+    assert one_seed.status is Status.NOT_RESOLVED and "S = 1 < 3" in one_seed.reason
+    assert ev.verdict is Verdict.INCONCLUSIVE
+    (forced,) = ev.identities                                       # purity at r = 100% is fixed
+    assert forced.name == "H4.purity(r=100%)" and forced.agrees
+    no_sweep = evidence(rows, 16 / 784, (), 64, None)
+    assert all("no sweep" in c.note for c in no_sweep.claims[1:])
 
 
 # ---- measurements on the tiny checkpoint ----------------------------------------------------------
@@ -129,16 +122,21 @@ def test_end_to_end_default(detector, tiny_data, tiny_cache, tiny_ckpt):
         assert row.effective_concentration.estimate == pytest.approx(row.purity.estimate * row.amplification)
         assert row.pixel_ap is None
     assert res.rows[-1].purity.estimate == pytest.approx(1 / 16)   # k = N selects everything
-    assert res.verdict in (Verdict.PARTIAL, Verdict.NOT_SUPPORTED)
+    assert res.rows[-1].purity_forced and not res.rows[0].purity_forced
+    assert res.evidence.identities[0].agrees                        # the forced purity, checked
+    assert res.evidence.verdict is Verdict.INCONCLUSIVE             # no sweep: performance open
     assert res.best_basis == BASIS_EFFECTIVE
     again = from_plain(H4Result, json.loads(json.dumps(to_plain(res))))
     assert again == res
     assert run(detector, tiny_data, "brick", cfg, cache_dir=tiny_cache, progress=False) == res
     md = tables.markdown(res)
-    assert f"**Verdict: {res.verdict.value}** — {res.verdict_reason}" in md
-    assert "| Ratio | k | Amplification |" in md and "Pixel AP" not in md
+    assert f"**Verdict: {res.evidence.verdict.value}** — {res.evidence.reason}" in md
+    assert "| Ratio | k | N/k (definition) |" in md and "| Pixel AP |" not in md
+    assert "(forced: oracle = chance)" in md
     assert "N = 16 patches (4×4 grid)" in md and "k_ref = 1" in md and "4 views" in md
-    assert len(tables.csv_rows(res)) == 8 and tables.csv_rows(res)[0]["chance_purity"] == 1 / 16
+    rows = tables.csv_rows(res)
+    assert len([r for r in rows if r["ratio"] is not None]) == 8 and rows[0]["chance_purity"] == 1 / 16
+    assert rows[-1]["measurement"] == "verdict"
 
 
 def test_end_to_end_with_checkpoints_and_sweep(detector, tiny_data, tiny_cache, tmp_path):

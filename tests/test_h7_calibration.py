@@ -1,6 +1,6 @@
-"""H7 analyzer: the verdict and paired rules on hand-made inputs, exact checks on a stub detector
-with known latents, the bootstrap against brute-force resampling, and an end-to-end run on the
-tiny checkpoints."""
+"""H7 analyzer: the grade on hand-made inputs, the claims' direction on latents whose calibration
+is set, exact checks on a stub detector with known latents, the bootstrap against brute-force
+resampling, and an end-to-end run on the tiny checkpoints."""
 import json
 from types import SimpleNamespace
 
@@ -10,9 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
-from mechanism.analyzers.context import Verdict
-from mechanism.analyzers.h7_calibration import (H7Config, H7Result, analysed_samples, run,
-                                                tail_training_closer, verdict)
+from mechanism.analyzers.h7_calibration import H7Config, H7Result, analysed_samples, grade, run
 from mechanism.data.mvtec import read_split
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import load_detector
@@ -21,6 +19,7 @@ from mechanism.io.serialize import from_plain, to_plain
 from mechanism.report import tables
 from mechanism.stats.bootstrap import Interval, bootstrap
 from mechanism.stats.calibration import qq_correlation, tail_calibration_error
+from mechanism.stats.evidence import Status, Verdict
 
 D, GRID = 6, 4
 N_GOOD, N_DEFECT = 6, 6
@@ -30,35 +29,16 @@ N_IMAGES = N_GOOD + N_DEFECT
 # --- rules on hand-made inputs ------------------------------------------------------------------
 
 @pytest.mark.parametrize("qq,tail,expected", [
-    (0.9892, 0.2639, Verdict.PARTIAL),          # the study's numbers
-    (0.9990, 0.05, Verdict.SUPPORTED),
-    (0.995, 0.10, Verdict.SUPPORTED),           # both at their thresholds
-    (0.9990, 0.1001, Verdict.PARTIAL),          # tails too far off
-    (0.9949, 0.01, Verdict.PARTIAL),            # QQ just short of 0.995
-    (0.98, 0.9, Verdict.PARTIAL),
-    (0.9799, 0.01, Verdict.NOT_SUPPORTED),
+    (0.9892, 0.2639, "roughly calibrated"),      # the study's numbers
+    (0.9990, 0.05, "calibrated"),
+    (0.995, 0.10, "calibrated"),                 # both at their thresholds
+    (0.9990, 0.1001, "roughly calibrated"),      # tails too far off
+    (0.9949, 0.01, "roughly calibrated"),        # QQ just short of 0.995
+    (0.9799, 0.01, "not calibrated"),
 ])
-def test_verdict_rule(qq, tail, expected):
-    v, reason = verdict(qq, tail)
-    assert v is expected
-    assert f"{qq:.4f}" in reason and f"{tail:.3f}" in reason
-
-
-def test_study_verdict_reason():
-    assert verdict(0.9892, 0.2639) == (Verdict.PARTIAL,
-                                       "QQ r = 0.9892 ≥ 0.98 but < 0.995 (tail error 0.264)")
-
-
-@pytest.mark.parametrize("low,high,expected,words", [
-    (-0.08, -0.02, True, "lies below 0"),
-    (-0.08, 0.0, False, "includes 0"),           # touching 0 is not below it
-    (-0.05, 0.03, False, "includes 0"),
-    (0.01, 0.04, False, "lies above 0"),
-    (None, None, None, "no bootstrap interval"),
-])
-def test_tail_training_closer(low, high, expected, words):
-    closer, reason = tail_training_closer(Interval(-0.05, low, high, 0.95, 100, 100))
-    assert closer is expected and words in reason
+def test_grade(qq, tail, expected):
+    words = grade(qq, tail, 1.2)
+    assert words.startswith(expected + " (") and f"{qq:.4f}" in words and "z std 1.200" in words
 
 
 # --- stub detector with known latents ------------------------------------------------------------
@@ -110,7 +90,7 @@ def stub_detector(features, scale=1.0, tail_weight=0.7, backbone="b0"):
 
 def test_run_matches_direct_computation(stub_data):
     feats = known_features(0)
-    res = run(stub_detector(feats), stub_data, "cat", H7Config(n_boot=0, batch_size=5), progress=False)
+    res = run(stub_detector(feats), stub_data, "cat", H7Config(split="all", n_boot=0, batch_size=5), progress=False)
     z = feats.numpy()
     c = res.context
     assert (c.n_images, c.grid_h, c.grid_w, c.n_patches, c.k, c.split) == (12, 4, 4, 16, 2, "test")
@@ -138,7 +118,10 @@ def test_run_matches_direct_computation(stub_data):
     np.testing.assert_allclose(cal.channel_std, per_channel.std(1), rtol=1e-6)
     assert cal.shapiro_n == 192
     assert res.baseline is None and res.paired is None
-    assert res.verdict is verdict(cal.qq_correlation.estimate, cal.tail_error.estimate)[0]
+    assert res.grade == grade(cal.qq_correlation.estimate, cal.tail_error.estimate,
+                              cal.z_std.estimate)
+    assert cal.scale_error.estimate == pytest.approx(abs(z.std(dtype=np.float64) - 1), rel=1e-9)
+    assert res.evidence.verdict is Verdict.INCONCLUSIVE and "baseline" in res.evidence.reason
     assert cal.qq_correlation.low is None
 
 
@@ -148,10 +131,11 @@ def test_split_good_and_seeded_subset(stub_data):
     z = feats.numpy()[N_DEFECT:]
     assert (res.context.split, res.context.n_images) == ("test/good", N_GOOD)
     assert res.candidate.qq_correlation.estimate == pytest.approx(qq_correlation(z), abs=1e-12)
-    cfg = H7Config(max_images=5, seed=4, n_boot=0)
+    assert H7Config().split == "good"                            # the default (SPEC §7.3)
+    cfg = H7Config(split="all", max_images=5, seed=4, n_boot=0)
     picked = analysed_samples(stub_data, "cat", cfg)
     keep = np.sort(np.random.default_rng(4).choice(N_IMAGES, 5, replace=False))
-    everything = analysed_samples(stub_data, "cat", H7Config())
+    everything = analysed_samples(stub_data, "cat", H7Config(split="all"))
     assert picked == [everything[i] for i in keep]
     assert analysed_samples(stub_data, "cat", cfg) == picked
     res = run(stub_detector(feats), stub_data, "cat", cfg, progress=False)
@@ -162,7 +146,7 @@ def test_bootstrap_matches_brute_force_and_paired(stub_data):
     """Intervals from per-image sums / histograms vs recomputation on the resampled raw values
     (the bootstrap's own seeded stream); the candidate is N(0,1)-like, the baseline is 0.7 z."""
     feats = known_features(2)
-    cfg = H7Config(n_boot=200, seed=3)
+    cfg = H7Config(split="all", n_boot=200, seed=3)
     res = run(stub_detector(feats), stub_data, "cat", cfg,
               baseline=stub_detector(feats, scale=0.7, tail_weight=0.0), progress=False)
     z = feats.numpy().reshape(N_IMAGES, -1).astype(np.float64)
@@ -185,18 +169,23 @@ def test_bootstrap_matches_brute_force_and_paired(stub_data):
     assert p.tail_error.difference.estimate == pytest.approx(
         tail_calibration_error(z) - tail_calibration_error(0.7 * z), abs=1e-6)
     assert p.qq_correlation.difference.estimate == pytest.approx(0.0, abs=1e-6)   # scale-free
-    assert p.closer is True and p.tail_error.difference.high < 0
-    assert "tail training moves z closer to N(0, 1): yes" in res.verdict_reason
+    # the claims point the way the calibration was set: the candidate is the calibrated one
+    for name in ("H7.calibration", "H7.scale"):
+        claim = res.evidence.claim(name)
+        assert claim.estimate < 0 and claim.high < 0 and claim.n_images == N_IMAGES
+        assert claim.status is Status.NOT_RESOLVED and "S = 1 < 3" in claim.reason
+    assert p.scale_error.difference.estimate == pytest.approx(
+        abs(z.std() - 1) - abs(0.7 * z.std() - 1), abs=1e-6)
     assert res.baseline.z_std.estimate == pytest.approx(0.7 * cand.z_std.estimate, rel=1e-6)
     again = run(stub_detector(feats), stub_data, "cat", cfg,
                 baseline=stub_detector(feats, scale=0.7, tail_weight=0.0), progress=False)
     assert again == res                                            # seeded: same output
     assert from_plain(H7Result, json.loads(json.dumps(to_plain(res)))) == res
     md = tables.markdown(res)
-    assert "Does tail training move z closer to N(0, 1)? **yes**" in md
+    assert "`H7.calibration`" in md and "Grade (a description, not a claim)" in md
     assert "| Tail calibration error |" in md and "(λ = 0)" in md
     rows = {r["measurement"]: r for r in tables.csv_rows(res)}
-    assert rows["tail_training_closer"]["estimate"] == "yes"
+    assert rows["claim:H7.scale"]["ci_high"] < 0
     assert rows["difference_tail_error"]["ci_high"] < 0
     assert rows["baseline_quantile_99_theoretical"]["estimate"] == pytest.approx(stats.norm.ppf(0.99))
 
@@ -204,18 +193,20 @@ def test_bootstrap_matches_brute_force_and_paired(stub_data):
 def test_estimates_are_exact_whatever_the_bins_and_without_bootstrap(stub_data):
     feats = known_features(4)
     z = feats.numpy()
-    coarse = run(stub_detector(feats), stub_data, "cat", H7Config(n_boot=20, resample_bins=10),
+    coarse = run(stub_detector(feats), stub_data, "cat",
+                 H7Config(split="all", n_boot=20, resample_bins=10),
                  progress=False)
     assert coarse.candidate.qq_correlation.estimate == pytest.approx(qq_correlation(z), abs=1e-12)
     assert coarse.candidate.tail_error.estimate == pytest.approx(tail_calibration_error(z), abs=1e-12)
-    res = run(stub_detector(feats), stub_data, "cat", H7Config(n_boot=0),
+    res = run(stub_detector(feats), stub_data, "cat", H7Config(split="all", n_boot=0),
               baseline=stub_detector(feats, scale=0.5, tail_weight=0.0), progress=False)
     p = res.paired
     assert p.tail_error.difference.estimate == pytest.approx(
         tail_calibration_error(z) - tail_calibration_error(0.5 * z), abs=1e-6)
-    assert p.closer is None and p.tail_error.difference.low is None
+    assert p.tail_error.difference.low is None
+    assert res.evidence.claim("H7.calibration").status is Status.NOT_RESOLVED
     md = tables.markdown(res)
-    assert "**undetermined**" in md and "no bootstrap intervals" in md
+    assert "no bootstrap intervals" in md
 
 
 def test_bad_inputs(stub_data):
@@ -227,7 +218,7 @@ def test_bad_inputs(stub_data):
     broken = feats.clone()
     broken[2, 0, 1, 1] = float("nan")
     with pytest.raises(MechanismError, match="non-finite"):
-        run(stub_detector(broken), stub_data, "cat", H7Config(n_boot=0), progress=False)
+        run(stub_detector(broken), stub_data, "cat", H7Config(split="all", n_boot=0), progress=False)
     with pytest.raises(MechanismError, match="all equal"):
         run(stub_detector(torch.zeros_like(feats)), stub_data, "cat", H7Config(n_boot=0),
             progress=False)
@@ -238,8 +229,8 @@ def test_bad_inputs(stub_data):
 def test_end_to_end_tiny(tiny_ckpt, tiny_baseline_ckpt, tiny_data, tiny_cache):
     det = load_detector(tiny_ckpt, torch.device("cpu"))
     base = load_detector(tiny_baseline_ckpt, torch.device("cpu"))
-    res = run(det, tiny_data, "brick", H7Config(n_boot=30), baseline=base, cache_dir=tiny_cache,
-              progress=False)
+    res = run(det, tiny_data, "brick", H7Config(split="all", n_boot=30), baseline=base,
+              cache_dir=tiny_cache, progress=False)
     c = res.context
     assert (c.n_patches, c.k, c.grid_h, c.grid_w, c.n_images, c.split) == (16, 2, 4, 4, 8, "test")
     assert res.candidate.n_values == 8 * 112 * 16 and len(res.candidate.channel_ks_p) == 112
@@ -248,11 +239,21 @@ def test_end_to_end_tiny(tiny_ckpt, tiny_baseline_ckpt, tiny_data, tiny_cache):
         z = det.flow(feats).z.numpy()
     assert res.candidate.qq_correlation.estimate == pytest.approx(qq_correlation(z), abs=1e-6)
     q = res.candidate.qq_correlation
-    assert q.low <= q.high and res.paired.closer in (True, False, None)
+    assert q.low <= q.high
     d = to_plain(res)
     assert len(d["candidate"]["empirical_percentiles"]) == 99
     assert len(d["baseline"]["percentile_errors"]) == 99
     assert from_plain(H7Result, json.loads(json.dumps(d))) == res
     md = tables.markdown(res)
-    assert f"**Verdict: {res.verdict.value}** — " in md
+    assert f"**Verdict: {res.evidence.verdict.value}** — " in md
     assert "| Percentile | Empirical | Theoretical | Error |" in md and "N = 16" in md
+
+
+def test_claims_fail_when_tail_training_moves_z_away(stub_data):
+    """Candidate over-dispersed (1.5 z), baseline standard: both claims point the other way."""
+    feats = known_features(5)
+    res = run(stub_detector(feats, scale=1.5), stub_data, "cat", H7Config(split="all", n_boot=100),
+              baseline=stub_detector(feats, tail_weight=0.0), progress=False)
+    for name in ("H7.calibration", "H7.scale"):
+        claim = res.evidence.claim(name)
+        assert claim.estimate > 0 and claim.low > 0

@@ -1,4 +1,5 @@
-"""The report's observed effect: exact point metrics, paired intervals, refusal of mismatched images."""
+"""The observed effect: exact point metrics (mean over seeds), paired intervals over seeds ×
+images against brute-force recomputation, refusal of mismatched images and unpaired seeds."""
 import json
 from pathlib import Path
 
@@ -29,19 +30,20 @@ def _evaluation(rng, maps_shift=0.0, names=None, map_score="latent"):
 
 def test_same_model_gives_zero_difference_and_exact_point_metrics():
     ev = _evaluation(np.random.default_rng(0))
-    oe = observed_effect(ev, ev, "a", "a", n_boot=200, seed=1)
+    oe = observed_effect([ev], [ev], "a", "a", n_boot=200, seed=1)
+    assert set(oe.metrics) == {"pixel_ap", "image_auroc", "pixel_auroc", "aupro"}
     for key, p in oe.metrics.items():
         assert p.baseline.estimate == p.candidate.estimate == getattr(ev.metrics, key)
         assert (p.difference.estimate, p.difference.low, p.difference.high) == (0.0, 0.0, 0.0)
         assert p.baseline.low <= p.baseline.estimate <= p.baseline.high
-    assert oe.n_good == 6 and oe.n_defective == 10
+    assert oe.n_good == 6 and oe.n_defective == 10 and oe.n_seeds == 1
 
 
 def test_a_better_model_gets_a_positive_paired_difference_and_round_trips():
     rng = np.random.default_rng(0)
     base, better = _evaluation(rng), _evaluation(rng, maps_shift=2.0)
-    oe = observed_effect(base, better, "base", "tail", n_boot=300, seed=0)
-    assert oe.metrics["pixel_ap"].difference.low > 0
+    oe = observed_effect([base], [better], "base", "tail", n_boot=300, seed=0)
+    assert oe.metrics["pixel_ap"].difference.low > 0 and oe.metrics["aupro"].difference.low > 0
     assert from_plain(ObservedEffect, json.loads(json.dumps(to_plain(oe)))) == oe
     assert "Pixel AP" in tables.markdown(oe) and "pts" in tables.markdown(oe)
 
@@ -50,10 +52,54 @@ def test_different_test_images_are_refused():
     rng = np.random.default_rng(0)
     other = _evaluation(rng, names=[f"x{i}.png" for i in range(16)])
     with pytest.raises(MechanismError, match="different test images"):
-        observed_effect(_evaluation(rng), other, "a", "b")
+        observed_effect([_evaluation(rng)], [other], "a", "b")
+    with pytest.raises(MechanismError, match="paired seeds"):
+        observed_effect([_evaluation(rng)] * 2, [_evaluation(rng)], "a", "b")
 
 
 def test_differently_scored_evaluations_are_refused():
     rng = np.random.default_rng(0)
     with pytest.raises(MechanismError, match="scored differently"):
-        observed_effect(_evaluation(rng), _evaluation(rng, map_score="nll"), "a", "b")
+        observed_effect([_evaluation(rng)], [_evaluation(rng, map_score="nll")], "a", "b")
+
+
+def test_seeds_times_images_interval_equals_brute_force_recomputation():
+    """Three seeds: estimates are the seed means of the exact metrics; every resample's value is
+    recomputed by sklearn on the materialised images of its drawn seeds (few score levels, so the
+    bins are exact)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    from mechanism.eval.metrics.aupro import aupro
+    from mechanism.stats.bootstrap import two_stage_resamples
+
+    def coarse(ev):
+        import dataclasses
+        ev.maps[:] = np.round(ev.maps * 2) / 2
+        ev.scores[:] = ev.maps.reshape(len(ev.maps), -1).max(1)
+        return dataclasses.replace(ev, metrics=detection_metrics(ev.scores, ev.labels, ev.maps, ev.masks))
+
+    rng = np.random.default_rng(3)
+    bases = [coarse(_evaluation(rng)) for _ in range(3)]
+    cands = [coarse(_evaluation(rng, maps_shift=0.5 * s)) for s in range(3)]
+    oe = observed_effect(bases, cands, "b", "c", n_boot=40, seed=7)
+    assert oe.n_seeds == 3
+    for key in ("pixel_ap", "aupro"):
+        p = oe.metrics[key]
+        assert p.difference.estimate == pytest.approx(
+            np.mean([getattr(c.metrics, key) - getattr(b.metrics, key) for b, c in zip(bases, cands)]))
+
+    def metric(ev, idx, key):
+        maps, masks = ev.maps[idx], ev.masks[idx]
+        if key == "pixel_ap":
+            return average_precision_score(masks.ravel(), maps.ravel())
+        if key == "pixel_auroc":
+            return roc_auc_score(masks.ravel(), maps.ravel())
+        if key == "image_auroc":
+            return roc_auc_score(ev.labels[idx], ev.scores[idx])
+        return aupro(maps, masks)
+
+    for key in ("pixel_ap", "pixel_auroc", "image_auroc", "aupro"):
+        draws = [np.mean([metric(cands[s], idx, key) - metric(bases[s], idx, key) for s, idx in r])
+                 for r in two_stage_resamples([16] * 3, 40, 7)]
+        lo, hi = np.percentile(draws, [2.5, 97.5])
+        got = oe.metrics[key].difference
+        assert (got.low, got.high) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9)), key

@@ -1,11 +1,20 @@
-"""Resampled task metrics against sklearn with the same sample weights."""
+"""Resampled task metrics against sklearn with the same sample weights, and AUPRO against the
+reference implementation on the materialised resample."""
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from mechanism.eval.metrics.resampled import (auroc_from_counts, average_precision_from_counts,
-                                              bin_pixels, image_auroc_weighted, resample_weights)
-from mechanism.stats.bootstrap import bootstrap
+from mechanism.eval.metrics.aupro import aupro
+from mechanism.eval.metrics.resampled import (aupro_from_counts, auroc_from_counts,
+                                              average_precision_from_counts, bin_pixels,
+                                              image_auroc_weighted)
+from mechanism.stats.bootstrap import two_stage_resamples
+
+
+def resample_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, n)`` draw counts of one-seed bootstrap resamples."""
+    return np.stack([np.bincount(draw[0][1], minlength=n)
+                     for draw in two_stage_resamples([n], n_boot, seed)]).astype(np.float64)
 
 
 def _maps(rng, n=12, size=8, levels=None):
@@ -54,7 +63,36 @@ def test_weighted_image_auroc_equals_sklearn_and_counts_ties_half():
     assert image_auroc_weighted(np.zeros(4), np.array([0, 1, 0, 1]), np.ones((1, 4)))[0] == 0.5
 
 
-def test_resample_weights_are_the_bootstrap_draws():
-    n, seen = 7, []
-    bootstrap({"x": lambda idx: seen.append(np.bincount(idx, minlength=n)) or 0.0}, n, 3, seed=5)
-    assert np.array_equal(np.stack(seen[1:]), resample_weights(n, 3, seed=5))
+def _blobs(rng, n=10, size=16, levels=None):
+    """Maps with square defects (several regions per image, some images without)."""
+    masks = np.zeros((n, size, size), np.uint8)
+    for i in range(n):
+        for _ in range(i % 3):
+            r, c = rng.integers(0, size - 4, 2)
+            masks[i, r:r + rng.integers(2, 5), c:c + rng.integers(2, 5)] = 1
+    maps = rng.normal(size=masks.shape) + 1.2 * masks
+    if levels is not None:
+        maps = np.round(maps * levels) / levels
+    return maps.astype(np.float32), masks
+
+
+def test_resampled_aupro_equals_the_reference_on_the_materialised_resample():
+    rng = np.random.default_rng(4)
+    maps, masks = _blobs(rng, levels=3)
+    binned = bin_pixels(maps, masks)
+    assert binned.exact
+    weights = resample_weights(len(maps), 6, seed=1)
+    got = aupro_from_counts(weights @ binned.negatives, weights @ binned.region_overlap,
+                            weights @ binned.n_regions)
+    for b, w in enumerate(weights):
+        repeat = np.repeat(np.arange(len(maps)), w.astype(int))
+        if masks[repeat].any():
+            assert got[b] == pytest.approx(aupro(maps[repeat], masks[repeat]), abs=1e-9)
+        else:
+            assert np.isnan(got[b])
+    continuous = _blobs(np.random.default_rng(5), n=20, size=32)     # quantile bins: close
+    fine = bin_pixels(*continuous, n_bins=2048)
+    whole = aupro_from_counts(fine.negatives.sum(0, keepdims=True),
+                              fine.region_overlap.sum(0, keepdims=True),
+                              fine.n_regions.sum(keepdims=True))[0]
+    assert whole == pytest.approx(aupro(*continuous), abs=0.005)

@@ -1,21 +1,16 @@
-"""What every analysis result states about its inputs, and the verdict vocabulary."""
+"""What every analysis result states about its inputs (the verdict vocabulary is
+``mechanism.stats.evidence``'s)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 from mechanism.errors import MechanismError
 from mechanism.stats.bootstrap import Interval, PairedStat
+from mechanism.stats.evidence import ALPHA, Verdict
 from mechanism.train.checkpoint import Checkpoint
 
-ALPHA = 0.05  # significance level of every test (SPEC §4)
-
-
-class Verdict(str, Enum):
-    """A hypothesis verdict (SPEC §4 rules)."""
-    SUPPORTED = "SUPPORTED"
-    PARTIAL = "PARTIAL"
-    NOT_SUPPORTED = "NOT SUPPORTED"
+__all__ = ["ALPHA", "AnalysisContext", "Verdict", "check_common_settings", "checkpoint_label",
+           "paired_stat", "tail_setup"]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ from mechanism.errors import MechanismError
 from mechanism.flow import PATCH_SCORES, PatchFlow
 from mechanism.train.checkpoint import Checkpoint, load_checkpoint
 
+CPU_BACKBONE_CHUNK = 4   # images per backbone call on a CPU: Lite0 at 224 px runs ~2-3× faster
+                         # per image in chunks of 4 than of 32 (measured on 2 threads)
+
 
 @dataclass
 class Detector:
@@ -31,6 +34,14 @@ class Detector:
         folder ``cache_dir`` (``None``: no cache, the backbone always runs)."""
         return cached_features(self.backbone, samples, cache_dir, device=self.device,
                                progress=progress).features
+
+    @torch.inference_mode()
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features ``(B, D, H, W)`` of images ``(B, 3, S, S)`` in [0, 1] (not cached:
+        for transformed views), in chunks of ``CPU_BACKBONE_CHUNK`` on a CPU."""
+        images = images.to(self.device)
+        chunk = CPU_BACKBONE_CHUNK if self.device.type == "cpu" else len(images)
+        return torch.cat([self.backbone(images[i:i + chunk]) for i in range(0, len(images), chunk)])
 
     @torch.no_grad()
     def patch_scores(self, features: torch.Tensor, names: tuple[str, ...] = ("nll",),

@@ -1,90 +1,127 @@
-"""The observed effect of tail training: baseline → tail-aware detection metrics on the same test
-images, with paired 95% bootstrap intervals over images (the report's first section).
+"""The observed effect of a training change: baseline → candidate detection metrics on the same
+test images over S training seeds, with paired 95% intervals over seeds × images (SPEC §7.2).
 
-Point estimates are the exact metrics of SPEC §3 (sklearn on the raw maps). Intervals resample
-test images with replacement, the same resamples for both models, so the difference interval is
-paired; pixel metrics of a resample come from per-image histograms over shared score bins
-(``mechanism.eval.metrics.resampled``). AUPRO has no interval (its region overlap per threshold is
-not a per-image sum).
+It serves the headline (λ = 0 → the tail-aware λ), the random-k control (random-k → top-k at
+the same λ and r) and H4's pre-registered contrasts (r = 10% or 100% → r = 2%). Seed i of the
+baselines is paired with seed i of the candidates (same data order and initialisation seed).
+
+Point estimates are the mean over seeds of each seed's exact metrics (SPEC §3; sklearn and the
+reference AUPRO on the raw maps). Intervals: two-stage percentile bootstrap — draw S seeds with
+replacement, then each drawn seed's test images with replacement; the same resample for both
+roles, so the difference is paired; a resample's value is the mean over its drawn seeds. The
+metrics of a resample come from per-image counts over shared score bins
+(``mechanism.eval.metrics.resampled``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from mechanism.errors import MechanismError
 from mechanism.eval.evaluate import Evaluation
-from mechanism.eval.metrics.resampled import (DEFAULT_BINS, auroc_from_counts,
-                                              average_precision_from_counts, bin_pixels,
-                                              image_auroc_weighted, resample_weights)
+from mechanism.eval.metrics.resampled import (DEFAULT_BINS, BinnedPixels, aupro_from_counts,
+                                              auroc_from_counts, average_precision_from_counts,
+                                              bin_pixels, image_auroc_weighted)
 from mechanism.eval.scoring import MAP_SCORE_WORDS
-from mechanism.stats.bootstrap import Interval, PairedStat, percentile_interval
+from mechanism.stats.bootstrap import Interval, PairedStat, percentile_interval, two_stage_resamples
 
-OBSERVED_METRICS = ("pixel_ap", "image_auroc", "pixel_auroc")   # with paired intervals; AUPRO apart
+OBSERVED_METRICS = ("pixel_ap", "image_auroc", "pixel_auroc", "aupro")
 
 
 @dataclass(frozen=True)
 class ObservedEffect:
-    """Baseline and tail-aware metrics on one category's test images, paired."""
+    """Baseline and candidate metrics on one category's test images over S seeds, paired."""
     category: str
-    baseline: str                          # checkpoint labels
+    baseline: str                          # what the baseline is (condition and checkpoints)
     candidate: str
+    n_seeds: int                           # S: training seeds per role
     n_good: int
     n_defective: int
     metrics: dict[str, PairedStat]         # OBSERVED_METRICS keys; fractions in [0, 1]
-    aupro: tuple[float, float]             # (baseline, candidate), no interval
     seed: int
     n_boot: int
+    scoring: str                           # the maps and image score compared
     interval_method: str
 
 
-def _resampled(ev: Evaluation, weights: np.ndarray, n_bins: int) -> dict[str, np.ndarray]:
-    """Each metric on each resample ``(B,)``."""
-    binned = bin_pixels(ev.maps, ev.masks, n_bins)
+def _resampled(ev: Evaluation, binned: BinnedPixels, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Each metric on each weight row ``(B, n)`` → ``(B,)``."""
     pos, neg = weights @ binned.positives, weights @ binned.negatives
     return {"pixel_ap": average_precision_from_counts(pos, neg),
             "pixel_auroc": auroc_from_counts(pos, neg),
-            "image_auroc": image_auroc_weighted(ev.scores, ev.labels, weights)}
+            "image_auroc": image_auroc_weighted(ev.scores, ev.labels, weights),
+            "aupro": aupro_from_counts(neg, weights @ binned.region_overlap,
+                                       weights @ binned.n_regions)}
 
 
-def observed_effect(baseline: Evaluation, candidate: Evaluation, baseline_label: str,
-                    candidate_label: str, n_boot: int = 1000, seed: int = 0,
-                    n_bins: int = DEFAULT_BINS) -> ObservedEffect:
-    """Compare two evaluations of the same test images (same order, same masks).
+def _draws(evaluations: Sequence[Evaluation], resamples, n_bins: int) -> dict[str, np.ndarray]:
+    """``(B, S)`` value of each metric for slot j of resample b (its drawn seed and images)."""
+    n_boot, n_seeds, n = len(resamples), len(evaluations), len(evaluations[0].labels)
+    out = {key: np.full((n_boot, n_seeds), np.nan) for key in OBSERVED_METRICS}
+    slots = [(b, j, s, idx) for b, draw in enumerate(resamples) for j, (s, idx) in enumerate(draw)]
+    for s, ev in enumerate(evaluations):
+        mine = [(b, j, idx) for b, j, seed_index, idx in slots if seed_index == s]
+        if not mine:
+            continue
+        weights = np.stack([np.bincount(idx, minlength=n) for _, _, idx in mine]).astype(np.float64)
+        values = _resampled(ev, bin_pixels(ev.maps, ev.masks, n_bins), weights)
+        rows, cols = np.array([m[0] for m in mine]), np.array([m[1] for m in mine])
+        for key in OBSERVED_METRICS:
+            out[key][rows, cols] = values[key]
+    return out
 
-    Raises:
-        MechanismError: the evaluations cover different images, or ``n_boot`` < 0.
-    """
-    if [s.path for s in baseline.samples] != [s.path for s in candidate.samples]:
-        raise MechanismError("baseline and tail-aware evaluations cover different test images")
-    scoring = {(ev.map_score, ev.image_score, ev.sigma) for ev in (baseline, candidate)}
+
+def _check(baselines: Sequence[Evaluation], candidates: Sequence[Evaluation], n_boot: int) -> None:
+    if not baselines or len(baselines) != len(candidates):
+        raise MechanismError(f"paired seeds needed: {len(baselines)} baseline and "
+                             f"{len(candidates)} candidate evaluations")
+    paths = [s.path for s in baselines[0].samples]
+    if any([s.path for s in ev.samples] != paths for ev in (*baselines, *candidates)):
+        raise MechanismError("the baseline and candidate evaluations cover different test images")
+    scoring = {(ev.map_score, ev.image_score, ev.sigma) for ev in (*baselines, *candidates)}
     if len(scoring) > 1:
-        raise MechanismError(f"baseline and tail-aware evaluations were scored differently: {sorted(scoring)}")
+        raise MechanismError(f"the evaluations were scored differently: {sorted(scoring)}")
     if n_boot < 0:
         raise MechanismError(f"bootstrap resamples must be ≥ 0, got {n_boot}")
-    points = {role: ev.metrics.to_dict() for role, ev in (("baseline", baseline), ("candidate", candidate))}
-    metrics = {}
+
+
+def observed_effect(baselines: Sequence[Evaluation], candidates: Sequence[Evaluation],
+                    baseline_label: str, candidate_label: str, n_boot: int = 1000, seed: int = 0,
+                    n_bins: int = DEFAULT_BINS) -> ObservedEffect:
+    """Compare seed-paired evaluations of the same test images (same order, same masks).
+
+    Raises:
+        MechanismError: unpaired seeds, evaluations of different images or scoring, or
+            ``n_boot`` < 0.
+    """
+    _check(baselines, candidates, n_boot)
+    n_seeds, first = len(baselines), baselines[0]
+    points = {role: np.array([[getattr(ev.metrics, k) for k in OBSERVED_METRICS] for ev in evs])
+              for role, evs in (("baseline", baselines), ("candidate", candidates))}
     if n_boot:
-        weights = resample_weights(len(baseline.labels), n_boot, seed)
-        draws = {role: _resampled(ev, weights, n_bins)
-                 for role, ev in (("baseline", baseline), ("candidate", candidate))}
-    for key in OBSERVED_METRICS:
-        b, c = points["baseline"][key], points["candidate"][key]
+        resamples = two_stage_resamples([len(first.labels)] * n_seeds, n_boot, seed)
+        draws = {role: _draws(evs, resamples, n_bins)
+                 for role, evs in (("baseline", baselines), ("candidate", candidates))}
+    metrics = {}
+    for i, key in enumerate(OBSERVED_METRICS):
+        b, c = points["baseline"][:, i], points["candidate"][:, i]
+        estimates = (float(b.mean()), float(c.mean()), float((c - b).mean()))
         if n_boot:
             db, dc = draws["baseline"][key], draws["candidate"][key]
-            metrics[key] = PairedStat(percentile_interval(b, db), percentile_interval(c, dc),
-                                      percentile_interval(c - b, dc - db))
+            metrics[key] = PairedStat(*(percentile_interval(e, d.mean(axis=1)) for e, d in
+                                        zip(estimates, (db, dc, dc - db))))
         else:
-            metrics[key] = PairedStat(*(Interval(v, None, None, 0.95, 0, 0, "no bootstrap requested")
-                                        for v in (b, c, c - b)))
-    scored = (f"maps of the per-patch {MAP_SCORE_WORDS[baseline.map_score]}, blur σ = "
-              f"{baseline.sigma:g} px; image score {baseline.image_score}")
-    method = scored + ("; " + f"95% percentile bootstrap over test images, B = {n_boot}, the same "
-                       f"resamples for both models; pixel metrics of a resample from per-image "
-                       f"counts on ≤ {n_bins} equal-count score bins" if n_boot
-                       else "; no bootstrap requested")
-    return ObservedEffect(baseline.samples[0].category, baseline_label, candidate_label,
-                          int((baseline.labels == 0).sum()), int(baseline.labels.sum()), metrics,
-                          (points["baseline"]["aupro"], points["candidate"]["aupro"]), seed,
-                          n_boot, method)
+            metrics[key] = PairedStat(*(Interval(e, None, None, 0.95, 0, 0, "no bootstrap requested")
+                                        for e in estimates))
+    scored = (f"maps of the per-patch {MAP_SCORE_WORDS[first.map_score]}, blur σ = "
+              f"{first.sigma:g} px; image score {first.image_score}")
+    how = ("two-stage 95% percentile bootstrap over seeds × test images" if n_seeds > 1
+           else "95% percentile bootstrap over test images (one seed)")
+    method = (f"{how}, B = {n_boot}, the same resamples for both roles; metrics of a resample "
+              f"from per-image counts on ≤ {n_bins} equal-count score bins" if n_boot
+              else "no bootstrap requested")
+    return ObservedEffect(first.samples[0].category, baseline_label, candidate_label, n_seeds,
+                          int((first.labels == 0).sum()), int(first.labels.sum()), metrics, seed,
+                          n_boot, scored, method)

@@ -1,5 +1,6 @@
 """fig1 — H3 gradient concentration: tail vs non-tail mean gradient per λ condition, and the
-tail/non-tail ratio per condition against the theoretical amplification N/k."""
+tail/non-tail ratio per condition against what the loss's identity predicts for
+non-interacting patches."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -7,7 +8,9 @@ from typing import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 
-from mechanism.analyzers.h3_gradient import SUPPORT_SHARE, H3Result
+from mechanism.analyzers.h3_gradient import (SURVIVING_SHARE, H3Result, amplification_identity,
+                                             claim_weight)
+from mechanism.report.headline import claim_text
 from mechanism.figures.style import (NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
                                      interval_errors, interval_note)
 
@@ -62,15 +65,19 @@ def _draw_ratios(result: H3Result, ax: Axes) -> list[str]:
             notes.append(c.ratio_note)
     values = [ratios[i].estimate for i in drawn]
     base = result.conditions[0].ratio
-    if base is not None:   # what the tail-aware condition's ratio would be at amplification N/k
-        n_over_k, end = result.theoretical_amplification, x[-1]
-        expected = base.estimate * n_over_k
-        ax.hlines(expected, end - 0.4, end + 0.4, color=THEORY_COLOR, ls="--", lw=1.2,
-                  label=f"theory: λ=0 ratio × N/k = {expected:.3g}")
-        ax.hlines(base.estimate * SUPPORT_SHARE * n_over_k, end - 0.4, end + 0.4,
-                  color=THEORY_COLOR, ls=":", lw=1.2,
-                  label=f"SUPPORTED threshold: {SUPPORT_SHARE:g} × theory")
-        values += [expected]
+    claim_lam = claim_weight([c.tail_weight for c in result.conditions], result.own_tail_weight)
+    label = "identity (non-interacting patches)"      # on the first identity line only
+    for i, c in enumerate(result.conditions):   # the ratio the identity predicts without interaction
+        identity = amplification_identity(c.tail_weight, result.theoretical_amplification)
+        if base is None or c.tail_weight == 0 or identity is None:
+            continue
+        expected = base.estimate * identity
+        ax.hlines(expected, x[i] - 0.4, x[i] + 0.4, color=THEORY_COLOR, ls="--", lw=1.2, label=label)
+        label = None
+        values.append(expected)
+        if c.tail_weight == claim_lam:
+            ax.hlines(SURVIVING_SHARE * expected, x[i] - 0.4, x[i] + 0.4, color=THEORY_COLOR,
+                      ls=":", lw=1.2, label=f"H3.survives_interaction: {SURVIVING_SHARE:g} × identity")
     if values and _bar_axis_scale(ax, values) == "log":
         ax.set_ylim(top=max(values) * 25)     # room for the legend above the bars
     ax.axhline(1.0, color=THEORY_COLOR, lw=0.6, alpha=0.5, label="ratio 1 (no concentration)")
@@ -89,20 +96,21 @@ def draw(result: H3Result, axes: Sequence[Axes]) -> FigureText:
     _draw_gradients(result, axes[0])
     notes = _draw_ratios(result, axes[1])
     c = result.context
-    lam = result.tail_aware.tail_weight
-    theory = f"N/k = {result.theoretical_amplification:.3g}×"
-    if result.amplification is None:
-        amp = f"amplification undefined ({result.amplification_note})"
-    else:
-        amp = (f"amplification {result.amplification.format('{:.3g}×')} = "
-               f"{result.amplification_share:.0%} of {theory}")
+    lam = claim_weight([x.tail_weight for x in result.conditions], result.own_tail_weight)
+    cond = result.condition(lam)
+    identity = amplification_identity(lam, result.theoretical_amplification)
+    amp = (f"amplification at λ = {lam:g}: "
+           + (cond.amplification.format("{:.3g}×") if cond.amplification is not None
+              else f"undefined ({cond.amplification_note})")
+           + (f" vs identity {identity:.3g}×" if identity is not None else ""))
     intervals = [iv for cond in result.conditions
                  for iv in (cond.tail_gradient, cond.nontail_gradient, cond.ratio)]
     caption = (f"Gradient of each image's own Tail-Aware Loss L (nats/dim) with respect to the flow "
                f"input x (backbone features), L2 norm over channels per patch; tail = the top-k "
                f"patches by the checkpoint's NLL, k = {c.k} of N = {c.n_patches} "
                f"({c.grid_h}×{c.grid_w} grid, r = {c.top_k_ratio:g}). {c.n_images} {c.split} images "
-               f"of {c.category}. Amplification = ratio(λ={lam:g}) / ratio(λ=0): {amp}, "
-               f"N/k = {c.n_patches}/{c.k}. "
-               f"{interval_note(intervals)}" + "".join(f" {n[0].upper()}{n[1:]}." for n in notes if n))
-    return FigureText(f"H3 gradient concentration: {amp} — {result.verdict.value}", caption)
+               f"of {c.category}. Amplification = ratio(λ) / ratio(λ=0); {amp} "
+               f"(N/k = {c.n_patches}/{c.k} = {result.theoretical_amplification:.3g}, a definition). "
+               f"{interval_note(intervals)}" + "".join(f" {n[0].upper()}{n[1:]}." for n in notes if n)
+               + " " + " ".join(f"{claim_text(x)}." for x in result.evidence.claims))
+    return FigureText(f"H3 gradient concentration: {amp} — {result.evidence.verdict.value}", caption)

@@ -73,4 +73,4 @@ def draw(result: H1Result, axes: Sequence[Axes]) -> FigureText:
                f"it treats patches as independent. {interval_note([result.tail_distance_mean])}")
     side = "" if result.tail_distance_mean.estimate < result.uniform_distance_mean else "not "
     return FigureText(f"H1 tail location: tail patches are {side}nearer the edges than a uniform cell "
-                      f"(KS p = {format_p(result.ks_p)}) — {result.verdict.value}", caption)
+                      f"(KS p = {format_p(result.ks_p)}) — {result.evidence.verdict.value}", caption)

@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from mechanism.analyzers.h7_calibration import H7Result, LatentCalibration
 from mechanism.figures.style import (BASELINE_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
                                      interval_note)
-from mechanism.io.text import answer
+from mechanism.report.headline import claim_text
 
 LAYOUT = Layout(1, 2, (9.0, 4.2))
 
@@ -68,19 +68,16 @@ def draw(result: H7Result, axes: Sequence[Axes]) -> FigureText:
     _draw_qq(result, axes[0])
     _draw_tail_errors(result, axes[1])
     c, cand = result.context, result.candidate
-    closer = ""
-    if result.paired is not None:
-        closer = (f" Does tail training move z closer to N(0, 1)? {answer(result.paired.closer)}: "
-                  f"{result.paired.closer_reason}.")
+    claims = " ".join(f"{claim_text(c)}." for c in result.evidence.claims)
     caption = (f"All {cand.n_values:,} latent values z (D = {cand.n_channels} channels, "
                f"{c.grid_h}×{c.grid_w} grid) of {c.n_images} {c.split} images of {c.category}; z is "
                f"dimensionless. Tail calibration error = mean |empirical − theoretical| at the six "
                f"tail percentiles. QQ r: "
                + "; ".join(f"{label} {cal.qq_correlation.format('{:.4f}')}"
                            for label, cal, _ in models(result))
-               + f". {interval_note(_intervals(result))}{closer}")
+               + f". Grade: {result.grade}. {interval_note(_intervals(result))} {claims}")
     return FigureText(f"H7 latent calibration: QQ r = {cand.qq_correlation.estimate:.4f}, tail error "
-                      f"{cand.tail_error.estimate:.3f} — {result.verdict.value}", caption)
+                      f"{cand.tail_error.estimate:.3f} — {result.evidence.verdict.value}", caption)
 
 
 def _intervals(result: H7Result) -> list:

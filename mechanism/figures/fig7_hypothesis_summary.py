@@ -1,5 +1,5 @@
-"""fig7 — hypothesis summary: each analysed hypothesis' verdict (colour coded) with its key
-evidence; any subset of H1, H3, H4, H7."""
+"""fig7 — hypothesis summary: each analysed hypothesis' verdict (colour coded) with its claims
+and their statuses; any subset of H1, H3, H4, H7."""
 from __future__ import annotations
 
 import textwrap
@@ -8,29 +8,19 @@ from typing import Mapping, Sequence
 from matplotlib.axes import Axes
 from matplotlib.patches import FancyBboxPatch
 
-from mechanism.analyzers.context import ALPHA
-from mechanism.analyzers.h1_edge import RATIO_THRESHOLD, H1Result
-from mechanism.analyzers.h3_gradient import PARTIAL_AMPLIFICATION, SUPPORT_SHARE, H3Result
-from mechanism.analyzers.h4_dilution import DILUTED_RATIO, H4Result
-from mechanism.analyzers.h7_calibration import QQ_PARTIAL, QQ_SUPPORTED, TAIL_SUPPORTED, H7Result
+from mechanism.analyzers.h1_edge import H1Result
+from mechanism.analyzers.h3_gradient import H3Result
+from mechanism.analyzers.h4_dilution import H4Result
+from mechanism.analyzers.h7_calibration import H7Result
 from mechanism.analyzers.registry import HYPOTHESES, TITLES
 from mechanism.errors import MechanismError
 from mechanism.figures.style import VERDICT_COLORS, FigureText, Layout
-from mechanism.io.text import percent
-from mechanism.report.headline import headline
+from mechanism.report.headline import claim_text
+from mechanism.report.study import STUDY_CLAIMS
+from mechanism.stats.evidence import MIN_SEEDS
 
-LAYOUT = Layout(1, 1, (9.0, 4.6))
-EVIDENCE_CHARS = 86          # wrap width of the evidence text, characters
-RULES = {
-    "H1": (f"SUPPORTED needs tail nearer the edges with KS p < {ALPHA:g} and gradient ratio ≥ "
-           f"{RATIO_THRESHOLD:g} with Mann-Whitney p < {ALPHA:g}; PARTIAL: one of the two"),
-    "H3": (f"SUPPORTED needs amplification ≥ {SUPPORT_SHARE:g}·N/k; PARTIAL: > "
-           f"{PARTIAL_AMPLIFICATION:g}"),
-    "H4": (f"SUPPORTED needs effective concentration falling above the best ratio and a lower "
-           f"measured Pixel AP at {percent(DILUTED_RATIO)}; PARTIAL: the first half only"),
-    "H7": (f"SUPPORTED needs QQ r ≥ {QQ_SUPPORTED:g} and tail error ≤ {TAIL_SUPPORTED:g}; "
-           f"PARTIAL: QQ r ≥ {QQ_PARTIAL:g}"),
-}
+LAYOUT = Layout(1, 1, (10.0, 5.2))
+EVIDENCE_CHARS = 92          # wrap width of the evidence text, characters
 
 
 def draw(results: Mapping[str, H1Result | H3Result | H4Result | H7Result],
@@ -53,15 +43,22 @@ def draw(results: Mapping[str, H1Result | H3Result | H4Result | H7Result],
         y = (len(HYPOTHESES) + len(names)) / 2 - 0.5 - i     # rows centred vertically
         ax.text(0.0, y + 0.12, name, fontsize=12, fontweight="bold", va="center")
         ax.text(0.0, y - 0.2, textwrap.fill(TITLES[name], 22), fontsize=7.5, va="center")
+        verdict = result.evidence.verdict
         ax.add_patch(FancyBboxPatch((0.19, y - 0.27), 0.17, 0.54, boxstyle="round,pad=0.01",
-                                    fc=VERDICT_COLORS[result.verdict], ec="none"))
-        ax.text(0.275, y, result.verdict.value, ha="center", va="center", fontsize=9,
+                                    fc=VERDICT_COLORS[verdict], ec="none"))
+        ax.text(0.275, y + 0.08, verdict.value, ha="center", va="center", fontsize=8.5,
                 fontweight="bold", color="white")
-        ax.text(0.39, y, textwrap.fill(headline(result), EVIDENCE_CHARS), va="center",
-                fontsize=8)
+        ax.text(0.275, y - 0.16, f"study: {STUDY_CLAIMS[name].verdict}", ha="center",
+                va="center", fontsize=6.5, color="white")
+        evidence = "\n".join(textwrap.fill(claim_text(c), EVIDENCE_CHARS)
+                             for c in result.evidence.claims)
+        ax.text(0.39, y, evidence, va="center", fontsize=6.5)
     contexts = {f"{results[h].context.category}, grid {results[h].context.grid_h}×"
                 f"{results[h].context.grid_w}" for h in names}
-    caption = (f"Verdicts by the SPEC §4 rules at α = {ALPHA:g}: "
-               + "; ".join(f"{h}: {RULES[h]}" for h in names)
-               + f". Data: {'; '.join(sorted(contexts))}.")
-    return FigureText(f"Mechanism hypotheses {', '.join(names)}: verdicts and key evidence", caption)
+    caption = ("Verdicts from named claims (SPEC §7): a claim holds when its 95% interval lies on "
+               "the claimed side of its threshold, fails when it lies on the other, else is not "
+               f"resolved; claims about what training changes need ≥ {MIN_SEEDS} seeds. SUPPORTED: "
+               "all hold; NOT SUPPORTED: all fail; PARTIAL: both, none open; INCONCLUSIVE "
+               "otherwise. Identities (N/k, oracle purity) never count. The study's verdict (its "
+               f"own rules) is printed under ours. Data: {'; '.join(sorted(contexts))}.")
+    return FigureText(f"Mechanism hypotheses {', '.join(names)}: verdicts and claims", caption)

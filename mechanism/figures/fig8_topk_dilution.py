@@ -111,4 +111,4 @@ def draw(result: H4Result, axes: Sequence[Axes]) -> FigureText:
                f"selection: {result.selection_source}. {c.n_images} {c.split} images of "
                f"{c.category}. {interval_note(intervals)} {perf}")
     return FigureText(f"H4 top-k ratio dilution: best ratio {percent(result.best_ratio)} by "
-                      f"{result.best_basis} — {result.verdict.value}", caption)
+                      f"{result.best_basis} — {result.evidence.verdict.value}", caption)

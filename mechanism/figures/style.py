@@ -22,7 +22,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from mechanism.analyzers.context import Verdict
+from mechanism.stats.evidence import Verdict
 from mechanism.stats.bootstrap import Interval
 
 DPI = 150                       # PNG resolution, dots per inch
@@ -33,6 +33,7 @@ VERDICT_COLORS = {              # Okabe-Ito colours, distinguishable with colour
     Verdict.SUPPORTED: "#009E73",
     Verdict.PARTIAL: "#E69F00",
     Verdict.NOT_SUPPORTED: "#D55E00",
+    Verdict.INCONCLUSIVE: "#7F7F7F",
 }
 TAIL_COLOR = "#D55E00"          # tail patches / the tail-aware model
 NONTAIL_COLOR = "#0072B2"       # non-tail patches

@@ -57,11 +57,16 @@ class CouplingBlock(nn.Module):
         self.global_shift = nn.Parameter(torch.zeros(dim))
         self.register_buffer("permutation", permutation.clone())
         self.register_buffer("inverse_permutation", torch.argsort(permutation))
+        self.detach_context = False   # the context sees detached inputs (``PatchFlow.own_paths_only``)
 
     def _scale_shift(self, x1: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cond = cond.expand(x1.shape[0], -1, -1, -1)
         h = torch.cat([x1, cond], dim=1)
-        s_in = torch.cat([h, self.context(x1)], dim=1) if self.context is not None else h
+        if self.context is not None:
+            context = self.context(x1.detach() if self.detach_context else x1)
+            s_in = torch.cat([h, context], dim=1)
+        else:
+            s_in = h
         s = self.clamp * torch.tanh(self.scale_net(s_in) / self.clamp)
         return s, self.shift_net(h)
 

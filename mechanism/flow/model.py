@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -72,6 +73,28 @@ class PatchFlow(nn.Module):
         """Whether a patch's latent depends on other patches' features (spatial context or
         k×k subnets with k > 1); if not, the Jacobian is block-diagonal over patches."""
         return self.cfg.spatial_context or self.cfg.subnet_kernel > 1
+
+    @property
+    def separable_paths(self) -> bool:
+        """Whether ``own_paths_only`` can cut every cross-patch path (true unless k×k subnets
+        with k > 1 mix neighbours)."""
+        return self.cfg.subnet_kernel == 1
+
+    @contextmanager
+    def own_paths_only(self):
+        """Within the block, the spatial context sees detached inputs: values are unchanged, but
+        every gradient path through the context is cut (its centre tap and paths that return
+        through neighbours included), so patch p's input gets gradient only from p's own NLL,
+        as for non-interacting patches. Needs ``separable_paths``."""
+        if not self.separable_paths:
+            raise ValueError("k×k subnets mix neighbouring patches: their paths cannot be separated")
+        for block in self.blocks:
+            block.detach_context = True
+        try:
+            yield self
+        finally:
+            for block in self.blocks:
+                block.detach_context = False
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.dim, self.height, self.width):

@@ -19,6 +19,7 @@ from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector, load_detector
 from mechanism.io.hashing import file_sha256
 from mechanism.io.manifest import build_manifest, write_manifest
+from mechanism.pipelines.contrasts import Evaluations, SweepCheckpoints, sweep_checkpoints
 from mechanism.report.files import write_result
 from mechanism.sweep.results import read_sweep_results, summarize_sweep
 from mechanism.train.checkpoint import Checkpoint
@@ -56,7 +57,9 @@ class AnalysisInputs:
     baseline: Detector | None = None
     selection: Detector | None = None
     reference: Detector | None = None
-    sweep: Path | None = None
+    sweep: Path | None = None                      # the sweep whose results.csv H4 summarises
+    checkpoints: SweepCheckpoints | None = None    # its checkpoints by condition (H4.performance)
+    evaluations: Evaluations | None = None         # evaluates them, each once
 
 
 def _check_compatible(main: Checkpoint, other: Checkpoint, role: str) -> None:
@@ -80,7 +83,7 @@ def run_hypothesis(name: str, inputs: AnalysisInputs, settings: AnalysisSettings
     if name == "H4":
         return h4_dilution.run(det, root, cat, cfg, selection=inputs.selection,
                                reference=inputs.reference, measured=measured_ratios(inputs),
-                               **common)
+                               performance=performance_contrasts(inputs, settings), **common)
     if name == "H7":
         return h7_calibration.run(det, root, cat, cfg, baseline=inputs.baseline, **common)
     raise MechanismError(f"unknown hypothesis {name!r}: use one of {', '.join(HYPOTHESES)} or all")
@@ -93,6 +96,22 @@ def measured_ratios(inputs: AnalysisInputs) -> h4_dilution.MeasuredRatios | None
     runs = read_sweep_results(inputs.sweep)
     return h4_dilution.MeasuredRatios(str(inputs.sweep),
                                       summarize_sweep(runs, h4_dilution.SWEEP_PARAM, inputs.category))
+
+
+def performance_contrasts(inputs: AnalysisInputs, settings: AnalysisSettings
+                          ) -> tuple[h4_dilution.PerformanceContrast, ...]:
+    """H4.performance's contrasts: the sweep's checkpoints at r = 2% against r = 10% and 100%,
+    at the analysed checkpoint's λ, top-k (empty without a sweep's checkpoints)."""
+    if inputs.checkpoints is None or inputs.evaluations is None:
+        return ()
+    lam = inputs.detector.ckpt.loss.tail_weight
+    out = []
+    for ratio in h4_dilution.CONTRAST_RATIOS:
+        effect, note = inputs.evaluations.conditions(
+            inputs.checkpoints, (lam, ratio, "topk"), (lam, h4_dilution.STUDY_RATIO, "topk"),
+            settings.n_boot, settings.seed)
+        out.append(h4_dilution.PerformanceContrast(ratio, effect, note))
+    return tuple(out)
 
 
 def load_inputs(ckpt: str | Path, device: torch.device, data_root: str | Path | None = None,
@@ -110,18 +129,22 @@ def load_inputs(ckpt: str | Path, device: torch.device, data_root: str | Path | 
             extra[role] = other
     if sweep is not None and not Path(sweep).is_dir():
         raise MechanismError(f"sweep folder {sweep} does not exist")
+    category = category if category is not None else det.ckpt.data.category
     return AnalysisInputs(det, str(data_root if data_root is not None else det.ckpt.data.root),
-                          category if category is not None else det.ckpt.data.category,
-                          sweep=Path(sweep) if sweep is not None else None, **extra)
+                          category, sweep=Path(sweep) if sweep is not None else None, **extra)
 
 
 def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
             device: torch.device | str = "cpu", settings: AnalysisSettings = AnalysisSettings(),
             cache_dir: Path | None = None, progress: bool = True,
-            on_result: Callable[[str, Any], None] | None = None, **input_kwargs) -> dict[str, Any]:
+            on_result: Callable[[str, Any], None] | None = None,
+            sweep_sources: list[Path] | None = None, evaluations: Evaluations | None = None,
+            **input_kwargs) -> dict[str, Any]:
     """Run ``hypotheses`` on ``ckpt``; write tables and the manifest under ``out``.
 
-    ``input_kwargs`` go to ``load_inputs`` (data_root, category, baseline_ckpt, ...).
+    ``input_kwargs`` go to ``load_inputs`` (data_root, category, baseline_ckpt, sweep, ...).
+    ``sweep_sources``: the sweep folders holding the checkpoints of ``sweep``'s runs (default:
+    ``sweep`` itself); ``evaluations`` shares evaluated checkpoints with the caller.
     ``on_result(name, result)`` is called as each analysis finishes (the CLI prints tables).
     ``cache_dir``: the feature cache folder (``backbone.features.default_cache_dir()`` is the
     CLI's), or None for no cache.
@@ -132,6 +155,9 @@ def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
     out = Path(out)
     device = resolve_device(device) if isinstance(device, str) else device
     inputs = load_inputs(ckpt, device, **input_kwargs)
+    if inputs.sweep is not None:
+        inputs.checkpoints = sweep_checkpoints(sweep_sources or [inputs.sweep], inputs.category)
+        inputs.evaluations = evaluations or Evaluations(device, cache_dir, progress)
     results = {}
     for name in hypotheses:
         result = run_hypothesis(name, inputs, settings, cache_dir, progress)

@@ -1,10 +1,12 @@
-"""``build_report``: every analysis, the observed effect, the figures and REPORT.md in one folder.
+"""``build_report``: every analysis, the headline and the random-k control, the figures and
+REPORT.md in one folder.
 
 Layout of ``out``::
 
     REPORT.md                the study's structure with our numbers (mechanism.report.document)
     manifest.json            command, versions, device, seeds, checkpoint/data hashes, git commit
-    tables/<H>.{json,csv,md} each hypothesis, and observed_effect.{json,csv,md}
+    tables/<H>.{json,csv,md} each hypothesis, observed_effect.{json,csv,md} (the headline) and
+                             random_k_control.{json,csv,md}
     sweeps/results.csv       the runs of every sweep given (+ summary.md/.csv), for H4 and fig6
     figures/figN_*.{png,pdf} fig1–fig8, as far as the inputs support them
 
@@ -23,17 +25,18 @@ from mechanism.analyzers.registry import HYPOTHESES
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import load_detector
-from mechanism.eval.evaluate import evaluate_detector
-from mechanism.eval.observed_effect import ObservedEffect, observed_effect
+from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.figures.render import FigureInputs, render_figures
 from mechanism.io.atomic import write_text
 from mechanism.io.hashing import file_sha256
 from mechanism.io.manifest import build_manifest, write_manifest
 from mechanism.pipelines.analyze import AnalysisSettings, analyze
+from mechanism.pipelines.contrasts import Evaluations, SweepCheckpoints, sweep_checkpoints
 from mechanism.report.document import ReportInputs, report_markdown
 from mechanism.report.files import write_result
 from mechanism.sweep.tables import merge_results
 from mechanism.sweep.results import SweepRun, read_sweep_results
+from mechanism.train.checkpoint import load_checkpoint
 
 REPORT_FILE = "REPORT.md"
 
@@ -63,15 +66,23 @@ def sweep_folders(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-def _observed(tail_ckpt: Path, baseline_ckpt: Path, device: torch.device, settings: AnalysisSettings,
-              cache_dir: Path | None, progress: bool) -> ObservedEffect:
-    evaluations, labels = [], []
-    for path in (baseline_ckpt, tail_ckpt):
-        det = load_detector(path, device)
-        evaluations.append(evaluate_detector(det, det.ckpt.data.root, det.ckpt.data.category,
-                                             cache_dir=cache_dir, progress=progress))
-        labels.append(checkpoint_label(det.ckpt))
-    return observed_effect(*evaluations, *labels, n_boot=settings.n_boot, seed=settings.seed)
+def headline_and_control(ckpt: Path, baseline_ckpt: Path | None, index: SweepCheckpoints,
+                         evaluations: Evaluations, settings: AnalysisSettings
+                         ) -> tuple[ObservedEffect | None, ObservedEffect | None]:
+    """The headline (λ = 0 → the analysed checkpoint's λ, its r, top-k) and the random-k
+    control (random-k → top-k at that λ and r), over every seed the sweeps hold for both sides.
+    Without such runs the headline compares ``baseline_ckpt`` with ``ckpt`` (one seed)."""
+    loss = load_checkpoint(ckpt).loss
+    tail = (loss.tail_weight, loss.top_k_ratio, "topk")
+    headline, _ = evaluations.conditions(index, (0.0, loss.top_k_ratio, "topk"), tail,
+                                         settings.n_boot, settings.seed)
+    if headline is None and baseline_ckpt is not None:
+        labels = tuple(checkpoint_label(load_checkpoint(p)) for p in (baseline_ckpt, ckpt))
+        headline = evaluations.contrast({0: Path(baseline_ckpt)}, {0: Path(ckpt)}, labels,
+                                        settings.n_boot, settings.seed)
+    control, _ = evaluations.conditions(index, (loss.tail_weight, loss.top_k_ratio, "random"),
+                                        tail, settings.n_boot, settings.seed)
+    return headline, control
 
 
 def build_report(ckpt: str | Path, out: str | Path, baseline_ckpt: str | Path | None = None,
@@ -86,22 +97,24 @@ def build_report(ckpt: str | Path, out: str | Path, baseline_ckpt: str | Path | 
     out = Path(out)
     device = resolve_device(device) if isinstance(device, str) else device
     runs: list[SweepRun] = []
-    sweep_dir = None
+    sweep_dir, sources = None, []
     if sweeps:
         sweep_dir = out / "sweeps"
-        tables = merge_results(sweep_folders(list(sweeps)), sweep_dir)
+        sources = sweep_folders(list(sweeps))
+        merged = merge_results(sources, sweep_dir)
         runs = read_sweep_results(sweep_dir)
-        log(f"sweeps: {tables.n_runs} runs collected in {tables.results}")
+        log(f"sweeps: {merged.n_runs} runs collected in {merged.results}")
+    evaluations = Evaluations(device, cache_dir, progress)
     results = analyze(ckpt, HYPOTHESES, out, device, settings, cache_dir, progress,
-                      on_result=lambda name, _: log(f"{name}: analysed"),
-                      baseline_ckpt=baseline_ckpt, sweep=sweep_dir)
-    observed = None
-    if baseline_ckpt is not None:
-        observed = _observed(Path(ckpt), Path(baseline_ckpt), device, settings, cache_dir, progress)
-        write_result(observed, out / "tables", "observed_effect")
-        log("observed effect: evaluated baseline and tail-aware checkpoints")
-    h_any = next(iter(results.values()))
-    category = h_any.context.category
+                      on_result=lambda name, _: log(f"{name}: analysed"), sweep_sources=sources,
+                      evaluations=evaluations, baseline_ckpt=baseline_ckpt, sweep=sweep_dir)
+    category = next(iter(results.values())).context.category
+    observed, control = headline_and_control(Path(ckpt), baseline_ckpt, sweep_checkpoints(
+        sources, category), evaluations, settings)
+    for name, effect in (("observed_effect", observed), ("random_k_control", control)):
+        if effect is not None:
+            write_result(effect, out / "tables", name)
+            log(f"{name.replace('_', ' ')}: S = {effect.n_seeds} seeds")
     rendered = render_figures(FigureInputs.from_results(results, runs or None, category), out / "figures")
     figures = {p.stem.split("_")[0]: p.relative_to(out).as_posix()
                for p in rendered.written if p.suffix == ".png"}
@@ -117,9 +130,8 @@ def build_report(ckpt: str | Path, out: str | Path, baseline_ckpt: str | Path | 
         {"hypotheses": list(results), "n_boot": settings.n_boot,
          "sweeps": [str(p) for p in sweeps], "figures": sorted(figures), "skipped_figures": skipped})
     write_manifest(out, manifest)
-    baseline_label = None if observed is None else observed.baseline
-    text = report_markdown(ReportInputs(category, checkpoint_label(main.ckpt), baseline_label, results,
-                                        observed, runs, figures, skipped, manifest))
+    text = report_markdown(ReportInputs(category, main.ckpt, results, observed, control, runs,
+                                        figures, skipped, manifest))
     report = write_text(out / REPORT_FILE, text)
     log(f"report: {report}")
     return ReportOutcome(report, results, observed, rendered.written, rendered.skipped)

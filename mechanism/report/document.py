@@ -1,17 +1,23 @@
 """REPORT.md: the study's structure (question, hypotheses, summary, optimum, conclusion) with our
-measurements, verdicts and figures, and a plain statement of where we disagree with the study."""
+measurements, claims and verdicts (SPEC §7), the facts a reader needs to judge them, and where
+and why we differ from the study (§7.4)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from mechanism.analyzers.context import checkpoint_label
 from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.io.text import markdown_table
 from mechanism.report import tables
-from mechanism.report.headline import headline
+from mechanism.report.headline import claim_text, headline
 from mechanism.report.study import STUDY_CLAIMS, STUDY_OBSERVED, STUDY_OPTIMUM
-from mechanism.report.sweeps import PARAM_LABELS, ablation, control_markdown, random_control
+from mechanism.report.sweeps import PARAM_LABELS, ablation
+from mechanism.report.tables import observed_effect as effect_table
+from mechanism.stats.evidence import MIN_SEEDS, Claim, Evidence, Status
 from mechanism.sweep.results import SweepRun
+from mechanism.train.checkpoint import Checkpoint
+from mechanism.train.loss import tail_k
 
 HYPOTHESIS_ORDER = ("H1", "H3", "H7", "H4")          # the study's order of sections
 FIGURES_OF = {"H1": ("fig2", "fig3"), "H3": ("fig1",), "H7": ("fig4", "fig5"), "H4": ("fig8",)}
@@ -20,17 +26,21 @@ METHODS = {
            "min(i, j, H−1−i, W−1−j) is compared with the exact uniform law of the grid (KS test), "
            "and the Sobel gradient of the image under each patch is compared between the tail and "
            "all other patches (Mann-Whitney U, Cliff's δ)."),
-    "H3": ("On the same training batches and parameters, the loss at each λ condition is "
-           "back-propagated to the flow's input features; the per-patch gradient norm ‖∂L/∂x‖ is "
-           "averaged over tail and non-tail patches. Amplification = ratio(largest λ) / ratio(λ = 0), "
-           "set against the theoretical N/k."),
-    "H7": ("Every latent value z of the test images is compared with N(0, 1): moments, QQ "
+    "H3": ("On the same training batches and parameters, the loss at λ = 0, the checkpoint's λ "
+           "and 1 is back-propagated to the flow's input features; the per-patch gradient norm "
+           "‖∂L/∂x‖ is averaged over tail and non-tail patches. Amplification(λ) = ratio(λ) / "
+           "ratio(λ = 0); its value for non-interacting patches is an identity of the loss, "
+           "checked on the gradient each patch gets through its own path. With a baseline, the "
+           "NLL tail of normal test patches is compared (H3.training)."),
+    "H7": ("Every latent value z of the good test images is compared with N(0, 1): moments, QQ "
            "correlation over percentiles 1–99, the tail calibration error at percentiles 1, 2, 5, "
-           "95, 98, 99, and per-channel KS and Shapiro-Wilk tests; with a baseline, the paired change."),
+           "95, 98, 99, and per-channel KS and Shapiro-Wilk tests; with a baseline, the paired "
+           "change of the tail error and of |z std − 1| (the claims)."),
     "H4": ("For each top-k ratio r: amplification N/k; purity = share of the k patches the loss "
            "would select (NLL on an augmented view) that are truly hard (top 2% of the NLL averaged "
            "over several views); effective concentration = purity × amplification; and, from the "
-           "r sweep, the measured Pixel AP of checkpoints trained at each r."),
+           "r sweep, the measured Pixel AP of checkpoints trained at each r, with the "
+           "pre-registered contrasts r = 2% vs 10% and vs 100%."),
 }
 TITLES = {"H1": "H1 — image boundaries", "H3": "H3 — gradient concentration",
           "H7": "H7 — latent calibration", "H4": "H4 — top-k ratio dilution"}
@@ -40,10 +50,10 @@ TITLES = {"H1": "H1 — image boundaries", "H3": "H3 — gradient concentration"
 class ReportInputs:
     """Everything REPORT.md shows; figure paths are relative to the report's folder."""
     category: str
-    candidate: str                                   # label of the analysed checkpoint
-    baseline: str | None                             # label of the baseline checkpoint
+    checkpoint: Checkpoint                           # the analysed checkpoint
     results: dict[str, Any]                          # "H1" … "H7" → analyzer result
-    observed: ObservedEffect | None
+    observed: ObservedEffect | None                  # the headline
+    control: ObservedEffect | None                   # the random-k control
     sweep_runs: list[SweepRun] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)          # "fig1" → "figures/fig1_….png"
     skipped_figures: dict[str, str] = field(default_factory=dict)  # "fig6" → why not drawn
@@ -60,22 +70,74 @@ def _figure_lines(names: tuple[str, ...], inputs: ReportInputs) -> list[str]:
     return lines
 
 
+def _facts(inputs: ReportInputs) -> list[str]:
+    """What a reader needs to judge the numbers: model, data, seeds, images, scoring."""
+    c, r = inputs.checkpoint, inputs.results
+    bb = c.backbone["config"]
+    h, w, d = c.grid
+    rows = [["data", f"{c.data.root}, category {inputs.category} ({c.data.n_train} training images)"],
+            ["backbone", f"{bb['name']} (frozen, ImageNet weights), stages {bb['layers']}, "
+                         f"{bb['local_avg']}×{bb['local_avg']} local averaging, input {bb['input_size']} px"],
+            ["features", f"D = {d} channels on a {h}×{w} grid (N = {h * w} patches)"],
+            ["training", f"{c.train.epochs} epochs, batch {c.train.batch_size}, lr {c.train.lr:g}; "
+                         f"tail-aware λ = {c.loss.tail_weight:g}, r = {c.loss.top_k_ratio:g} "
+                         f"(k = {tail_k(h * w, c.loss.top_k_ratio)})"],
+            ["analysed checkpoint", checkpoint_label(c)]]
+    if inputs.observed is not None:
+        o = inputs.observed
+        rows += [["scoring", o.scoring],
+                 ["test images", f"{o.n_good} good + {o.n_defective} defective"],
+                 ["training seeds (headline)", f"S = {o.n_seeds}"]]
+    for name, what in (("H1", "H1/H3 training images"), ("H7", "H7 test images")):
+        if name in r:
+            rows.append([what, f"{r[name].context.n_images} ({r[name].context.split})"])
+    return [markdown_table(["fact", "value"], rows), ""]
+
+
+def effect_claim(effect: ObservedEffect | None, name: str, quantity: str) -> Claim:
+    """A contrast's Pixel AP difference as a claim about training: Δ > 0 (SPEC §7.3)."""
+    if effect is None:
+        return Claim.of(name, quantity, None, ">", 0.0, 0, 0, about_training=True,
+                        note="not measured: no such checkpoints")
+    return Claim.of(name, quantity, effect.metrics["pixel_ap"].difference, ">", 0.0,
+                    effect.n_seeds, effect.n_good + effect.n_defective, about_training=True)
+
+
 def _observed_section(inputs: ReportInputs) -> list[str]:
-    lines = ["### 1.1 Observed effect", ""]
+    lines = ["### 1.1 Observed effect (the headline)", ""]
     if inputs.observed is None:
-        return lines + ["No baseline checkpoint was given, so the effect of tail training is not measured.", ""]
+        return lines + ["No baseline checkpoint or λ = 0 sweep run was given, so the effect of tail "
+                        "training is not measured.", ""]
     return lines + [tables.markdown(inputs.observed), "", f"The study reported: {STUDY_OBSERVED}.", ""]
+
+
+def _agreement(name: str, ours: Evidence) -> str:
+    """SPEC §7.4: evidence against evidence, and whether a difference is only the rule's."""
+    study = STUDY_CLAIMS[name]
+    theirs = {c.name: c for c in study.v2.claims}
+    differ = [f"{c.name} ({c.status.value} here, {theirs[c.name].status.value} on the study's numbers)"
+              for c in ours.claims if c.name in theirs and c.status is not theirs[c.name].status]
+    rule = "" if study.verdict == study.v2.verdict.value else \
+        (f" The study's own {study.verdict} differs from what its numbers give under SPEC §7 "
+         f"({study.v2.verdict.value}): that difference is the rule's, not the evidence's.")
+    same = ours.verdict is study.v2.verdict
+    evidence = ("our evidence agrees with the study's" if same and not differ else
+                "our evidence differs from the study's: " + "; ".join(differ) if differ else
+                f"the verdicts differ ({ours.verdict.value} vs {study.v2.verdict.value})")
+    remark = f" Note on the study's numbers: {study.remark}." if study.remark else ""
+    return f"Compared on evidence (SPEC §7.4): {evidence}.{rule}{remark}"
 
 
 def _hypothesis_section(number: int, name: str, inputs: ReportInputs) -> list[str]:
     result = inputs.results[name]
     study = STUDY_CLAIMS[name]
-    agree = "agrees with" if result.verdict.value == study.verdict else "**disagrees** with"
+    ev = result.evidence
     return [f"### 2.{number} {TITLES[name]}", "", f"**Hypothesis:** {study.claim}.", "",
             f"**Method:** {METHODS[name]}", "", "**Result:**", "", tables.markdown(result).rstrip(), "",
             *_figure_lines(FIGURES_OF[name], inputs), "",
-            f"**Our verdict: {result.verdict.value}** — {headline(result)}. The study's verdict: "
-            f"{study.verdict} ({study.evidence}); ours {agree} it.", ""]
+            f"**Our verdict: {ev.verdict.value}** — {headline(ev)}.", "",
+            f"The study: {study.verdict} ({study.evidence}); SPEC §7's rules on the study's own "
+            f"numbers: {study.v2.verdict.value}. {_agreement(name, ev)}", ""]
 
 
 def _summary_table(inputs: ReportInputs) -> str:
@@ -83,15 +145,15 @@ def _summary_table(inputs: ReportInputs) -> str:
     for name in HYPOTHESIS_ORDER:
         if name not in inputs.results:
             continue
-        result, study = inputs.results[name], STUDY_CLAIMS[name]
-        same = result.verdict.value == study.verdict
-        rows.append([f"**{name}**", study.claim, study.verdict, f"**{result.verdict.value}**",
-                     headline(result), "yes" if same else "**no**"])
-    return markdown_table(["hypothesis", "claim", "study", "ours", "key evidence (ours)", "agree?"], rows)
+        ev, study = inputs.results[name].evidence, STUDY_CLAIMS[name]
+        rows.append([f"**{name}**", study.claim, study.verdict, study.v2.verdict.value,
+                     f"**{ev.verdict.value}**", headline(ev)])
+    return markdown_table(["hypothesis", "claim", "study (its rule)", "SPEC §7 on the study's numbers",
+                           "ours", "our claims"], rows)
 
 
 def _optimum_section(inputs: ReportInputs) -> list[str]:
-    lines = ["### 3.2 Optimal hyper-parameters", ""]
+    lines = ["### 3.2 Optimal hyper-parameters (a description, not evidence)", ""]
     found = []
     for param in ("tail_weight", "tail_top_k_ratio"):
         table = ablation(inputs.sweep_runs, param, inputs.category)
@@ -101,58 +163,46 @@ def _optimum_section(inputs: ReportInputs) -> list[str]:
         found.append(f"{PARAM_LABELS[param]} = {table.best:g} (study: {STUDY_OPTIMUM[param]:g})")
         lines += [f"**{PARAM_LABELS[param]}**", "", table.markdown(), ""]
     if found:
-        lines += ["Best by measured Pixel AP: " + "; ".join(found) + ".", ""]
+        lines += ["Best by measured Pixel AP: " + "; ".join(found) + ". A best value is chosen on "
+                  "the test set it would be judged on: it describes the sweep and is never used "
+                  "as evidence (H4's claims compare r = 2%, fixed in advance).", ""]
     lines += _figure_lines(("fig6",), inputs)
-    control = random_control(inputs.sweep_runs, inputs.category)
     lines += ["", "### 3.3 Random-k control", ""]
-    if not control:
-        return lines + ["No random-k run was trained, so concentration on the *hardest* patches is "
-                        "not separated from concentration as such.", ""]
-    verdicts = []
-    for row in control:
-        d = 100 * row.difference("pixel_ap")
-        verdicts.append(f"at λ = {row.tail_weight:g}, r = {row.top_k_ratio:g} top-k selection "
-                        f"{'beats' if d > 0 else 'does not beat'} random-k: Pixel AP "
-                        f"difference {d:+.2f} pts")
+    if inputs.control is None:
+        return lines + ["No random-k run was trained at the analysed checkpoint's λ and r, so "
+                        "concentration on the *hardest* patches is not separated from "
+                        "concentration as such.", ""]
     return lines + [
         "A model trained with the same λ and r but selecting k *random* patches gets the same "
         "gradient magnitude on its selection; if it gained as much, concentration alone, not the "
         "choice of the hardest patches, would explain the effect.", "",
-        control_markdown(control), "", _sentence("; ".join(verdicts)) + " (means over seeds; with "
-        "one seed per cell this is not a test).", ""]
-
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
+        effect_table.markdown(inputs.control, ("random-k", "top-k")), ""]
 
 
 def _conclusion(inputs: ReportInputs) -> list[str]:
+    """The headline and the random-k control first: a mechanism explains an effect only where
+    there is one, and only the hardest-patch choice if random-k does not match it."""
     lines = ["## 4. Conclusion", ""]
-    disagree = [n for n in HYPOTHESIS_ORDER if n in inputs.results
-                and inputs.results[n].verdict.value != STUDY_CLAIMS[n].verdict]
-    agree = [n for n in HYPOTHESIS_ORDER if n in inputs.results and n not in disagree]
-    if inputs.observed is not None:
-        d = inputs.observed.metrics["pixel_ap"].difference
-        if d.low is not None and d.low > 0:
-            lines.append(f"- Tail training raises Pixel AP by {100 * d.estimate:+.2f} pts "
-                         f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}] on {inputs.category}.")
-        elif d.high is not None and d.high < 0:
-            lines.append(f"- Tail training **lowers** Pixel AP by {100 * d.estimate:+.2f} pts "
-                         f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}] on {inputs.category}; the study "
-                         f"reported a gain.")
-        else:
-            lines.append(f"- Pixel AP changes by {100 * d.estimate:+.2f} pts on {inputs.category}, an "
-                         f"interval that includes 0: we do not reproduce the study's +9.94 pts gain here.")
-    if agree:
-        lines.append(f"- Our verdicts agree with the study's on {', '.join(agree)}.")
-    for name in disagree:
-        lines.append(f"- **{name} disagrees:** the study found {STUDY_CLAIMS[name].verdict}, we find "
-                     f"{inputs.results[name].verdict.value} — {inputs.results[name].verdict_reason}.")
-    if "H3" in inputs.results:
-        lines.append(f"- The mechanism the study proposes, gradient concentration (H3), measures "
-                     f"{headline(inputs.results['H3'])}.")
+    effect = effect_claim(inputs.observed, "headline", "Δ Pixel AP (tail-aware − λ = 0)")
+    control = effect_claim(inputs.control, "random-k control", "Δ Pixel AP (top-k − random-k)")
+    lines += [f"- {claim_text(effect)}.", f"- {claim_text(control)}."]
+    if effect.status is not Status.HOLDS:
+        lines.append("- With no established gain of tail training here, no mechanism is credited "
+                     "with explaining one; the hypotheses below are read as properties of the "
+                     "trained models, not as the cause of an effect.")
+    elif control.status is not Status.HOLDS:
+        lines.append("- Tail training gains, but top-k does not beat random-k: concentration as "
+                     "such, not the choice of the hardest patches, is what the data support.")
+    else:
+        lines.append("- Tail training gains and top-k beats random-k: the choice of the hardest "
+                     "patches matters; the hypotheses below say which mechanism carries it.")
+    for name in HYPOTHESIS_ORDER:
+        if name in inputs.results:
+            ev = inputs.results[name].evidence
+            lines.append(f"- {name}: **{ev.verdict.value}** — {ev.reason}.")
     lines += ["", "Our data (the synthetic demo set or the given data set) differ from the study's, so "
-              "the numbers differ; the verdicts are computed by the rules of SPEC §4, not tuned.", ""]
+              "the numbers differ; verdicts come from the claims of SPEC §7 (identities are checks, "
+              "never evidence), not tuned.", ""]
     return lines
 
 
@@ -163,8 +213,7 @@ def report_markdown(inputs: ReportInputs) -> str:
              f"Generated by `{m.get('command', 'mechanism report')}` at {m.get('created_utc', '?')} "
              f"(git {m.get('git_commit') or 'unknown'}, device {m.get('device', '?')}); see "
              f"`manifest.json` for versions, seeds and hashes.", "",
-             f"Analysed checkpoint: {inputs.candidate}.  ",
-             f"Baseline: {inputs.baseline or 'none given'}.", "",
+             *_facts(inputs),
              "## 1. Research question", "", *_observed_section(inputs),
              "### 1.2 Question", "",
              "Why does concentrating on a few hardest patches (the top-k of N, e.g. the hardest 2%) change what "
@@ -172,6 +221,14 @@ def report_markdown(inputs: ReportInputs) -> str:
              "### 1.3 The Tail-Aware Loss", "",
              "`L = (1 − λ) · mean over all N patches of NLL + λ · mean over the top-k patches of NLL`, "
              "k = max(1, round(N·r)), per image, NLL in nats per dimension.", "",
+             "### 1.4 How verdicts are reached (SPEC §7)", "",
+             "Each hypothesis is a set of named claims: a measured quantity with its 95% interval "
+             "(over training seeds × images), a threshold and a direction. A claim holds when its "
+             "interval lies entirely on the claimed side, fails when it lies entirely on the other, "
+             f"and is not resolved otherwise; a claim about what training changes needs ≥ {MIN_SEEDS} "
+             "seeds. SUPPORTED: every claim holds; NOT SUPPORTED: every claim fails; PARTIAL: some "
+             "hold, some fail, none open; INCONCLUSIVE otherwise. Numbers fixed by the loss or a "
+             "definition (N/k, oracle purity) are printed as identity checks and never count.", "",
              "## 2. Hypotheses", ""]
     present = [n for n in HYPOTHESIS_ORDER if n in inputs.results]
     for number, name in enumerate(present, start=1):

@@ -79,25 +79,29 @@ def _check(n_images: Sequence[int], n_boot: int, level: float) -> None:
         raise MechanismError(f"bootstrap level must lie in (0, 1), got {level}")
 
 
-def two_stage_draws(statistics: dict[str, SeedStatistic], n_images: Sequence[int], n_boot: int,
-                    seed: int) -> dict[str, np.ndarray]:
-    """Each statistic on ``n_boot`` two-stage resamples, ``(n_boot,)`` per name (SPEC §7.2).
-
-    A resample draws S seeds with replacement, then for each drawn seed its ``n_images[s]``
-    images with replacement; every statistic sees the same resample, so baseline and candidate
-    of one seed index are paired. With one seed there is nothing to draw at the first stage
-    (the image draws are then ``bootstrap``'s).
-    """
+def two_stage_resamples(n_images: Sequence[int], n_boot: int, seed: int
+                        ) -> list[list[tuple[int, np.ndarray]]]:
+    """``n_boot`` two-stage resamples (SPEC §7.2): each draws S seeds with replacement, then for
+    each drawn seed its ``n_images[s]`` images with replacement, as ``[(seed index, image
+    indices), …]``. With one seed there is nothing to draw at the first stage (the image draws
+    are then ``bootstrap``'s)."""
     _check(n_images, n_boot, 0.95)
     rng = np.random.default_rng(seed)
     n_seeds = len(n_images)
-    draws = {name: np.empty(n_boot) for name in statistics}
-    for b in range(n_boot):
+    out = []
+    for _ in range(n_boot):
         seeds = rng.integers(0, n_seeds, size=n_seeds) if n_seeds > 1 else [0]
-        resample = [(int(s), rng.integers(0, n_images[s], size=n_images[s])) for s in seeds]
-        for name, fn in statistics.items():
-            draws[name][b] = fn(resample)
-    return draws
+        out.append([(int(s), rng.integers(0, n_images[s], size=n_images[s])) for s in seeds])
+    return out
+
+
+def two_stage_draws(statistics: dict[str, SeedStatistic], n_images: Sequence[int], n_boot: int,
+                    seed: int) -> dict[str, np.ndarray]:
+    """Each statistic on the ``two_stage_resamples``, ``(n_boot,)`` per name; every statistic
+    sees the same resample, so baseline and candidate of one seed index are paired."""
+    resamples = two_stage_resamples(n_images, n_boot, seed)
+    return {name: np.array([fn(r) for r in resamples], dtype=np.float64)
+            for name, fn in statistics.items()}
 
 
 def two_stage_bootstrap(statistics: dict[str, SeedStatistic], n_images: Sequence[int],

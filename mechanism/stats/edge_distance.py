@@ -39,6 +39,20 @@ def edge_distance_grid(h: int, w: int) -> np.ndarray:
     return np.minimum(np.minimum(i, h - 1 - i), np.minimum(j, w - 1 - j)).astype(np.int64)
 
 
+SIDES = ("top", "bottom", "left", "right", "corners")
+
+
+def grid_sides(h: int, w: int) -> dict[str, np.ndarray]:
+    """``SIDES`` → ``(h·w,)`` bool mask of the cells on that side of an ``h×w`` grid (row-major):
+    the top and bottom rows and the left and right columns each include their two corners;
+    ``corners`` holds the (up to) four corner cells."""
+    _check_grid(h, w)
+    i, j = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    sides = {"top": i == 0, "bottom": i == h - 1, "left": j == 0, "right": j == w - 1}
+    sides["corners"] = (sides["top"] | sides["bottom"]) & (sides["left"] | sides["right"])
+    return {name: mask.ravel() for name, mask in sides.items()}
+
+
 def _survival(h: int, w: int, t: np.ndarray) -> np.ndarray:
     """``P(d ≥ t)`` for a uniform cell, ``t ≥ 1`` (closed form)."""
     return np.maximum(0, h - 2 * t) / h * np.maximum(0, w - 2 * t) / w

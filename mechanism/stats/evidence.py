@@ -5,8 +5,8 @@ when every value of its interval satisfies the relation, *fails* when every valu
 opposite one, and is *not resolved* otherwise — an interval touching the threshold of a strict
 relation (``<``, ``>``) does not hold, one touching the threshold of ``≤``/``≥`` does. A claim
 about what training changes needs ``MIN_SEEDS`` training seeds; with fewer it is not resolved
-whatever its interval. A claim decided by a test (a p-value against α) carries the p-value as a
-zero-width interval and says so in its note.
+whatever its interval. A claim may also require a test (its ``p_value`` below ``ALPHA``): it then
+holds only when the interval holds and the test rejects.
 
 An **identity** is a number fixed by the loss or a definition (N/k, an oracle bound): printed as
 a check of expected against measured, never part of a verdict.
@@ -24,6 +24,7 @@ from typing import Sequence
 
 from mechanism.stats.bootstrap import Interval
 
+ALPHA = 0.05             # significance level of every test (SPEC §4)
 MIN_SEEDS = 3            # training seeds a claim about what training changes needs
 IDENTITY_RTOL = 1e-6     # relative agreement an identity check needs
 
@@ -62,6 +63,7 @@ class Claim:
     n_images: int              # images per seed
     about_training: bool       # a claim about what training changes (needs MIN_SEEDS seeds)
     note: str = ""             # how it was measured or why something is missing
+    p_value: float | None = None   # a test the claim also needs (p < ALPHA); None: no test
     status: Status = field(init=False)
     reason: str = field(init=False)
 
@@ -76,21 +78,14 @@ class Claim:
     @classmethod
     def of(cls, name: str, quantity: str, interval: Interval | None, direction: str,
            threshold: float, n_seeds: int, n_images: int, about_training: bool = False,
-           note: str = "") -> "Claim":
+           note: str = "", p_value: float | None = None) -> "Claim":
         """A claim on a bootstrap ``Interval`` (None: the quantity is undefined, ``note`` why)."""
         if interval is None:
             return cls(name, quantity, None, None, None, direction, threshold, n_seeds, n_images,
-                       about_training, note)
+                       about_training, note, p_value)
         note = "; ".join(n for n in (note, interval.note) if n)
         return cls(name, quantity, interval.estimate, interval.low, interval.high, direction,
-                   threshold, n_seeds, n_images, about_training, note)
-
-    @classmethod
-    def test(cls, name: str, quantity: str, p_value: float | None, alpha: float, n_seeds: int,
-             n_images: int, note: str = "") -> "Claim":
-        """A claim decided by a test: ``p < α``, the p-value as a zero-width interval."""
-        return cls(name, quantity, p_value, p_value, p_value, "<", alpha, n_seeds, n_images,
-                   False, "; ".join(n for n in ("a test's p-value, decided at α", note) if n))
+                   threshold, n_seeds, n_images, about_training, note, p_value)
 
     @property
     def statement(self) -> str:
@@ -101,13 +96,15 @@ class Claim:
         if self.estimate is None or not math.isfinite(self.estimate):
             return Status.NOT_RESOLVED, f"undefined: {self.note or 'no estimate'}"
         if self.about_training and self.n_seeds < MIN_SEEDS:
-            return Status.NOT_RESOLVED, (f"not resolved (S = {self.n_seeds} < {MIN_SEEDS} "
-                                         f"training seeds)")
+            return Status.NOT_RESOLVED, f"S = {self.n_seeds} < {MIN_SEEDS} training seeds"
         if self.low is None or self.high is None:
             return Status.NOT_RESOLVED, f"no interval: {self.note or 'none computed'}"
         claimed, opposite = _RELATIONS[self.direction], _RELATIONS[_OPPOSITE[self.direction]]
         where = f"[{self.low:.4g}, {self.high:.4g}]" if self.low != self.high else f"{self.low:.4g}"
         if claimed(self.low, self.threshold) and claimed(self.high, self.threshold):
+            if self.p_value is not None and not self.p_value < ALPHA:
+                return Status.NOT_RESOLVED, (f"{where} {self.direction} {self.threshold:g} but the "
+                                             f"test does not reject (p = {self.p_value:.3g} ≥ {ALPHA:g})")
             return Status.HOLDS, f"{where} {self.direction} {self.threshold:g}"
         if opposite(self.low, self.threshold) and opposite(self.high, self.threshold):
             return Status.FAILS, f"{where} {_OPPOSITE[self.direction]} {self.threshold:g}"

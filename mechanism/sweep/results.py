@@ -8,7 +8,8 @@ The sweep command writes one row per trained checkpoint, with at least these col
 ``param`` names the swept setting (``tail_top_k_ratio`` or ``tail_weight``), ``value`` its value
 as text; metrics are fractions in [0, 1] (not percent), ``train_seconds`` wall-clock seconds.
 Every field of every row must be present and valid: a half-written row is an error, never a
-silently skipped run. Extra columns are allowed and ignored.
+silently skipped run. Extra columns are allowed; of them only ``folder`` (the run's folder,
+relative to the sweep folder) is read.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class SweepRun:
     pixel_ap: float
     aupro: float
     train_seconds: float   # wall-clock seconds
+    folder: str = ""       # the run's folder relative to the sweep folder ("" when not listed)
 
 
 def _number(text: str, column: str, where: str) -> float:
@@ -73,7 +75,7 @@ def _parse_row(row: dict[str, str], where: str) -> SweepRun:
     except ValueError:
         raise MechanismError(f"{where}: seed {row['seed']!r} is not an integer") from None
     return SweepRun(param=row["param"], value=row["value"], selection=row["selection"], seed=seed,
-                    category=row["category"], **numbers)
+                    category=row["category"], folder=row.get("folder") or "", **numbers)
 
 
 def read_sweep_results(folder: str | Path) -> list[SweepRun]:

@@ -1,5 +1,6 @@
-"""H1's computation: the tail of each training image, its edge distances and image gradients,
-the bootstrap intervals over images, and ``run``."""
+"""H1's computation: the tail of each training image, its edge distances and image gradients
+(all cells and interior cells), the bootstrap intervals over images, the flip control, and
+``run``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,10 +12,11 @@ import torch
 from scipy import stats
 
 from mechanism.analyzers.context import AnalysisContext, checkpoint_label, paired_stat, tail_setup
+from mechanism.analyzers.h1_edge.claims import evidence
+from mechanism.analyzers.h1_edge.flip_control import FLIPS, flip_control, flipped_nll, tail_mask
 from mechanism.analyzers.h1_edge.gradient import GRADIENT_METHOD, image_patch_gradients
 from mechanism.analyzers.h1_edge.result import (QUANTILE_LEVELS, GradientDistribution, H1Config,
                                                 H1Paired, H1Result)
-from mechanism.analyzers.h1_edge.verdict import verdict
 from mechanism.data.mvtec import read_split
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector
@@ -23,7 +25,6 @@ from mechanism.stats.edge_distance import (KS_METHOD, edge_distance_grid, edge_d
                                            uniform_edge_distance_mean, uniform_edge_distance_pmf)
 from mechanism.stats.effect_size import cliffs_sign_matrix, resampled_cliffs_delta
 from mechanism.train.checkpoint import Checkpoint
-from mechanism.train.loss import select_tail
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class _TailSplit:
     distances: np.ndarray         # (n, k) int64 edge distances of the tail patches, cells
     gradient_tail: np.ndarray     # (n, k) float64 patch gradients of the tail
     gradient_nontail: np.ndarray  # (n, N − k) float64 patch gradients of the other patches
+    interior: np.ndarray          # (4, n) float64 per image on interior cells (edge distance ≥ 1):
+                                  # tail gradient sum, tail cells, non-tail sum, non-tail cells
 
     @property
     def ratio_defined(self) -> bool:
@@ -50,9 +53,26 @@ class _TailSplit:
         nontail = w @ self.gradient_nontail.sum(1) / self.gradient_nontail.shape[1]
         return float(tail / nontail) if nontail > 0 else float("nan")
 
+    def interior_ratio(self, w: np.ndarray) -> float:
+        """Tail / non-tail mean gradient of interior cells, pooled with image weights ``w``."""
+        tail_sum, tail_n, other_sum, other_n = self.interior @ w
+        if tail_n == 0 or other_n == 0 or other_sum == 0:
+            return float("nan")
+        return float((tail_sum / tail_n) / (other_sum / other_n))
+
+    @property
+    def interior_ratio_note(self) -> str:
+        """Why the interior ratio is undefined on the full data ("" when it is defined)."""
+        tail_sum, tail_n, other_sum, other_n = self.interior.sum(1)
+        if tail_n == 0:
+            return "no tail patch lies on an interior cell"
+        if other_n == 0 or other_sum == 0:
+            return "the interior non-tail patches have zero gradient"
+        return ""
+
 
 def _split_tail(nll: torch.Tensor, k: int, distance: np.ndarray, gradient: np.ndarray) -> _TailSplit:
-    """Tail = top-k NLL patches of each image; ``nll (n, H, W)``, ``distance (N,)``,
+    """Tail = top-k NLL patches of each image; ``nll (n, H, W)``, ``distance (N,)`` cells,
     ``gradient (n, N)``.
 
     Raises:
@@ -62,12 +82,14 @@ def _split_tail(nll: torch.Tensor, k: int, distance: np.ndarray, gradient: np.nd
     if bad:
         raise MechanismError(f"the checkpoint gives non-finite patch NLLs on {bad} of "
                              f"{len(nll)} images: the tail is undefined")
-    index = select_tail(nll, k, "topk").cpu().numpy()
-    mask = np.zeros(gradient.shape, dtype=bool)
-    np.put_along_axis(mask, index, True, axis=1)
+    mask = tail_mask(nll, k)
     n = len(gradient)
-    return _TailSplit(mask, distance[index], np.take_along_axis(gradient, index, axis=1),
-                      gradient[~mask].reshape(n, -1))
+    inner = distance >= 1
+    tail_in, other_in = mask & inner, ~mask & inner
+    interior = np.stack([np.where(tail_in, gradient, 0.0).sum(1), tail_in.sum(1),
+                         np.where(other_in, gradient, 0.0).sum(1), other_in.sum(1)]).astype(np.float64)
+    return _TailSplit(mask, np.broadcast_to(distance, mask.shape)[mask].reshape(n, k),
+                      gradient[mask].reshape(n, k), gradient[~mask].reshape(n, -1), interior)
 
 
 def _by_index(statistic: Callable[[np.ndarray], float], n: int) -> Callable[[np.ndarray], float]:
@@ -97,6 +119,8 @@ def _intervals(cand: _TailSplit, base: _TailSplit | None, cfg: H1Config) -> dict
                   "cliffs_delta": lambda wt: resampled_cliffs_delta(signs, wt, k, k_other)}
     if cand.ratio_defined:
         statistics["gradient_ratio"] = cand.gradient_ratio
+    if not cand.interior_ratio_note:
+        statistics["interior_gradient_ratio"] = cand.interior_ratio
     if base is not None:
         statistics["baseline_tail_distance_mean"] = base.tail_distance_mean
         statistics["difference_tail_distance_mean"] = \
@@ -167,10 +191,20 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config 
     pmf = uniform_edge_distance_pmf(h, w)
     mw_p = float(stats.mannwhitneyu(tail_g, nontail_g, alternative="two-sided").pvalue) \
         if np.ptp(gradient) > 0 else None
+    inner = np.broadcast_to(distance >= 1, cand.mask.shape)
+    interior_tail, interior_other = gradient[cand.mask & inner], gradient[~cand.mask & inner]
+    interior_mw_p = float(stats.mannwhitneyu(interior_tail, interior_other,
+                                             alternative="two-sided").pvalue) \
+        if len(interior_tail) and len(interior_other) and \
+        np.ptp(np.concatenate([interior_tail, interior_other])) > 0 else None
     intervals = _intervals(cand, base, cfg)
     ratio = intervals.get("gradient_ratio")
-    decision, reason = verdict(ks.p_value, intervals["tail_distance_mean"].estimate, uniform_mean,
-                               mw_p, None if ratio is None else ratio.estimate)
+    interior_ratio = intervals.get("interior_gradient_ratio")
+    control = None
+    if cfg.flip_control:
+        flipped = {flip: tail_mask(flipped_nll(detector, samples, flip, cfg.batch_size, progress), k)
+                   for flip in FLIPS}
+        control = flip_control(cand.mask, flipped, h, w, cfg.n_boot, cfg.seed)
     counts = cand.mask.sum(axis=0).reshape(h, w)
     return H1Result(
         context=AnalysisContext(checkpoint_label(ckpt), category, "train", n, h, w, n_patches, k,
@@ -181,7 +215,8 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config 
         ks_statistic=ks.statistic, ks_p=ks.p_value, ks_method=KS_METHOD,
         gradient_method=GRADIENT_METHOD,
         gradient_tail_mean=float(tail_g.mean()), gradient_nontail_mean=float(nontail_g.mean()),
-        gradient_ratio=ratio, mw_p=mw_p, cliffs_delta=intervals["cliffs_delta"],
+        gradient_ratio=ratio, mw_p=mw_p, interior_gradient_ratio=interior_ratio,
+        interior_mw_p=interior_mw_p, cliffs_delta=intervals["cliffs_delta"],
         gradient_note=_gradient_notes(gradient, cand),
         tail_counts_map=tuple(tuple(int(c) for c in row) for row in counts),
         tail_share_map=tuple(tuple(float(c) / (n * k) for c in row) for row in counts),
@@ -189,5 +224,7 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config 
                                                                minlength=len(pmf))),
         uniform_distance_pmf=tuple(float(p) for p in pmf),
         gradient_distribution=_gradient_distribution(tail_g, nontail_g, cfg.gradient_bins),
+        flip_control=control,
         paired=None if baseline is None else _paired(intervals, baseline.ckpt),
-        verdict=decision, verdict_reason=reason)
+        evidence=evidence(intervals["tail_distance_mean"], uniform_mean, ks.p_value, interior_ratio,
+                          interior_mw_p, ratio, n, cand.interior_ratio_note))

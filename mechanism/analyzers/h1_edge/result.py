@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mechanism.analyzers.context import AnalysisContext, Verdict, check_common_settings
+from mechanism.analyzers.context import AnalysisContext, check_common_settings
+from mechanism.analyzers.h1_edge.flip_control import FlipControl
 from mechanism.errors import MechanismError
 from mechanism.stats.bootstrap import Interval, PairedStat
+from mechanism.stats.evidence import Evidence
 
-RATIO_THRESHOLD = 1.10    # gradient ratio (tail / non-tail) the gradient effect needs (SPEC §4 H1)
+RATIO_THRESHOLD = 1.10    # interior gradient ratio (tail / non-tail) H1.content needs (SPEC §7.3)
 QUANTILE_LEVELS = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 
 
@@ -20,6 +22,7 @@ class H1Config:
     max_images: int | None = None        # use the first n training images (sorted by name)
     top_k_ratio: float | None = None     # r defining the tail; None: the checkpoint's
     gradient_bins: int = 50              # histogram bins of the stored gradient distributions
+    flip_control: bool = True            # run the model on flipped inputs (SPEC §7.3's control)
 
     def __post_init__(self):
         check_common_settings(self)
@@ -52,7 +55,7 @@ class H1Paired:
 
 @dataclass(frozen=True)
 class H1Result:
-    """H1 numbers, figure data (fig2, fig3) and verdict.
+    """H1 numbers, figure data (fig2, fig3), the flip control and the evidence.
 
     ``tail_counts_map[i][j]``: how often cell ``(i, j)`` was a tail patch over all images;
     ``tail_share_map`` = counts / (images · k), which sums to 1 (uniform: 1/N per cell).
@@ -69,8 +72,10 @@ class H1Result:
     gradient_method: str
     gradient_tail_mean: float                       # mean patch gradient of tail patches
     gradient_nontail_mean: float                    # mean patch gradient of the other patches
-    gradient_ratio: Interval | None                 # tail / non-tail; None: non-tail mean is 0
+    gradient_ratio: Interval | None                 # tail / non-tail, all cells; None: non-tail mean is 0
     mw_p: float | None                              # None: every patch gradient is equal
+    interior_gradient_ratio: Interval | None        # tail / non-tail on interior cells (d ≥ 1)
+    interior_mw_p: float | None                     # Mann-Whitney on interior cells
     cliffs_delta: Interval                          # tail vs non-tail gradients
     gradient_note: str                              # why a gradient statistic is None
     tail_counts_map: tuple[tuple[int, ...], ...]    # (H, W)
@@ -78,6 +83,6 @@ class H1Result:
     tail_distance_counts: tuple[int, ...]           # (T,) T = max edge distance + 1
     uniform_distance_pmf: tuple[float, ...]         # (T,)
     gradient_distribution: GradientDistribution
+    flip_control: FlipControl | None                # None: not run (H1Config.flip_control)
     paired: H1Paired | None
-    verdict: Verdict
-    verdict_reason: str
+    evidence: Evidence

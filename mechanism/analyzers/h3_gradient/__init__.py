@@ -1,7 +1,7 @@
-"""H3 — gradient concentration (SPEC §4 H3).
+"""H3 — gradient concentration (SPEC §4 H3, claims of §7.3).
 
-On the category's training images, for each condition λ (default 0 "mean-only" and 1
-"tail-aware"), the Tail-Aware Loss of the checkpoint's flow (eval mode, same parameters, same
+On the category's training images, for each condition λ (default 0 "mean-only", the
+checkpoint's own λ and 1 "tail-aware"), the Tail-Aware Loss of the checkpoint's flow (eval mode, same parameters, same
 batch; r from the checkpoint unless overridden) is backpropagated to the flow input ``x`` (the
 backbone features) and each patch gets ``g[h,w] = ‖∂L/∂x[:,h,w]‖₂``.
 
@@ -16,32 +16,37 @@ backbone features) and each patch gets ``g[h,w] = ‖∂L/∂x[:,h,w]‖₂``.
 * Per condition: tail gradient = mean g over all images' tail patches, non-tail gradient = mean
   over the other patches (pooled), ratio = tail / non-tail; Gini of each image's g
   (``mechanism.stats.inequality.gini``) averaged over images.
-* Amplification = ratio(largest λ) / ratio(λ = 0); theoretical N/k.
-  Also the tail gradient gain = tail gradient(largest λ) / tail gradient(λ = 0), which for
-  patches that do not interact is exactly ``1 − λ + λ·N/k`` (N/k at λ = 1), because then
-  ``g_i ∝ (1 − λ)/N + λ/k·[i in tail]``. The ratio of ratios has no such bound: without
-  interaction the non-tail gradient at λ = 1 is exactly 0 and the ratio is unbounded (reported
-  as None with the reason, never as inf).
+* Amplification(λ) = ratio(λ) / ratio(λ = 0), per condition. For patches that do not interact,
+  ``g_i ∝ (1 − λ)/N + λ/k·[i in tail]``, so amplification is exactly ``1 + λN / ((1 − λ)k)``
+  (unbounded at λ = 1, reported as None with the reason, never as inf) and the tail gradient
+  gain is exactly ``1 − λ + λN/k``: identities of the loss, checked on the gradient each patch
+  receives through its own path (``claims.identities``) and never counted as evidence.
+* The non-tail share of Σg at λ = 1 is the leakage: the gradient that reaches patches through
+  the spatial context.
+* With a baseline: the good test images' NLL tail (mean top-k NLL − mean NLL) of both models
+  (H3.training).
 
 95% intervals: percentile bootstrap over images (``mechanism.stats.bootstrap``) from per-image
 sums of g over tail and non-tail patches and per-image Gini values; with a baseline checkpoint
-the baseline's ratios and amplification and the paired differences use the same resamples.
+the baseline's ratios and amplifications and the paired differences use the same resamples.
 
-Verdict (``verdict``): SUPPORTED if amplification ≥ 0.5·N/k (or unbounded), PARTIAL if > 2,
-else NOT SUPPORTED; an undefined amplification is NOT SUPPORTED.
+Claims (``claims.evidence``, SPEC §7.3): H3.survives_interaction and H3.training.
 
 Modules: ``result`` (settings, thresholds, result records), ``gradients`` (the measurement),
-``verdict`` (the rule), ``analysis`` (``summarise``, ``run``); the tables are rendered by
+``tail_excess`` (H3.training's measurement), ``claims`` (identities and claims), ``analysis``
+(``summarise``, ``run``); the tables are rendered by
 ``mechanism.report.tables.h3``.
 """
 from mechanism.analyzers.h3_gradient.analysis import run, summarise
+from mechanism.analyzers.h3_gradient.claims import claim_weight, evidence, identities
 from mechanism.analyzers.h3_gradient.gradients import (BaselineMeasurement, ConditionSums,
                                                        PatchGradients, measure, patch_gradients)
-from mechanism.analyzers.h3_gradient.result import (GRADIENT_UNIT, PARTIAL_AMPLIFICATION,
-                                                    SUPPORT_SHARE, H3Condition, H3Config, H3Paired,
-                                                    H3Result)
-from mechanism.analyzers.h3_gradient.verdict import verdict
+from mechanism.analyzers.h3_gradient.result import (GRADIENT_UNIT, SURVIVING_SHARE, H3Condition,
+                                                    H3Config, H3Paired, H3Result,
+                                                    amplification_identity, tail_gain_identity)
+from mechanism.analyzers.h3_gradient.tail_excess import paired_tail_excess, tail_excess
 
 __all__ = ["BaselineMeasurement", "ConditionSums", "GRADIENT_UNIT", "H3Condition", "H3Config",
-           "H3Paired", "H3Result", "PARTIAL_AMPLIFICATION", "PatchGradients", "SUPPORT_SHARE",
-           "measure", "patch_gradients", "run", "summarise", "verdict"]
+           "H3Paired", "H3Result", "PatchGradients", "SURVIVING_SHARE", "amplification_identity",
+           "claim_weight", "evidence", "identities", "measure", "paired_tail_excess",
+           "patch_gradients", "run", "summarise", "tail_excess", "tail_gain_identity"]

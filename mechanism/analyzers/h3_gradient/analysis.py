@@ -1,5 +1,5 @@
-"""H3's summary (bootstrap intervals, amplification, paired baseline, verdict) and the
-end-to-end run on a checkpoint."""
+"""H3's summary (bootstrap intervals, amplification per condition, identities, paired baseline,
+claims) and the end-to-end run on a checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,35 +8,33 @@ from typing import Sequence
 import numpy as np
 
 from mechanism.analyzers.context import AnalysisContext, checkpoint_label, paired_stat, tail_setup
+from mechanism.analyzers.h3_gradient.claims import evidence, identities
 from mechanism.analyzers.h3_gradient.gradients import BaselineMeasurement, ConditionSums, measure
 from mechanism.analyzers.h3_gradient.result import (GRADIENT_UNIT, H3Condition, H3Config, H3Paired,
                                                     H3Result)
-from mechanism.analyzers.h3_gradient.verdict import verdict
+from mechanism.analyzers.h3_gradient.tail_excess import paired_tail_excess, tail_excess
 from mechanism.data.mvtec import read_split
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector
-from mechanism.stats.bootstrap import Interval, bootstrap
+from mechanism.stats.bootstrap import Interval, PairedStat, bootstrap
 
 
-def _amplification_note(mean_only: ConditionSums, tail_aware: ConditionSums) -> str:
-    """Why ratio(tail-aware) / ratio(mean-only) is undefined ("" when it is defined)."""
+def _amplification_note(mean_only: ConditionSums, cond: ConditionSums) -> str:
+    """Why ratio(λ) / ratio(0) is undefined ("" when it is defined)."""
     if mean_only.ratio_note():
         return f"mean-only ratio undefined ({mean_only.ratio_note()})"
     if mean_only.tail_sum.sum() == 0:
         return "mean-only tail gradient is exactly 0: its ratio is 0"
-    if tail_aware.ratio_note():
-        return f"tail-aware ratio undefined ({tail_aware.ratio_note()})"
+    if cond.ratio_note():
+        return f"ratio at λ = {cond.tail_weight:g} undefined ({cond.ratio_note()})"
     return ""
 
 
-def _amplification(mean_only: ConditionSums, tail_aware: ConditionSums):
-    return lambda idx: tail_aware.ratio(idx) / mean_only.ratio(idx)
-
-
 def _statistics(conditions: Sequence[ConditionSums], prefix: str) -> dict:
-    """Named bootstrap statistics of one model: per condition i tail/nontail means, ratio and
-    Gini (when defined), and amplification and tail gain (when defined)."""
+    """Named bootstrap statistics of one model: per condition i tail/nontail means, ratio,
+    Gini and non-tail share (when defined), and for i > 0 amplification and tail gain."""
     stats = {}
+    mean_only = conditions[0]
     for i, c in enumerate(conditions):
         stats[f"{prefix}tail_{i}"] = c.tail_mean
         stats[f"{prefix}nontail_{i}"] = c.nontail_mean
@@ -44,11 +42,14 @@ def _statistics(conditions: Sequence[ConditionSums], prefix: str) -> dict:
             stats[f"{prefix}ratio_{i}"] = c.ratio
         if not np.isnan(c.gini).all():
             stats[f"{prefix}gini_{i}"] = c.gini_mean
-    mean_only, tail_aware = conditions[0], conditions[-1]
-    if not _amplification_note(mean_only, tail_aware):
-        stats[f"{prefix}amplification"] = _amplification(mean_only, tail_aware)
-    if mean_only.tail_sum.sum() > 0:
-        stats[f"{prefix}tail_gain"] = lambda idx: tail_aware.tail_mean(idx) / mean_only.tail_mean(idx)
+        if c.tail_sum.sum() + c.nontail_sum.sum() > 0:
+            stats[f"{prefix}nontail_share_{i}"] = c.nontail_share
+        if i == 0:
+            continue
+        if not _amplification_note(mean_only, c):
+            stats[f"{prefix}amplification_{i}"] = lambda idx, c=c: c.ratio(idx) / mean_only.ratio(idx)
+        if mean_only.tail_sum.sum() > 0:
+            stats[f"{prefix}tail_gain_{i}"] = lambda idx, c=c: c.tail_mean(idx) / mean_only.tail_mean(idx)
     return stats
 
 
@@ -57,29 +58,41 @@ def _paired(cand: Sequence[ConditionSums], base: BaselineMeasurement,
     notes = []
     for model, conditions in (("candidate", cand), ("baseline", base.conditions)):
         notes += [f"{model}: {c.ratio_note()}" for c in conditions if c.ratio_note()]
-        amp_note = _amplification_note(conditions[0], conditions[-1])
-        if amp_note:
-            notes.append(f"{model} amplification: {amp_note}")
     return H3Paired(base.label, base.tail_weight,
                     tuple(paired_stat(intervals, f"ratio_{i}") for i in range(len(cand))),
-                    paired_stat(intervals, "amplification"),
+                    tuple(paired_stat(intervals, f"amplification_{i}") for i in range(len(cand))),
                     "; ".join(dict.fromkeys(notes)))
 
 
-def _condition(c: ConditionSums, i: int, intervals: dict[str, Interval]) -> H3Condition:
+def _condition(cand: Sequence[ConditionSums], i: int, intervals: dict[str, Interval]) -> H3Condition:
+    c = cand[i]
     n = len(c.tail_sum)
+    note = "" if i == 0 else _amplification_note(cand[0], c)
+    if note and c.ratio_unbounded and not _amplification_note(cand[0], cand[0]):
+        note = f"unbounded: {note}"
     return H3Condition(
         c.tail_weight, intervals[f"tail_{i}"], intervals[f"nontail_{i}"],
         intervals.get(f"ratio_{i}"), intervals.get(f"gini_{i}"), c.ratio_note(), c.gini_note(),
+        intervals.get(f"amplification_{i}"), note, intervals.get(f"tail_gain_{i}"),
+        intervals.get(f"nontail_share_{i}"),
         tuple(tuple(float(v) for v in row) for row in c.map_sum / n),
         tuple(float(v) for v in c.tail_sum / c.k),
         tuple(float(v) for v in c.nontail_sum / (c.n_patches - c.k)))
 
 
-def summarise(cand: Sequence[ConditionSums], context: AnalysisContext,
-              baseline: BaselineMeasurement | None = None) -> H3Result:
+def summarise(cand: Sequence[ConditionSums], context: AnalysisContext, own_tail_weight: float,
+              interact: bool, direct: Sequence[ConditionSums] | None,
+              baseline: BaselineMeasurement | None = None, tail_excess: PairedStat | None = None,
+              tail_excess_images: int = 0) -> H3Result:
     """The H3 result of measured conditions (``cand[0]`` at λ = 0, sorted by λ), bootstrapped
     with ``context.n_boot`` resamples seeded by ``context.seed``.
+
+    Args:
+        own_tail_weight: λ the analysed checkpoint was trained with.
+        interact: whether the flow's patches interact (H3.survives_interaction applies).
+        direct: the same conditions measured on own-path gradients (the identity checks;
+            ``cand`` itself for non-interacting patches; None: paths not separable).
+        tail_excess: H3.training's paired measurement on ``tail_excess_images`` good test images.
 
     Raises:
         MechanismError: if the first condition is not λ = 0, or the baseline was measured on
@@ -95,31 +108,35 @@ def summarise(cand: Sequence[ConditionSums], context: AnalysisContext,
                 len(baseline.conditions[0].tail_sum) != n:
             raise MechanismError("the baseline was measured on other conditions or images")
         base_stats = _statistics(baseline.conditions, "baseline_")
-        for name in [s for s in stats if s.startswith(("ratio_", "amplification"))]:
+        for name in [s for s in stats if s.startswith(("ratio_", "amplification_"))]:
             if f"baseline_{name}" in base_stats:
                 stats[f"baseline_{name}"] = base_stats[f"baseline_{name}"]
                 stats[f"difference_{name}"] = \
                     lambda idx, c=stats[name], b=base_stats[f"baseline_{name}"]: c(idx) - b(idx)
     intervals = bootstrap(stats, n, context.n_boot, context.seed)
-
-    mean_only, tail_aware = cand[0], cand[-1]
-    amplification = intervals.get("amplification")
-    amp_note = _amplification_note(mean_only, tail_aware)
-    unbounded = amplification is None and not mean_only.ratio_note() and \
-        mean_only.tail_sum.sum() > 0 and tail_aware.ratio_unbounded
-    theory = context.n_patches / context.k
-    lam = tail_aware.tail_weight
-    decision, reason = verdict(None if amplification is None else amplification.estimate,
-                               context.n_patches, context.k, unbounded, amp_note)
+    conditions = tuple(_condition(cand, i, intervals) for i in range(len(cand)))
+    n_over_k = context.n_patches / context.k
+    ids = identities(direct, lambdas, n_over_k)
     return H3Result(
-        context=context, gradient_unit=GRADIENT_UNIT,
-        conditions=tuple(_condition(c, i, intervals) for i, c in enumerate(cand)),
-        amplification=amplification, amplification_unbounded=unbounded,
-        amplification_note=amp_note, theoretical_amplification=theory,
-        amplification_share=None if amplification is None else amplification.estimate / theory,
-        tail_gain=intervals.get("tail_gain"), tail_gain_theory=1.0 - lam + lam * theory,
+        context=context, gradient_unit=GRADIENT_UNIT, conditions=conditions,
+        own_tail_weight=float(own_tail_weight), theoretical_amplification=n_over_k,
+        tail_excess=tail_excess, tail_excess_images=tail_excess_images,
         paired=None if baseline is None else _paired(cand, baseline, intervals),
-        verdict=decision, verdict_reason=reason)
+        evidence=evidence(conditions, own_tail_weight, n_over_k, interact, tail_excess, n,
+                          tail_excess_images, ids))
+
+
+def _good_test_excess(detector: Detector, baseline: Detector, data_root: str | Path,
+                      category: str, k: int, cfg: H3Config, cache_dir: Path | None,
+                      progress: bool) -> tuple[PairedStat, int]:
+    good = [s for s in read_split(data_root, category, "test") if s.defect == "good"]
+    if not good:
+        raise MechanismError(f"category {category!r} has no test/good images for H3.training")
+    values = []
+    for det in (detector, baseline):
+        values.append(tail_excess(det.patch_nll(det.features(good, cache_dir, progress),
+                                                cfg.batch_size), k))
+    return paired_tail_excess(values[0], values[1], cfg.n_boot, cfg.seed), len(good)
 
 
 def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config = H3Config(),
@@ -127,12 +144,14 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config 
         progress: bool = True) -> H3Result:
     """Run H3 on the training images of ``category``.
 
-    The baseline is measured with the same λ conditions and k, its own tail (top-k by its own
-    NLL), on the analysed checkpoint's features when both share a backbone.
+    The conditions are ``cfg.conditions(own λ)``. The baseline is measured with the same
+    conditions and k, its own tail (top-k by its own NLL), on the analysed checkpoint's features
+    when both share a backbone; with a baseline, H3.training compares both models' NLL tails on
+    the good test images.
 
     Args:
         detector: the analysed checkpoint.
-        baseline: a (λ = 0) checkpoint with the same grid; adds the paired table.
+        baseline: a (λ = 0) checkpoint with the same grid; adds the paired table and H3.training.
         cache_dir: feature cache folder (``None``: no cache).
 
     Raises:
@@ -142,17 +161,27 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config 
     ckpt = detector.ckpt
     h, w, r, k = tail_setup(ckpt, cfg.top_k_ratio, "H3", baseline.ckpt if baseline is not None else None)
     n_patches = h * w
+    lambdas = cfg.conditions(ckpt.loss.tail_weight)
     samples = read_split(data_root, category, "train")[:cfg.max_images]
     features = detector.features(samples, cache_dir, progress)
-    cand = measure(detector.flow, features, cfg.lambdas, r, cfg.batch_size, progress)
-    base = None
+    flow = detector.flow
+    cand = measure(flow, features, lambdas, r, cfg.batch_size, progress)
+    direct = cand if not flow.patches_interact else None
+    if flow.patches_interact and flow.separable_paths:
+        with flow.own_paths_only():
+            direct = measure(flow, features, lambdas, r, cfg.batch_size, progress,
+                             "H3 gradients (own paths)")
+    base, excess, n_test = None, None, 0
     if baseline is not None:
         if baseline.ckpt.backbone != ckpt.backbone:
             features = baseline.features(samples, cache_dir, progress)
         base = BaselineMeasurement(
             checkpoint_label(baseline.ckpt), baseline.ckpt.loss.tail_weight,
-            measure(baseline.flow, features, cfg.lambdas, r, cfg.batch_size, progress,
+            measure(baseline.flow, features, lambdas, r, cfg.batch_size, progress,
                     "H3 gradients (baseline)"))
+        excess, n_test = _good_test_excess(detector, baseline, data_root, category, k, cfg,
+                                           cache_dir, progress)
     context = AnalysisContext(checkpoint_label(ckpt), category, "train", len(samples), h, w,
                               n_patches, k, float(r), cfg.seed, cfg.n_boot)
-    return summarise(cand, context, base)
+    return summarise(cand, context, ckpt.loss.tail_weight, flow.patches_interact, direct, base,
+                     excess, n_test)

@@ -96,6 +96,11 @@ class ConditionSums:
         tail, nontail = self.tail_mean(idx), self.nontail_mean(idx)
         return tail / nontail if nontail > 0 else float("nan")
 
+    def nontail_share(self, idx: np.ndarray) -> float:
+        """Share of the gradient norm mass on non-tail patches (NaN when all g are 0)."""
+        tail, nontail = self.tail_sum[idx].sum(), self.nontail_sum[idx].sum()
+        return float(nontail / (tail + nontail)) if tail + nontail > 0 else float("nan")
+
     def gini_mean(self, idx: np.ndarray) -> float:
         values = self.gini[idx]
         values = values[np.isfinite(values)]

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mechanism.analyzers.context import AnalysisContext, Verdict, check_common_settings
+from mechanism.analyzers.context import AnalysisContext, check_common_settings
 from mechanism.errors import MechanismError
 from mechanism.stats.bootstrap import Interval, PairedStat
+from mechanism.stats.evidence import Evidence
 
-SUPPORT_SHARE = 0.5        # SUPPORTED needs amplification ≥ 0.5 · N/k (SPEC §4 H3)
-PARTIAL_AMPLIFICATION = 2.0  # PARTIAL needs amplification > 2
+SURVIVING_SHARE = 0.5      # H3.survives_interaction: amplification ≥ 0.5 × its identity (SPEC §7.3)
 GRADIENT_UNIT = ("‖∂L/∂x[:, h, w]‖₂ per patch: L = the image's own Tail-Aware Loss (nats per "
                  "dimension) of the checkpoint's flow in eval mode, x = its input backbone "
                  "features; backward passes of the sum of the images' losses, so a map does "
@@ -22,13 +22,16 @@ class H3Config:
     n_boot: int = 1000                         # bootstrap resamples for 95% intervals (0 = none)
     batch_size: int = 32                       # images per forward/backward batch
     max_images: int | None = None              # use the first n training images (sorted by name)
-    lambdas: tuple[float, ...] = (0.0, 1.0)    # loss conditions λ ∈ [0, 1]; must include 0
+    lambdas: tuple[float, ...] | None = None   # loss conditions λ ∈ [0, 1], must include 0;
+                                               # None: 0, the checkpoint's own λ and 1
     top_k_ratio: float | None = None           # r defining k and the tail; None: the checkpoint's
 
     def __post_init__(self):
         check_common_settings(self)
         if self.top_k_ratio is not None and not 0.0 < self.top_k_ratio <= 1.0:
             raise MechanismError(f"top-k ratio r must lie in (0, 1], got {self.top_k_ratio}")
+        if self.lambdas is None:
+            return
         lambdas = tuple(float(v) for v in self.lambdas)
         if any(not 0.0 <= v <= 1.0 for v in lambdas):
             raise MechanismError(f"H3 conditions λ must lie in [0, 1], got {lambdas}")
@@ -38,6 +41,25 @@ class H3Config:
             raise MechanismError(f"H3 needs λ = 0 (mean-only) and at least one λ > 0 to compare, "
                                  f"got {lambdas}")
         object.__setattr__(self, "lambdas", tuple(sorted(lambdas)))
+
+    def conditions(self, own_tail_weight: float) -> tuple[float, ...]:
+        """The λ conditions to measure: the configured ones, or 0, ``own_tail_weight`` and 1."""
+        if self.lambdas is not None:
+            return self.lambdas
+        return tuple(sorted({0.0, float(own_tail_weight), 1.0}))
+
+
+def amplification_identity(tail_weight: float, n_over_k: float) -> float | None:
+    """ratio(λ) / ratio(0) for non-interacting patches: ``1 + λN / ((1 − λ)k)``; None at λ = 1
+    (the non-tail gradient is then exactly 0: unbounded)."""
+    if tail_weight >= 1.0:
+        return None
+    return 1.0 + tail_weight * n_over_k / (1.0 - tail_weight)
+
+
+def tail_gain_identity(tail_weight: float, n_over_k: float) -> float:
+    """tail gradient(λ) / tail gradient(0) for non-interacting patches: ``1 − λ + λN/k``."""
+    return 1.0 - tail_weight + tail_weight * n_over_k
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,11 @@ class H3Condition:
     gini: Interval | None                              # mean of the images' Gini; None: gini_note
     ratio_note: str                                    # why ratio is None ("" otherwise)
     gini_note: str                                     # why gini is None or images left out
+    amplification: Interval | None                     # ratio(λ) / ratio(0); None at λ = 0 or: note
+    amplification_note: str                            # why amplification is None ("" otherwise)
+    tail_gain: Interval | None                         # tail g(λ) / tail g(0); None if tail g(0) = 0
+    nontail_share: Interval | None                     # share of Σ g on non-tail patches; at λ = 1
+                                                       # the leakage through the spatial context
     mean_gradient_map: tuple[tuple[float, ...], ...]   # (H, W) mean g over images
     image_tail_gradient: tuple[float, ...]             # (n,) each image's mean tail g
     image_nontail_gradient: tuple[float, ...]          # (n,) each image's mean non-tail g
@@ -63,6 +90,10 @@ class H3Condition:
             return "Tail-aware (λ=1)"
         return f"Mixed (λ={self.tail_weight:g})"
 
+    def label_for(self, own_tail_weight: float) -> str:
+        """``label``, marked when λ is the analysed checkpoint's own."""
+        return self.label + (" — the checkpoint's λ" if self.tail_weight == own_tail_weight else "")
+
 
 @dataclass(frozen=True)
 class H3Paired:
@@ -70,28 +101,32 @@ class H3Paired:
     baseline_checkpoint: str                 # the baseline checkpoint's label
     baseline_tail_weight: float              # λ the baseline was trained with
     ratio: tuple[PairedStat | None, ...]     # per condition, in the order of ``H3Result.conditions``
-    amplification: PairedStat | None
+    amplification: tuple[PairedStat | None, ...]   # per condition (None at λ = 0 or undefined)
     note: str                                # why a paired statistic is None ("" otherwise)
 
 
 @dataclass(frozen=True)
 class H3Result:
-    """H3 numbers, figure data (fig1) and verdict."""
+    """H3 numbers, figure data (fig1), the identity checks and claims."""
     context: AnalysisContext
     gradient_unit: str
     conditions: tuple[H3Condition, ...]        # sorted by λ; the first is λ = 0
-    amplification: Interval | None             # ratio(largest λ) / ratio(λ = 0); None: see note
-    amplification_unbounded: bool              # None because the tail-aware ratio is unbounded
-    amplification_note: str                    # why amplification is None ("" otherwise)
+    own_tail_weight: float                     # λ the analysed checkpoint was trained with
     theoretical_amplification: float           # N / k
-    amplification_share: float | None          # amplification / (N/k)
-    tail_gain: Interval | None                 # tail g(largest λ) / tail g(λ = 0)
-    tail_gain_theory: float                    # 1 − λ + λ·N/k (exact without patch interaction)
+    tail_excess: PairedStat | None             # H3.training: mean top-k NLL − mean NLL per good
+                                               # test image (nats/dim), baseline vs candidate
+    tail_excess_images: int                    # good test images behind tail_excess (0: none)
     paired: H3Paired | None
-    verdict: Verdict
-    verdict_reason: str
+    evidence: Evidence
 
     @property
     def tail_aware(self) -> H3Condition:
-        """The condition with the largest λ (the amplification's numerator)."""
+        """The condition with the largest λ."""
         return self.conditions[-1]
+
+    def condition(self, tail_weight: float) -> H3Condition:
+        """The condition measured at λ = ``tail_weight`` (KeyError if none)."""
+        for c in self.conditions:
+            if c.tail_weight == tail_weight:
+                return c
+        raise KeyError(tail_weight)

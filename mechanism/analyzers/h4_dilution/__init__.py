@@ -18,30 +18,29 @@ For each top-k ratio r, ``k = max(1, round(N·r))`` with N from the checkpoint:
   checkpoints trained at each ratio, mean ± std over seeds. Every ratio the sweep trained is
   analysed too.
 
-Best ratio: the ratio with the highest measured mean Pixel AP when a sweep is given, else the
-ratio with the highest effective concentration (ties: the smaller ratio).
-Verdict: SUPPORTED if effective concentration falls monotonically above the best ratio
-(non-increasing at every step and strictly lower at the largest ratio than at the best) AND the
-measured Pixel AP is lower at 10% than at the best ratio, the best ratio lying below 10% (with a
-best ratio of 10% or more, performance is not diluted at 10%). Without a sweep, or without a measured
-10% run, the performance half cannot be checked: PARTIAL when the concentration half holds.
-NOT SUPPORTED otherwise.
+Best ratio (a description, never evidence: it is picked on the test set): the ratio with the
+highest measured mean Pixel AP when a sweep is given, else the highest effective concentration.
+Claims (``claims``, SPEC §7.3): H4.selection (purity > chance at r = 2%), H4.performance(10%)
+and H4.performance(100%) (Pixel AP at r = 2% above r = 10% / 100%, paired over seeds × images,
+r fixed in advance); purity where oracle = chance is an identity check.
 
 Modules: ``result`` (settings, constants, ``MeasuredRatios``, result records), ``purity`` (NLL
-of the selection and the reference, purity per ratio), ``verdict`` (``best_ratio`` and the
-rule), ``analysis`` (``run``); the tables are rendered by ``mechanism.report.tables.h4``.
+of the selection and the reference, purity per ratio), ``claims`` (``best_ratio``, the
+identities and claims), ``analysis`` (``run``); the tables are rendered by ``mechanism.report.tables.h4``.
 """
 from mechanism.analyzers.h4_dilution.analysis import run
-from mechanism.analyzers.h4_dilution.purity import (CPU_BACKBONE_CHUNK, SELECTION_VIEW,
+from mechanism.analyzers.h4_dilution.purity import (SELECTION_VIEW,
                                                      augmented_nll, ratio_rows,
                                                      selection_and_reference)
-from mechanism.analyzers.h4_dilution.result import (BASIS_EFFECTIVE, BASIS_PIXEL_AP, DEFAULT_IMAGES,
-                                                    DEFAULT_RATIOS, DILUTED_RATIO, MEASURED_METRICS,
-                                                    SWEEP_PARAM, H4Config, H4Result, MeasuredRatios,
-                                                    RatioRow)
-from mechanism.analyzers.h4_dilution.verdict import best_ratio, verdict
+from mechanism.analyzers.h4_dilution.claims import best_ratio, evidence
+from mechanism.analyzers.h4_dilution.result import (BASIS_EFFECTIVE, BASIS_PIXEL_AP,
+                                                     CONTRAST_RATIOS, DEFAULT_IMAGES,
+                                                     DEFAULT_RATIOS, MEASURED_METRICS, STUDY_RATIO,
+                                                     SWEEP_PARAM, H4Config, H4Result,
+                                                     MeasuredRatios, PerformanceContrast, RatioRow)
 
-__all__ = ["BASIS_EFFECTIVE", "BASIS_PIXEL_AP", "CPU_BACKBONE_CHUNK", "DEFAULT_IMAGES",
-           "DEFAULT_RATIOS", "DILUTED_RATIO", "H4Config", "H4Result", "MeasuredRatios",
-           "MEASURED_METRICS", "RatioRow", "SELECTION_VIEW", "SWEEP_PARAM", "augmented_nll",
-           "best_ratio", "ratio_rows", "run", "selection_and_reference", "verdict"]
+__all__ = ["BASIS_EFFECTIVE", "BASIS_PIXEL_AP", "CONTRAST_RATIOS", "DEFAULT_IMAGES",
+           "DEFAULT_RATIOS", "H4Config", "H4Result", "MEASURED_METRICS", "MeasuredRatios",
+           "PerformanceContrast", "RatioRow", "SELECTION_VIEW", "STUDY_RATIO", "SWEEP_PARAM",
+           "augmented_nll", "best_ratio", "evidence", "ratio_rows", "run",
+           "selection_and_reference"]

@@ -1,4 +1,5 @@
-"""H4 end to end on a checkpoint: ratios, purity rows, best ratio and verdict."""
+"""H4 end to end on a checkpoint: ratios, purity rows, best ratio, performance contrasts and
+the evidence."""
 from __future__ import annotations
 
 import math
@@ -7,8 +8,9 @@ from pathlib import Path
 
 from mechanism.analyzers.context import AnalysisContext, checkpoint_label
 from mechanism.analyzers.h4_dilution.purity import ratio_rows, selection_and_reference
-from mechanism.analyzers.h4_dilution.result import H4Config, H4Result, MeasuredRatios
-from mechanism.analyzers.h4_dilution.verdict import best_ratio, verdict
+from mechanism.analyzers.h4_dilution.claims import best_ratio, evidence
+from mechanism.analyzers.h4_dilution.result import (H4Config, H4Result, MeasuredRatios,
+                                                     PerformanceContrast)
 from mechanism.data.mvtec import read_split
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector
@@ -18,7 +20,8 @@ from mechanism.train.loss import tail_k
 
 def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
         selection: Detector | None = None, reference: Detector | None = None,
-        measured: MeasuredRatios | None = None, cache_dir: Path | None = None,
+        measured: MeasuredRatios | None = None,
+        performance: tuple[PerformanceContrast, ...] = (), cache_dir: Path | None = None,
         progress: bool = True) -> H4Result:
     """Measure top-k ratio dilution on ``category``'s training images.
 
@@ -30,6 +33,7 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
             analysed checkpoint's NLL averaged over ``cfg.n_views`` views.
         measured: Pixel AP / Image AUROC measured per ratio (a sweep's); its ratios are
             analysed too. None: no measured columns.
+        performance: the pre-registered contrasts r = 2% vs 10% and 100% (H4.performance).
         cache_dir: feature cache folder (``None``: no cache).
 
     Raises:
@@ -55,14 +59,14 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
     pixel_ap = None if measured is None else \
         [None if row.pixel_ap is None else row.pixel_ap.mean for row in rows]
     best, basis = best_ratio(ratios, effective, pixel_ap)
-    decision, reason = verdict(ratios, effective, pixel_ap)
+    chance = chance_purity(k_ref, n_patches)
+    sweep = None if measured is None else measured.source
     context = AnalysisContext(
         checkpoint=checkpoint_label(detector.ckpt), category=category, split="train",
         n_images=len(samples), grid_h=h, grid_w=w, n_patches=n_patches,
         k=tail_k(n_patches, detector.ckpt.loss.top_k_ratio),
         top_k_ratio=detector.ckpt.loss.top_k_ratio, seed=cfg.seed, n_boot=cfg.n_boot)
-    return H4Result(context, {**asdict(cfg), "ratios": list(cfg.ratios)}, k_ref,
-                    chance_purity(k_ref, n_patches), cfg.n_views if reference is None else None,
-                    selection_source, reference_source,
-                    None if measured is None else measured.source, tuple(rows), best, basis,
-                    decision, reason)
+    return H4Result(context, {**asdict(cfg), "ratios": list(cfg.ratios)}, k_ref, chance,
+                    cfg.n_views if reference is None else None, selection_source, reference_source,
+                    sweep, tuple(rows), best, basis, tuple(performance),
+                    evidence(rows, chance, performance, len(samples), sweep))

@@ -22,14 +22,6 @@ from mechanism.stats.purity import oracle_purity, topk_purity
 from mechanism.train.loss import tail_k
 
 SELECTION_VIEW = 0             # view number of the selection's augmented view (reference: 1..M−1)
-CPU_BACKBONE_CHUNK = 4         # images per backbone call on a CPU: Lite0 at 224 px runs ~2-3× faster
-                               # per image in chunks of 4 than of 32 (measured on 2 threads)
-
-
-def _backbone_features(detector: Detector, images: torch.Tensor) -> torch.Tensor:
-    """``(B, 3, S, S)`` → ``(B, D, H, W)``, in chunks of ``CPU_BACKBONE_CHUNK`` on a CPU."""
-    chunk = CPU_BACKBONE_CHUNK if detector.device.type == "cpu" else len(images)
-    return torch.cat([detector.backbone(images[i:i + chunk]) for i in range(0, len(images), chunk)])
 
 
 def augmented_nll(detector: Detector, samples: list[Sample], views: Sequence[int],
@@ -47,8 +39,8 @@ def augmented_nll(detector: Detector, samples: list[Sample], views: Sequence[int
             images = torch.from_numpy(np.stack([load_image(s.path, size) for s in batch]))
             for v in views:
                 drawn = [draw_view(cfg.augment, cfg.seed, v, start + i) for i in range(len(batch))]
-                x = apply_views(images, drawn).to(detector.device)
-                nll = patch_nll(detector.flow(_backbone_features(detector, x))).cpu()
+                x = apply_views(images, drawn)
+                nll = patch_nll(detector.flow(detector.image_features(x))).cpu()
                 out[v][start:start + len(batch)] = maps_to_original_grid(nll, drawn)
     return out
 
@@ -122,5 +114,6 @@ def ratio_rows(selection_nll: np.ndarray, reference_nll: np.ndarray, ratios: lis
     for i, (r, k) in enumerate(zip(ratios, ks)):
         perf = measured.at(r) if measured is not None else {}
         rows.append(RatioRow(r, k, n_patches / k, intervals[f"purity{i}"], oracle_purity(k, k_ref),
-                             intervals[f"effective{i}"], perf.get("pixel_ap"), perf.get("image_auroc")))
+                             intervals[f"effective{i}"], perf.get("pixel_ap"), perf.get("image_auroc"),
+                             k == n_patches))
     return rows

@@ -4,14 +4,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from mechanism.analyzers.context import AnalysisContext, Verdict, check_common_settings
+from mechanism.analyzers.context import AnalysisContext, check_common_settings
 from mechanism.data.augment import AugmentConfig
 from mechanism.errors import MechanismError
+from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.stats.bootstrap import Interval
+from mechanism.stats.evidence import Evidence
 from mechanism.stats.summary import MetricSummary
 
 DEFAULT_RATIOS = (0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 0.50, 1.0)
-DILUTED_RATIO = 0.10           # SPEC: measured Pixel AP must be lower here than at the best ratio
+STUDY_RATIO = 0.02             # r fixed in advance for H4's claims (the study's optimum, SPEC §7.3)
+CONTRAST_RATIOS = (0.10, 1.0)  # H4.performance compares r = 2% with these (pre-registered)
 MEASURED_METRICS = ("pixel_ap", "image_auroc")   # what a sweep adds to each ratio row
 SWEEP_PARAM = "tail_top_k_ratio"  # the swept parameter whose runs give the measured columns
 BASIS_PIXEL_AP = "measured Pixel AP"
@@ -80,11 +83,21 @@ class RatioRow:
     effective_concentration: Interval       # purity × amplification, same resamples
     pixel_ap: MetricSummary | None          # measured by the sweep at r (None: not measured)
     image_auroc: MetricSummary | None
+    purity_forced: bool                     # oracle = chance (k = N): purity fixed by definition
+
+
+@dataclass(frozen=True)
+class PerformanceContrast:
+    """H4.performance's measurement: checkpoints trained at r = 2% against those at ``ratio``."""
+    ratio: float                            # the diluted ratio (10% or 100%)
+    effect: ObservedEffect | None           # baseline = r = ratio, candidate = r = 2%, paired seeds
+    note: str                               # why ``effect`` is None ("" otherwise)
 
 
 @dataclass(frozen=True)
 class H4Result:
-    """Purity, amplification and effective concentration per top-k ratio, and the verdict."""
+    """Purity, amplification and effective concentration per top-k ratio, the pre-registered
+    performance contrasts, and the evidence."""
     hypothesis: str = field(init=False, default="H4")  # leads the stored JSON
     context: AnalysisContext
     config: dict                    # the H4Config used, as plain types
@@ -95,7 +108,7 @@ class H4Result:
     reference_source: str           # what defined the truly hard patches
     sweep: str | None               # source of the measured columns (``MeasuredRatios.source``)
     rows: tuple[RatioRow, ...]      # ascending ratios
-    best_ratio: float
+    best_ratio: float               # a description only, never evidence (picked on the test set)
     best_basis: str                 # "measured Pixel AP" or "effective concentration"
-    verdict: Verdict
-    verdict_reason: str
+    performance: tuple[PerformanceContrast, ...]   # one per CONTRAST_RATIOS (empty: no sweep)
+    evidence: Evidence

@@ -1,7 +1,8 @@
-"""H7 — latent calibration (SPEC §4 H7): is the flow's latent z standard normal on test images?
+"""H7 — latent calibration (SPEC §4 H7, claims of §7.3): does tail training bring the flow's latent
+z closer to N(0, 1) on normal test images?
 
-Every value of ``z = flow(features).z`` ``(n, D, H, W)`` of the analysed test images (all, or
-``good`` only) is pooled:
+Every value of ``z = flow(features).z`` ``(n, D, H, W)`` of the analysed test images (``good``
+ones by default; all with ``split="all"``) is pooled:
 
 * z mean and population std; QQ correlation (Pearson r of the percentiles 1..99 against
   ``norm.ppf``); tail calibration error (mean |empirical − theoretical| at the percentiles
@@ -16,25 +17,28 @@ against exact percentiles of the resampled values), its moments from per-image s
 KS and Shapiro p-values treat the patch values as independent; neighbouring patches are
 correlated, so they overstate the evidence against normality.
 
-Verdict (``verdict``): SUPPORTED if QQ r ≥ 0.995 and tail error ≤ 0.10; PARTIAL if QQ r ≥ 0.98;
-else NOT SUPPORTED. With a baseline (λ = 0) checkpoint the same numbers are computed for it on
-the same images and paired (same resamples); tail training moves z closer to N(0, 1) only if
-the 95% interval of the tail-error difference (candidate − baseline) lies entirely below 0
-(``tail_training_closer``).
+Grade (``claims.grade``, descriptive, printed beside the verdict): "calibrated" if QQ r ≥ 0.995
+and tail error ≤ 0.10, "roughly calibrated" if QQ r ≥ 0.98, else "not calibrated"; z std is
+printed beside it because QQ r ignores scale.
+
+Claims (``claims.evidence``, SPEC §7.3), with a baseline (λ = 0) checkpoint measured on the same
+images and paired (same resamples): **H7.calibration** — Δ tail calibration error (tail-aware −
+baseline) < 0; **H7.scale** — Δ |z std − 1| < 0. Both are claims about what training changes:
+they need ≥ 3 training seeds.
 
 Modules: ``result`` (settings, thresholds, result records), ``latents`` (one model's z with its
-exact and resampled statistics), ``verdict`` (the rule and ``tail_training_closer``),
+exact and resampled statistics), ``claims`` (the grade and the claims),
 ``analysis`` (the analysed images, shared intervals and ``run``); the tables are rendered by
 ``mechanism.report.tables.h7``.
 """
 from mechanism.analyzers.h7_calibration.latents import latents
 from mechanism.analyzers.h7_calibration.analysis import analysed_samples, run
-from mechanism.analyzers.h7_calibration.result import (CALIBRATION_STATS, CLOSER_RULE, PAIRED_STATS,
-                                                       QQ_PARTIAL, QQ_SUPPORTED, SPLITS,
-                                                       TAIL_SUPPORTED, H7Config, H7Paired, H7Result,
-                                                       LatentCalibration)
-from mechanism.analyzers.h7_calibration.verdict import tail_training_closer, verdict
+from mechanism.analyzers.h7_calibration.claims import evidence, grade
+from mechanism.analyzers.h7_calibration.result import (CALIBRATION_STATS, PAIRED_STATS,
+                                                       QQ_CALIBRATED, QQ_ROUGHLY, SPLITS,
+                                                       TAIL_CALIBRATED, H7Config, H7Paired,
+                                                       H7Result, LatentCalibration)
 
-__all__ = ["CALIBRATION_STATS", "CLOSER_RULE", "PAIRED_STATS", "QQ_PARTIAL", "QQ_SUPPORTED",
-           "SPLITS", "TAIL_SUPPORTED", "H7Config", "H7Paired", "H7Result", "LatentCalibration",
-           "analysed_samples", "latents", "run", "tail_training_closer", "verdict"]
+__all__ = ["CALIBRATION_STATS", "PAIRED_STATS", "QQ_CALIBRATED", "QQ_ROUGHLY", "SPLITS",
+           "TAIL_CALIBRATED", "H7Config", "H7Paired", "H7Result", "LatentCalibration",
+           "analysed_samples", "evidence", "grade", "latents", "run"]

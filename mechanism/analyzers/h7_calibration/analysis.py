@@ -11,11 +11,10 @@ from mechanism.analyzers.context import AnalysisContext, checkpoint_label, paire
 from mechanism.analyzers.h7_calibration.latents import ModelLatents, latents
 from mechanism.analyzers.h7_calibration.result import (CALIBRATION_STATS, PAIRED_STATS, SPLITS,
                                                        H7Config, H7Paired, H7Result)
-from mechanism.analyzers.h7_calibration.verdict import tail_training_closer, verdict
+from mechanism.analyzers.h7_calibration.claims import evidence, grade
 from mechanism.data.mvtec import Sample, read_split
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector
-from mechanism.io.text import answer
 from mechanism.stats.bootstrap import Interval, bootstrap
 from mechanism.stats.calibration import KS_METHOD, QQ_PERCENTILES, SHAPIRO_METHOD, normal_quantiles
 from mechanism.train.loss import tail_k
@@ -89,14 +88,9 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H7Config 
 
     intervals = _intervals(cand, base, cfg)
     paired = None
-    decision, reason = verdict(cand.exact["qq_correlation"], cand.exact["tail_error"])
     if base is not None:
-        closer, closer_reason = tail_training_closer(intervals["difference_tail_error"])
         paired = H7Paired(checkpoint_label(baseline.ckpt), baseline.ckpt.loss.tail_weight,
-                          *(paired_stat(intervals, k) for k in PAIRED_STATS),
-                          closer, closer_reason)
-        reason = (f"{reason}; tail training moves z closer to N(0, 1): {answer(closer)} (tail-error "
-                  f"difference {intervals['difference_tail_error'].format('{:.4f}')})")
+                          *(paired_stat(intervals, k) for k in PAIRED_STATS))
     method = (f"KS: {KS_METHOD}. Shapiro-Wilk: {SHAPIRO_METHOD} (seed {cfg.seed}). Point "
               f"estimates exact on all z; bootstrap percentiles from per-image histograms on "
               f"{cfg.resample_bins} equal-count bins (CDF linear within a bin), moments from "
@@ -110,4 +104,6 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H7Config 
         candidate=cand.calibration({k: intervals[k] for k in CALIBRATION_STATS}, cfg),
         baseline=None if base is None else base.calibration(
             {k: intervals[f"baseline_{k}"] for k in CALIBRATION_STATS}, cfg),
-        paired=paired, method=method, verdict=decision, verdict_reason=reason)
+        paired=paired, method=method,
+        grade=grade(cand.exact["qq_correlation"], cand.exact["tail_error"], cand.exact["z_std"]),
+        evidence=evidence(paired, len(samples)))

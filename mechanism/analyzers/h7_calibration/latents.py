@@ -71,8 +71,9 @@ class ModelLatents:
         qq = qq_correlation_of_percentiles(percentiles)
         if not np.isfinite(qq):
             raise MechanismError("QQ correlation undefined: the z percentiles 1..99 are all equal")
-        exact = {"z_mean": float(flat.mean(dtype=np.float64)),
-                 "z_std": float(flat.std(dtype=np.float64)),
+        std = float(flat.std(dtype=np.float64))
+        exact = {"z_mean": float(flat.mean(dtype=np.float64)), "z_std": std,
+                 "scale_error": abs(std - 1.0),
                  "qq_correlation": qq, "tail_error": tail_error_of_percentiles(percentiles)}
         return cls(z, exact, percentiles)
 
@@ -87,6 +88,7 @@ class ModelLatents:
 
         return {"z_mean": lambda idx: moments.mean(weights(idx)),
                 "z_std": lambda idx: moments.std(weights(idx)),
+                "scale_error": lambda idx: abs(moments.std(weights(idx)) - 1.0),
                 "qq_correlation": lambda idx: qq_correlation_of_percentiles(resampled(idx)),
                 "tail_error": lambda idx: tail_error_of_percentiles(resampled(idx))}
 

@@ -3,25 +3,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mechanism.analyzers.context import AnalysisContext, Verdict, check_common_settings
+from mechanism.analyzers.context import AnalysisContext, check_common_settings
 from mechanism.errors import MechanismError
 from mechanism.stats.bootstrap import Interval, PairedStat
 from mechanism.stats.calibration import QQ_PERCENTILES, QuantileRow, normal_quantiles
+from mechanism.stats.evidence import Evidence
 
-QQ_SUPPORTED = 0.995      # QQ r a SUPPORTED verdict needs (SPEC §4 H7)
-TAIL_SUPPORTED = 0.10     # largest tail calibration error a SUPPORTED verdict allows
-QQ_PARTIAL = 0.98         # QQ r a PARTIAL verdict needs
+QQ_CALIBRATED = 0.995     # the grade "calibrated" needs QQ r ≥ this (SPEC §7.3, descriptive)
+TAIL_CALIBRATED = 0.10    # … and a tail calibration error ≤ this
+QQ_ROUGHLY = 0.98         # the grade "roughly" needs QQ r ≥ this
 SPLITS = {"all": "test", "good": "test/good"}   # cfg.split → context split
-CLOSER_RULE = ("yes only if the 95% bootstrap interval of the tail-calibration-error difference "
-               "(candidate − baseline, same image resamples) lies entirely below 0")
-CALIBRATION_STATS = ("z_mean", "z_std", "qq_correlation", "tail_error")   # Interval fields
-PAIRED_STATS = ("qq_correlation", "tail_error", "z_std")                  # PairedStat fields
+CALIBRATION_STATS = ("z_mean", "z_std", "scale_error", "qq_correlation", "tail_error")   # Interval fields
+PAIRED_STATS = ("qq_correlation", "tail_error", "z_std", "scale_error")                # PairedStat fields
 
 
 @dataclass(frozen=True)
 class H7Config:
     """Settings of the H7 analysis."""
-    split: str = "all"                 # "all" test images or "good" ones only
+    split: str = "good"                # "good" test images (calibration of the normal class) or "all"
     seed: int = 0                      # seeds the image subset, Shapiro subsample and bootstrap
     n_boot: int = 1000                 # bootstrap resamples for 95% intervals (0 = none)
     batch_size: int = 32               # images per flow batch
@@ -49,6 +48,7 @@ class LatentCalibration:
     n_channels: int                            # D
     z_mean: Interval
     z_std: Interval                            # population std
+    scale_error: Interval                      # |z std − 1|
     qq_correlation: Interval
     tail_error: Interval                       # mean |empirical − theoretical| at TAIL_PERCENTILES
     empirical_percentiles: tuple[float, ...]   # (99,) exact percentiles 1..99 of all z
@@ -82,14 +82,13 @@ class H7Paired:
     qq_correlation: PairedStat
     tail_error: PairedStat
     z_std: PairedStat
-    closer: bool | None             # tail training moves z closer to N(0, 1)? None: no interval
-    closer_reason: str              # the answer with its evidence
+    scale_error: PairedStat         # |z std − 1|
 
 
 @dataclass(frozen=True)
 class H7Result:
     """H7 numbers, figure data (fig4 QQ plot + quantile errors, fig5 per-channel normality)
-    and verdict. ``theoretical_percentiles[i]`` = Φ⁻¹(p/100) for ``percentile_levels[i]``."""
+    and evidence. ``theoretical_percentiles[i]`` = Φ⁻¹(p/100) for ``percentile_levels[i]``."""
     hypothesis: str = field(init=False, default="H7")   # leading key of the stored JSON
     context: AnalysisContext
     config: dict                                 # the H7Config used
@@ -99,5 +98,5 @@ class H7Result:
     baseline: LatentCalibration | None
     paired: H7Paired | None
     method: str                                  # how tests and intervals were computed
-    verdict: Verdict
-    verdict_reason: str
+    grade: str                                   # the candidate's calibration in words (descriptive)
+    evidence: Evidence

@@ -21,7 +21,7 @@ from mechanism.eval.metrics import validate
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
-def _region_weights(masks: np.ndarray) -> tuple[np.ndarray, int]:
+def region_weights(masks: np.ndarray) -> tuple[np.ndarray, int]:
     """Per-pixel PRO increment ``1 / |region|`` (0 on normal pixels) and the region count.
 
     Args:
@@ -29,17 +29,17 @@ def _region_weights(masks: np.ndarray) -> tuple[np.ndarray, int]:
 
     Returns:
         ``(N * H * W,)`` float64 weights in the flattened order of ``masks``, and the number of
-        8-connected regions over all images.
+        8-connected regions of each image ``(N,)`` int64.
     """
     weights = np.zeros(masks.shape, dtype=np.float64)
-    n_regions = 0
-    for image_mask, image_weights in zip(masks, weights):
+    n_regions = np.zeros(len(masks), dtype=np.int64)
+    for i, (image_mask, image_weights) in enumerate(zip(masks, weights)):
         region_ids, n = ndimage.label(image_mask, structure=EIGHT_CONNECTED)
         if n:
             region_size = np.bincount(region_ids.ravel())[1:]  # id 0 is the background
             inverse_size = np.concatenate(([0.0], 1.0 / region_size))
             image_weights[...] = inverse_size[region_ids]
-        n_regions += n
+        n_regions[i] = n
     return weights.ravel(), n_regions
 
 
@@ -61,7 +61,8 @@ def pro_curve(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarr
             any anomalous region or without any normal pixel.
     """
     maps, masks = validate.maps_and_masks(maps, masks)
-    region_weight, n_regions = _region_weights(masks)
+    region_weight, per_image = region_weights(masks)
+    n_regions = int(per_image.sum())
     normal = ~masks.ravel()
     n_normal = int(np.count_nonzero(normal))
     if n_regions == 0:
@@ -81,7 +82,7 @@ def pro_curve(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return fpr, pro
 
 
-def _area_up_to(x: np.ndarray, y: np.ndarray, x_max: float) -> float:
+def area_up_to(x: np.ndarray, y: np.ndarray, x_max: float) -> float:
     """Trapezoid area under the polyline (x, y) for x ∈ [x[0], x_max].
 
     ``x`` is non-decreasing and ``x[-1] >= x_max``; the polyline is linearly interpolated at
@@ -110,4 +111,4 @@ def aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> float:
     if not 0.0 < fpr_limit <= 1.0:
         raise MechanismError(f"AUPRO fpr_limit must lie in (0, 1], got {fpr_limit}")
     fpr, pro = pro_curve(maps, masks)
-    return _area_up_to(fpr, pro, fpr_limit) / fpr_limit
+    return area_up_to(fpr, pro, fpr_limit) / fpr_limit

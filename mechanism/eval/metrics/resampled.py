@@ -1,4 +1,4 @@
-"""Image AUROC, pooled Pixel AUROC and Pixel AP of a bootstrap resample of images, fast.
+"""Image AUROC, pooled Pixel AUROC, Pixel AP and AUPRO of a bootstrap resample of images, fast.
 
 A resample weights each test image by how often it was drawn. Pixel metrics pool millions of
 pixels, so calling sklearn once per resample (about a second each) is too slow for 1000
@@ -8,7 +8,9 @@ product for all resamples). AP and AUROC computed from binned counts treat the s
 bin as tied: when the pooled maps have at most ``n_bins`` distinct values every value is its own
 bin and the result equals sklearn's with the same sample weights exactly; otherwise the bins are
 equal-count quantile bins of the pooled scores, and the point estimates of a report still come
-from sklearn on the raw maps.
+from sklearn on the raw maps. AUPRO's curve is a sum over images too: per bin, each image's
+normal pixels (FPR) and Σ over its regions of the region's pixels in the bin / |region| (PRO),
+with its region count.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mechanism.eval.metrics import validate
+from mechanism.eval.metrics.aupro import area_up_to, region_weights
 
 DEFAULT_BINS = 4096
 
@@ -28,10 +31,15 @@ class BinnedPixels:
     Attributes:
         positives: ``(n, T)`` defect pixels of image i in bin t.
         negatives: ``(n, T)`` normal pixels of image i in bin t.
+        region_overlap: ``(n, T)`` Σ over image i's 8-connected regions of the region's pixels
+            in bin t / |region|.
+        n_regions: ``(n,)`` regions of image i.
         exact: every distinct score has its own bin (no ties introduced by binning).
     """
     positives: np.ndarray
     negatives: np.ndarray
+    region_overlap: np.ndarray
+    n_regions: np.ndarray
     exact: bool
 
 
@@ -50,7 +58,10 @@ def bin_pixels(maps: np.ndarray, masks: np.ndarray, n_bins: int = DEFAULT_BINS) 
     positive = masks.reshape(n, -1).ravel().astype(bool)
     pos = np.bincount(flat[positive], minlength=n * n_used).reshape(n, n_used)
     neg = np.bincount(flat[~positive], minlength=n * n_used).reshape(n, n_used)
-    return BinnedPixels(pos.astype(np.float64), neg.astype(np.float64), exact)
+    weight, n_regions = region_weights(masks.astype(bool))
+    overlap = np.bincount(flat, weights=weight, minlength=n * n_used).reshape(n, n_used)
+    return BinnedPixels(pos.astype(np.float64), neg.astype(np.float64), overlap,
+                        n_regions.astype(np.float64), exact)
 
 
 def _cumulative(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +93,24 @@ def auroc_from_counts(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
         return area / (tp[..., -1] * fp[..., -1])
 
 
+def aupro_from_counts(neg: np.ndarray, overlap: np.ndarray, n_regions: np.ndarray,
+                      fpr_limit: float = 0.3) -> np.ndarray:
+    """AUPRO (``mechanism.eval.metrics.aupro``'s definition) from counts ``(B, T)`` ordered by
+    descending score and region counts ``(B,)``: one curve point per bin.
+
+    Returns ``(B,)``; NaN for a resample without a region or a normal pixel.
+    """
+    fp, covered = np.cumsum(neg, axis=-1), np.cumsum(overlap, axis=-1)
+    out = np.full(len(neg), np.nan)
+    for b in range(len(neg)):
+        if n_regions[b] <= 0 or fp[b, -1] <= 0:
+            continue
+        fpr = np.concatenate(([0.0], fp[b] / fp[b, -1]))
+        pro = np.concatenate(([0.0], np.minimum(covered[b] / n_regions[b], 1.0)))
+        out[b] = area_up_to(fpr, pro, fpr_limit) / fpr_limit
+    return out
+
+
 def image_auroc_weighted(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """ROC AUC of image ``scores (n,)`` with per-image ``weights (B, n)``; ties count one half.
 
@@ -94,11 +123,3 @@ def image_auroc_weighted(scores: np.ndarray, labels: np.ndarray, weights: np.nda
     w_pos, w_neg = weights[:, pos], weights[:, neg]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.einsum("bi,ij,bj->b", w_pos, wins, w_neg) / (w_pos.sum(1) * w_neg.sum(1))
-
-
-def resample_weights(n_images: int, n_boot: int, seed: int) -> np.ndarray:
-    """``(n_boot, n_images)`` draw counts of seeded resamples with replacement, the same draws
-    as ``mechanism.stats.bootstrap.bootstrap`` makes for ``n_images`` units."""
-    rng = np.random.default_rng(seed)
-    return np.stack([np.bincount(rng.integers(0, n_images, size=n_images), minlength=n_images)
-                     for _ in range(n_boot)]).astype(np.float64)

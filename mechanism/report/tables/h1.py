@@ -1,10 +1,13 @@
-"""H1's tables: edge distances and image gradients of the tail, the paired baseline table,
-the verdict and the context."""
+"""H1's tables: edge distances and image gradients of the tail, the flip control, the evidence,
+the paired baseline table and the context."""
 from __future__ import annotations
 
-from mechanism.analyzers.h1_edge import H1Result
+from mechanism.analyzers.h1_edge import FlipControl, H1Result
 from mechanism.io.text import format_p, markdown_table
+from mechanism.report.tables import evidence
 from mechanism.report.tables.rows import interval_text, measurement_row
+from mechanism.stats.bootstrap import Interval
+from mechanism.stats.edge_distance import SIDES
 
 RESULT = H1Result
 
@@ -20,8 +23,13 @@ def _table_rows(r: H1Result) -> list[tuple[str, str]]:
          f"{format_p(r.ks_p)} (D = {r.ks_statistic:.3f})"),
         ("Image gradient (tail)", f"{r.gradient_tail_mean:.4f}"),
         ("Image gradient (non-tail)", f"{r.gradient_nontail_mean:.4f}"),
-        ("**Gradient ratio** (tail / non-tail)", ratio),
-        ("Mann-Whitney p-value", "—" if r.mw_p is None else format_p(r.mw_p)),
+        ("Gradient ratio (tail / non-tail), all cells", ratio),
+        ("Mann-Whitney p-value, all cells", "—" if r.mw_p is None else format_p(r.mw_p)),
+        ("**Gradient ratio, interior cells** (edge distance ≥ 1)",
+         "—" if r.interior_gradient_ratio is None else
+         f"**{r.interior_gradient_ratio.format('{:.3f}×')}**"),
+        ("Mann-Whitney p-value, interior cells",
+         "—" if r.interior_mw_p is None else format_p(r.interior_mw_p)),
         ("Cliff's δ (tail vs non-tail gradient)", r.cliffs_delta.format("{:.3f}")),
     ]
 
@@ -39,11 +47,49 @@ def _paired_rows(r: H1Result) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _pct(i: Interval | None) -> str:
+    if i is None:
+        return "—"
+    if i.low is None or i.high is None:
+        return f"{100 * i.estimate:.1f}%"
+    return f"{100 * i.estimate:.1f}% [{100 * i.low:.1f}, {100 * i.high:.1f}]"
+
+
+def flip_markdown(f: FlipControl) -> str:
+    """The side-share table, the grid-anchoring index per flip and the cell-level shares."""
+    flips = {o.flip: o for o in f.flips}
+    sides = markdown_table(
+        ["side of the grid", "uniform", "original inputs", *(f"{o.flip} flipped" for o in f.flips)],
+        [[s, f"{100 * f.uniform_sides[s]:.1f}%", _pct(f.original_sides[s]),
+          *(_pct(o.sides[s]) for o in f.flips)] for s in SIDES])
+    anchoring = markdown_table(
+        ["flip", "asymmetry", "original", "flipped", "grid-anchoring index G", "reading"],
+        [[o.flip, o.asymmetry, _pct(o.asymmetry_original), _pct(o.asymmetry_flipped),
+          "—" if o.anchoring is None else o.anchoring.format("{:+.2f}"), o.reading]
+         for o in flips.values()])
+    cells = markdown_table(
+        ["flip", "region", "tail cells", "grid-anchored share", "content-following share"],
+        [[o.flip, c.region, c.n_tail_cells, _pct(c.grid_anchored), _pct(c.content_following)]
+         for o in flips.values() for c in o.cells])
+    return "\n".join([
+        "Flip control — is an edge preference the image or the network? (printed beside the "
+        "verdict, not counted in it). Tail share per side, grid coordinates (rows and columns "
+        "include their corners):", "", sides, "",
+        "G = asymmetry(flipped) / asymmetry(original): +1 when the asymmetry stays on the grid "
+        "(padding, receptive field, position condition), −1 when it follows the image content:",
+        "", anchoring, "",
+        f"Cell level (secondary; an unrelated tail gives about k/N = {100 * f.chance_share:.1f}%):",
+        "", cells, "", f"Method: {f.method}."])
+
+
 def markdown(r: H1Result) -> str:
-    """The measurement table, the verdict, the paired table (with a baseline) and the context."""
+    """The measurement table, the flip control, the evidence, the paired table (with a
+    baseline) and the context."""
     c = r.context
-    parts = [markdown_table(["measurement", "value"], _table_rows(r)), "",
-             f"**Verdict: {r.verdict.value}** — {r.verdict_reason}", ""]
+    parts = [markdown_table(["measurement", "value"], _table_rows(r)), ""]
+    if r.flip_control is not None:
+        parts += [flip_markdown(r.flip_control), ""]
+    parts += [evidence.markdown(r.evidence), ""]
     if r.paired is not None:
         lam = f"λ = {r.paired.baseline_tail_weight:g}"
         parts += [f"Paired with the baseline ({r.paired.baseline_checkpoint}) on the same "
@@ -60,7 +106,8 @@ def markdown(r: H1Result) -> str:
 
 
 def csv_rows(r: H1Result) -> list[dict]:
-    """One row per measurement; with a baseline, ``paired_<name>_<role>`` rows; the verdict last."""
+    """One row per measurement; with a baseline, ``paired_<name>_<role>`` rows; then the
+    claims, identities and the verdict."""
     rows = [measurement_row("edge_distance_tail_mean", r.tail_distance_mean, "cells"),
             measurement_row("edge_distance_tail_std", r.tail_distance_std, "cells, population std"),
             measurement_row("edge_distance_uniform_mean", r.uniform_distance_mean, "cells, exact"),
@@ -71,7 +118,25 @@ def csv_rows(r: H1Result) -> list[dict]:
                             "as gradient_tail_mean"),
             measurement_row("gradient_ratio", r.gradient_ratio, r.gradient_note),
             measurement_row("mann_whitney_p", r.mw_p, r.gradient_note),
+            measurement_row("interior_gradient_ratio", r.interior_gradient_ratio,
+                            "tail / non-tail on cells with edge distance ≥ 1"),
+            measurement_row("interior_mann_whitney_p", r.interior_mw_p),
             measurement_row("cliffs_delta", r.cliffs_delta)]
+    if r.flip_control is not None:
+        f = r.flip_control
+        rows += [measurement_row(f"tail_share_{s}_original", f.original_sides[s],
+                                 f"uniform {f.uniform_sides[s]:.6g}") for s in SIDES]
+        for o in f.flips:
+            rows += [measurement_row(f"tail_share_{s}_{o.flip}_flipped", o.sides[s]) for s in SIDES]
+            rows += [measurement_row(f"asymmetry_{o.flip}_original", o.asymmetry_original, o.asymmetry),
+                     measurement_row(f"asymmetry_{o.flip}_flipped", o.asymmetry_flipped, o.asymmetry),
+                     measurement_row(f"grid_anchoring_{o.flip}", o.anchoring,
+                                     o.anchoring_note or o.reading)]
+            for cell in o.cells:
+                rows += [measurement_row(f"{kind}_share_{o.flip}_{cell.region}", getattr(cell, attr),
+                                         f"{cell.n_tail_cells} tail cells")
+                         for kind, attr in (("grid_anchored", "grid_anchored"),
+                                            ("content_following", "content_following"))]
     if r.paired is not None:
         p = r.paired
         for name, paired in (("edge_distance_tail_mean", p.tail_distance_mean),
@@ -81,5 +146,4 @@ def csv_rows(r: H1Result) -> list[dict]:
                 continue
             rows += [measurement_row(f"paired_{name}_{role}", getattr(paired, role))
                      for role in ("baseline", "candidate", "difference")]
-    rows.append(measurement_row("verdict", r.verdict.value, r.verdict_reason))
-    return rows
+    return rows + evidence.csv_rows(r.evidence)

@@ -1,17 +1,18 @@
-"""H7's tables: the candidate's calibration, its quantile comparison, the paired baseline table
-with the closer-to-N(0, 1) answer, the verdict and the context."""
+"""H7's tables: the candidate's calibration and grade, its quantile comparison, the paired
+baseline table, the evidence and the context."""
 from __future__ import annotations
 
-from mechanism.analyzers.context import ALPHA
-from mechanism.analyzers.h7_calibration import (CALIBRATION_STATS, CLOSER_RULE, PAIRED_STATS,
-                                                H7Result, LatentCalibration)
-from mechanism.io.text import answer, format_p, markdown_table
+from mechanism.analyzers.h7_calibration import (CALIBRATION_STATS, PAIRED_STATS, H7Result,
+                                                LatentCalibration)
+from mechanism.io.text import format_p, markdown_table
+from mechanism.report.tables import evidence
 from mechanism.report.tables.rows import interval_text, measurement_row
+from mechanism.stats.evidence import ALPHA
 from mechanism.stats.calibration import TABLE_PERCENTILES
 
 RESULT = H7Result
 _PAIRED_LABELS = {"qq_correlation": "QQ correlation", "tail_error": "Tail calibration error",
-                  "z_std": "z std"}
+                  "z_std": "z std", "scale_error": "|z std − 1|"}
 _MODEL_NUMBERS = ("mean_ks_p", "mean_shapiro_p", "ks_reject_share", "shapiro_reject_share",
                   "n_values", "n_channels", "shapiro_n")
 
@@ -21,6 +22,7 @@ def _table_rows(c: LatentCalibration) -> list[tuple[str, str, str]]:
     return [
         ("z mean", c.z_mean.format("{:.4f}"), "0"),
         ("z std", c.z_std.format("{:.4f}"), "1"),
+        ("|z std − 1|", c.scale_error.format("{:.4f}"), "0"),
         ("**QQ correlation**", f"**{c.qq_correlation.format('{:.4f}')}**", "1"),
         ("Mean KS p-value", format_p(c.mean_ks_p), "-"),
         ("Mean Shapiro-Wilk p-value", format_p(c.mean_shapiro_p), "-"),
@@ -40,12 +42,13 @@ def _paired_rows(r: H7Result) -> list[tuple[str, str, str, str]]:
 
 
 def markdown(r: H7Result) -> str:
-    """The calibration table, the quantile comparison, the paired table and closer answer (with
-    a baseline), the verdict and the context."""
+    """The calibration table and grade, the quantile comparison, the paired table (with a
+    baseline), the evidence and the context."""
     c, cand = r.context, r.candidate
     quantiles = [(f"{q.percentile:g}%", f"{q.empirical:.3f}", f"{q.theoretical:.3f}",
                   f"{q.error:.3f}") for q in map(cand.quantile, TABLE_PERCENTILES)]
     parts = [markdown_table(["measurement", "value", "ideal"], _table_rows(cand)), "",
+             f"Grade (a description, not a claim): {r.grade}.", "",
              "Quantile comparison:", "",
              markdown_table(["Percentile", "Empirical", "Theoretical", "Error"], quantiles), ""]
     if r.paired is not None:
@@ -53,10 +56,8 @@ def markdown(r: H7Result) -> str:
         parts += [f"Paired with the baseline ({p.baseline_checkpoint}) on the same images:", "",
                   markdown_table(["measurement", f"baseline (λ = {p.baseline_tail_weight:g})",
                                   "candidate", "difference (candidate − baseline)"],
-                                 _paired_rows(r)), "",
-                  f"Does tail training move z closer to N(0, 1)? **{answer(p.closer)}** — "
-                  f"{p.closer_reason} (rule: {CLOSER_RULE}).", ""]
-    parts += [f"**Verdict: {r.verdict.value}** — {r.verdict_reason}", "",
+                                 _paired_rows(r)), ""]
+    parts += [evidence.markdown(r.evidence), "",
               f"Context: checkpoint {c.checkpoint}; category {c.category}, split {c.split}, "
               f"{c.n_images} images; grid {c.grid_h}×{c.grid_w} (N = {c.n_patches}), "
               f"{cand.n_channels} channels, {cand.n_values:,} z values; the checkpoint's tail "
@@ -75,15 +76,12 @@ def _model_rows(prefix: str, m: LatentCalibration) -> list[dict]:
 
 
 def csv_rows(r: H7Result) -> list[dict]:
-    """The candidate's rows, ``baseline_*`` rows and ``difference_*`` rows with a baseline, the
-    closer answer, the verdict last."""
-    rows = _model_rows("", r.candidate)
+    """The candidate's rows (and its grade), ``baseline_*`` rows and ``difference_*`` rows with a
+    baseline, then the claims and the verdict."""
+    rows = _model_rows("", r.candidate) + [measurement_row("grade", r.grade, "descriptive")]
     if r.baseline is not None:
         rows += _model_rows("baseline_", r.baseline)
     if r.paired is not None:
         rows += [measurement_row(f"difference_{name}", getattr(r.paired, name).difference,
                                  "candidate − baseline") for name in PAIRED_STATS]
-        rows.append(measurement_row("tail_training_closer", answer(r.paired.closer),
-                                    r.paired.closer_reason))
-    rows.append(measurement_row("verdict", r.verdict.value, r.verdict_reason))
-    return rows
+    return rows + evidence.csv_rows(r.evidence)

@@ -18,31 +18,29 @@ def _format_points(iv: Interval) -> str:
     return text + " pts"
 
 
-def markdown(result: ObservedEffect) -> str:
-    """One row per metric (AUPRO without an interval), then the models and images compared."""
+def markdown(result: ObservedEffect, roles: tuple[str, str] = ("baseline", "tail-aware")) -> str:
+    """One row per metric, then the models, seeds and images compared; ``roles`` names the two
+    columns (the random-k control: ``("random-k", "top-k")``)."""
     rows = []
     for key, name in ((k, METRIC_LABELS[k]) for k in OBSERVED_METRICS):
         p = result.metrics[key]
         rows.append([f"**{name}**", p.baseline.format("{:.2%}"), p.candidate.format("{:.2%}"),
                      _format_points(p.difference)])
-    rows.append(["AUPRO@0.3", f"{result.aupro[0]:.2%}", f"{result.aupro[1]:.2%}",
-                 f"{100 * (result.aupro[1] - result.aupro[0]):+.2f} pts (no interval)"])
-    table = markdown_table(["metric", "baseline", "tail-aware",
-                            "difference (tail-aware − baseline)"], rows)
-    return (f"{table}\n\nBaseline: {result.baseline}. Tail-aware: {result.candidate}. "
-            f"{result.category}: {result.n_good} good + {result.n_defective} defective test "
-            f"images; {result.interval_method}; seed {result.seed}.")
+    table = markdown_table([f"metric (mean over S = {result.n_seeds} seeds)", *roles,
+                            f"difference ({roles[1]} − {roles[0]})"], rows)
+    return (f"{table}\n\n{roles[0].capitalize()}: {result.baseline}. "
+            f"{roles[1].capitalize()}: {result.candidate}. {result.category}: {result.n_good} good + "
+            f"{result.n_defective} defective test images, S = {result.n_seeds} training seeds; "
+            f"{result.scoring}; {result.interval_method}; seed {result.seed}.")
 
 
 def csv_rows(result: ObservedEffect) -> list[dict]:
-    """One row per metric: each role's estimate and bounds; then AUPRO (estimates only)."""
+    """One row per metric: each role's estimate and bounds, and S."""
     out = []
     for key, p in result.metrics.items():
-        row = {"metric": key}
+        row = {"metric": key, "n_seeds": result.n_seeds}
         for role in ROLES:
             iv = getattr(p, role)
             row.update({role: iv.estimate, f"{role}_low": iv.low, f"{role}_high": iv.high})
         out.append(row)
-    out.append({"metric": "aupro", "baseline": result.aupro[0], "candidate": result.aupro[1],
-                "difference": result.aupro[1] - result.aupro[0]})
     return out

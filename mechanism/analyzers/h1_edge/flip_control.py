@@ -1,0 +1,177 @@
+"""H1's control (SPEC §7.3): is the tail's edge preference the image or the network?
+
+The model runs on every image flipped left–right and top–bottom; each tail (top-k NLL cells) is
+kept in the grid coordinates of the input it was computed on.
+
+* Distribution level (primary): the share of all tail cells on each side of the grid (top and
+  bottom row, left and right column, corners) against the uniform share, on the original and
+  the flipped inputs. For the left–right flip the grid-anchoring index is
+  ``G_LR = (right − left)(flipped) / (right − left)(original)``: +1 when the asymmetry stays
+  on the grid (padding, receptive field, position condition), −1 when it follows the image
+  content; ``G_TB`` likewise with bottom − top. G is given only where the original asymmetry's
+  interval excludes 0.
+* Cell level (secondary): per image, grid-anchored share ``|T ∩ T_flip| / |T|`` and
+  content-following share ``|T ∩ mirror(T_flip)| / |T|`` on border (edge distance 0) and
+  interior cells, cells on the mirror axis left out. An unrelated tail would give about k/N.
+
+Intervals: percentile bootstrap over images (shared resamples) from per-image counts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mechanism.data.images import load_image
+from mechanism.data.mvtec import Sample
+from mechanism.eval.detector import Detector
+from mechanism.flow import patch_nll
+from mechanism.stats.bootstrap import Interval, bootstrap
+from mechanism.stats.edge_distance import SIDES, edge_distance_grid, grid_sides
+from mechanism.train.loss import select_tail
+
+FLIPS = {"left-right": ("right", "left"), "top-bottom": ("bottom", "top")}   # flip → asymmetry sides
+_FLIP_DIMS = {"left-right": (-1,), "top-bottom": (-2,)}
+METHOD = ("the model on each image flipped left–right and top–bottom (backbone re-run on the "
+          "flipped input, features not cached); tails in the grid coordinates of their input; "
+          "95% percentile bootstrap over images from per-image counts, shared resamples")
+
+
+@dataclass(frozen=True)
+class CellAgreement:
+    """How a flipped input's tail cells match the original tail on one region of the grid."""
+    region: str                          # "border" (edge distance 0) or "interior" (≥ 1)
+    grid_anchored: Interval | None       # |T ∩ T_flip| / |T|; None: no tail cell in the region
+    content_following: Interval | None   # |T ∩ mirror(T_flip)| / |T|
+    n_tail_cells: int                    # original tail cells of the region, all images
+
+
+@dataclass(frozen=True)
+class FlipOutcome:
+    """One flip: tail side shares on the flipped inputs and the grid-anchoring index."""
+    flip: str                            # "left-right" or "top-bottom"
+    sides: dict[str, Interval]           # SIDES → tail share on the flipped inputs (grid coordinates)
+    asymmetry: str                       # "right − left" or "bottom − top"
+    asymmetry_original: Interval         # that share difference on the original inputs
+    asymmetry_flipped: Interval          # … and on the flipped inputs
+    anchoring: Interval | None           # G = flipped / original asymmetry; None: anchoring_note
+    anchoring_note: str
+    reading: str                         # what G says, in words
+    cells: tuple[CellAgreement, ...]     # border, interior
+
+
+@dataclass(frozen=True)
+class FlipControl:
+    """The flip control of H1 (printed beside the verdict, not a claim)."""
+    uniform_sides: dict[str, float]      # SIDES → share of the grid's cells
+    original_sides: dict[str, Interval]  # SIDES → tail share on the original inputs
+    flips: tuple[FlipOutcome, ...]       # left-right, top-bottom
+    chance_share: float                  # k/N: cell share an unrelated tail would give
+    method: str
+
+
+@torch.inference_mode()
+def flipped_nll(detector: Detector, samples: list[Sample], flip: str, batch_size: int,
+                progress: bool = True) -> torch.Tensor:
+    """Per-patch NLL ``(n, H, W)`` (nats/dim, CPU) of each image flipped by ``flip`` (a FLIPS
+    key), in the grid coordinates of the flipped input."""
+    size = detector.backbone.cfg.input_size
+    out = []
+    for start in tqdm(range(0, len(samples), batch_size), desc=f"H1 {flip} flip", disable=not progress):
+        batch = samples[start:start + batch_size]
+        images = torch.from_numpy(np.stack([load_image(s.path, size) for s in batch]))
+        out.append(patch_nll(detector.flow(detector.image_features(images.flip(_FLIP_DIMS[flip])))).cpu())
+    return torch.cat(out)
+
+
+def tail_mask(nll: torch.Tensor, k: int) -> np.ndarray:
+    """``(n, H·W)`` bool: each image's top-k cells of ``nll (n, H, W)``."""
+    index = select_tail(nll, k, "topk").cpu().numpy()
+    mask = np.zeros((len(nll), nll[0].numel()), dtype=bool)
+    np.put_along_axis(mask, index, True, axis=1)
+    return mask
+
+
+def _mirror(h: int, w: int, flip: str) -> np.ndarray:
+    """``(H·W,)``: the flipped grid's cell that shows original cell c's content."""
+    cells = np.arange(h * w).reshape(h, w)
+    return (cells[:, ::-1] if flip == "left-right" else cells[::-1, :]).ravel()
+
+
+def _share(counts: np.ndarray, total: np.ndarray):
+    """Statistic of image weights: pooled ``counts / total`` (NaN when ``total`` is 0)."""
+    return lambda wt: float(wt @ counts / (wt @ total)) if wt @ total > 0 else float("nan")
+
+
+def _ratio(numerator, denominator):
+    return lambda wt: numerator(wt) / denominator(wt) if denominator(wt) != 0 else float("nan")
+
+
+def _reading(g: Interval | None, note: str) -> str:
+    if g is None:
+        return note
+    if g.low is None or g.high is None:
+        return "no interval"
+    if g.low > 0:
+        return ("the asymmetry stays on the grid (the network)" if g.high >= 1 else
+                "partly on the grid: the asymmetry keeps its side but shrinks (0 < G < 1)")
+    if g.high < 0:
+        return ("the asymmetry follows the image content" if g.low <= -1 else
+                "partly follows the image content (−1 < G < 0)")
+    return "undecided: the interval of G includes 0"
+
+
+def flip_control(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w: int,
+                 n_boot: int, seed: int) -> FlipControl:
+    """The control from tail masks ``(n, H·W)``: ``original`` and ``flipped[flip]`` per FLIPS key
+    (grid coordinates of each input)."""
+    n, n_patches = original.shape
+    k = int(original[0].sum())
+    sides = grid_sides(h, w)
+    border = edge_distance_grid(h, w).ravel() == 0
+    stats, cell_counts = {}, {}
+    per_image_k = np.full(n, float(k))
+
+    def side_stats(prefix: str, mask: np.ndarray) -> None:
+        for side in SIDES:
+            stats[f"{prefix}.{side}"] = _share((mask & sides[side]).sum(1).astype(float), per_image_k)
+
+    side_stats("original", original)
+    for flip, (plus, minus) in FLIPS.items():
+        side_stats(flip, flipped[flip])
+        for role, mask in (("original", original), ("flipped", flipped[flip])):
+            diff = ((mask & sides[plus]).sum(1) - (mask & sides[minus]).sum(1)).astype(float)
+            stats[f"{flip}.asym_{role}"] = _share(diff, per_image_k)
+        stats[f"{flip}.G"] = _ratio(stats[f"{flip}.asym_flipped"], stats[f"{flip}.asym_original"])
+        mirror = _mirror(h, w, flip)
+        off_axis = mirror != np.arange(n_patches)
+        for region, cells in (("border", border), ("interior", ~border)):
+            mine = original & (cells & off_axis)
+            total = mine.sum(1).astype(float)
+            cell_counts[(flip, region)] = int(total.sum())
+            stats[f"{flip}.{region}.grid"] = _share((mine & flipped[flip]).sum(1).astype(float), total)
+            stats[f"{flip}.{region}.content"] = _share((mine & flipped[flip][:, mirror]).sum(1)
+                                                       .astype(float), total)
+    intervals = bootstrap({name: (lambda idx, f=fn: f(np.bincount(idx, minlength=n).astype(float)))
+                           for name, fn in stats.items()}, n, n_boot, seed)
+    flips = []
+    for flip, (plus, minus) in FLIPS.items():
+        orig = intervals[f"{flip}.asym_original"]
+        excludes_zero = orig.low is not None and orig.high is not None and \
+            (orig.low > 0 or orig.high < 0)
+        note = "" if excludes_zero else (f"no asymmetry: the original {plus} − {minus} share "
+                                         f"{orig.format('{:.3f}')} does not exclude 0")
+        g = intervals[f"{flip}.G"] if excludes_zero else None
+        cells = tuple(CellAgreement(
+            region,
+            *(None if cell_counts[(flip, region)] == 0 else intervals[f"{flip}.{region}.{kind}"]
+              for kind in ("grid", "content")),
+            cell_counts[(flip, region)]) for region in ("border", "interior"))
+        flips.append(FlipOutcome(flip, {s: intervals[f"{flip}.{s}"] for s in SIDES},
+                                 f"{plus} − {minus}", orig, intervals[f"{flip}.asym_flipped"], g,
+                                 note, _reading(g, note), cells))
+    return FlipControl({s: float(m.mean()) for s, m in sides.items()},
+                       {s: intervals[f"original.{s}"] for s in SIDES}, tuple(flips),
+                       k / n_patches, METHOD)
