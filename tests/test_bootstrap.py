@@ -90,3 +90,24 @@ def test_two_stage_with_one_seed_is_the_image_bootstrap():
     x = np.random.default_rng(5).normal(size=40)
     one = two_stage_bootstrap({"m": seed_mean([lambda i: float(x[i].mean())])}, [40], 300, seed=2)
     assert one["m"] == bootstrap({"m": lambda i: float(x[i].mean())}, 40, 300, seed=2)["m"]
+
+
+def test_crossed_two_stage_matches_brute_force_enumeration():
+    """One test set shared by the seeds: seeds drawn with replacement, one image draw for all."""
+    import itertools
+    from mechanism.stats.bootstrap import seed_mean, two_stage_draws
+    values = np.array([[0.0, 1.0, 5.0], [2.0, 2.5, 9.0]])
+    exact = np.array([np.mean([values[sd, list(d)].mean() for sd in seeds])
+                      for seeds in itertools.product(range(2), repeat=2)
+                      for d in itertools.product(range(3), repeat=3)])         # 4 · 27 outcomes
+    per_seed = [lambda i, v=v: float(v[i].mean()) for v in values]
+    draws = two_stage_draws({"m": seed_mean(per_seed)}, [3, 3], 40000, seed=0,
+                            shared_images=True)["m"]
+    assert draws.std() == pytest.approx(exact.std(), rel=0.02)
+    for q in (0.1, 0.25, 0.5, 0.75, 0.9):
+        t = np.quantile(exact, q)
+        assert (draws <= t).mean() == pytest.approx((exact <= t).mean(), abs=0.01)
+    nested = _exact_two_stage(values)
+    assert exact.std() > nested.std()          # nesting hides the shared images' variance
+    with pytest.raises(MechanismError):
+        two_stage_draws({"m": seed_mean(per_seed)}, [3, 4], 10, 0, shared_images=True)

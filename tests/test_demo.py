@@ -46,8 +46,9 @@ def test_quick_demo_writes_a_complete_report(quick_demo):
 
 def test_quick_demo_resumes_without_training(quick_demo):
     _, first, second = quick_demo
-    assert first.count(": trained") == 4 and ": evaluated" in first   # the shared r run is linked
-    assert ": trained" not in second and second.count(": skipped") == 5
+    # 4 conditions × 2 seeds; the r sweep's 2% runs are the λ sweep's, linked and evaluated
+    assert first.count(": trained") == 8 and first.count(": evaluated") == 2
+    assert ": trained" not in second and second.count(": skipped") == 10
 
 
 def test_figures_rerender_from_the_report_folder(quick_demo, tmp_path):

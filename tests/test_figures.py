@@ -109,8 +109,8 @@ def make_h3(grid: int = 4, r: float = 0.1, n_boot: bool = True) -> H3Result:
     conditions = (condition(0.0, 0.0118, 0.0100, 0.091), condition(0.7, 0.2, 0.007, 0.4),
                   condition(1.0, 0.2999, 0.0060, 0.49))
     n_over_k = ctx.n_patches / ctx.k
-    ev = h3_gradient.evidence(conditions, 0.7, n_over_k, True, None, ctx.n_images, 0, ())
-    return H3Result(ctx, GRADIENT_UNIT, conditions, 0.7, n_over_k, None, 0, None, ev)
+    ev = h3_gradient.evidence(conditions, 0.7, n_over_k, True, None, ctx.n_images, 0, 0, ())
+    return H3Result(ctx, GRADIENT_UNIT, conditions, 0.7, n_over_k, None, 0, 0, None, ev)
 
 
 def make_h4(grid: int = 4, measured: bool = True) -> H4Result:
@@ -164,11 +164,13 @@ def make_h7(grid: int = 4, baseline: bool = True, channels: int = 16) -> H7Resul
                           pair("qq_correlation"), pair("tail_error"), pair("z_std"),
                           pair("scale_error"))
     ctx = context(grid, 0.1, "test")
+    training = None if paired is None else h7_calibration.SeedDifferences(
+        1, ctx.n_images, paired.tail_error.difference, paired.scale_error.difference)
     return H7Result(ctx, {"split": "all"}, tuple(range(1, 100)),
                     tuple(stats.norm.ppf(QQ_PERCENTILES / 100).tolist()), cand, base, paired,
-                    "hand-made", h7_calibration.grade(cand.qq_correlation.estimate,
+                    training, "hand-made", h7_calibration.grade(cand.qq_correlation.estimate,
                                                       cand.tail_error.estimate, cand.z_std.estimate),
-                    h7_calibration.evidence(paired, ctx.n_images))
+                    h7_calibration.evidence(training, ctx.n_images))
 
 
 def make_runs(category: str = "brick") -> list[SweepRun]:

@@ -322,6 +322,7 @@ def test_flip_control_content_following_model(bright_right):
     assert lr.anchoring.estimate == pytest.approx(-1.0) and "follows the image content" in lr.reading
     border = lr.cells[0]
     assert border.content_following.estimate == 1.0 and border.grid_anchored.estimate == 0.0
+    assert border.chance_content_following < 1.0            # another image's content differs
     assert lr.cells[1].n_tail_cells == 0 and lr.cells[1].grid_anchored is None
 
 
@@ -336,6 +337,9 @@ def test_flip_control_grid_anchored_model(bright_right):
     lr = control.flips[0]
     assert lr.anchoring.estimate == pytest.approx(1.0) and "stays on the grid" in lr.reading
     assert lr.cells[0].content_following.estimate == 0.0
+    # every image has the same tail: another image's flipped tail matches as well — the cell
+    # level cannot tell a shared edge preference from anchoring, hence the chance column
+    assert lr.cells[0].chance_grid_anchored == 1.0
     tb = control.flips[1]                       # the tail (bottom-right) is also asymmetric top–bottom
     assert tb.anchoring.estimate == pytest.approx(1.0)
     assert control.uniform_sides == {"top": 0.25, "bottom": 0.25, "left": 0.25, "right": 0.25,

@@ -125,13 +125,13 @@ def test_unbounded_ratio_without_interaction_is_none_with_reason():
 
 def test_all_zero_features_make_every_statistic_undefined():
     x = torch.zeros(3, D, H, W)
-    result = summary(measure(identity_flow(), x, (0.0, 1.0), R, batch_size=3), context(3, 20),
-                     interact=True)
+    result = summary(measure(identity_flow(), x, (0.0, 0.5, 1.0), R, batch_size=3), context(3, 20),
+                     own=0.5, interact=True)
     for c in result.conditions:
         assert c.ratio is None and c.gini is None and c.nontail_share is None
         assert "every patch gradient is exactly 0" in c.ratio_note
         assert "Gini undefined" in c.gini_note
-    tail_aware = result.conditions[1]
+    tail_aware = result.conditions[2]
     assert tail_aware.amplification is None and not tail_aware.amplification_note.startswith("unbounded")
     assert tail_aware.tail_gain is None
     survives = result.evidence.claim("H3.survives_interaction")
@@ -308,10 +308,29 @@ def test_training_claim_needs_three_seeds():
     cand = measure(flow, x, (0.0, 1.0), R, batch_size=4)
     shrink = PairedStat(*(Interval(v, v - 0.01, v + 0.01, 0.95, 100, 100) for v in (0.5, 0.3, -0.2)))
     result = summary(cand, context(4, 0), own=1.0, interact=True, direct=None, tail_excess=shrink,
-                     tail_excess_images=40)
+                     tail_excess_images=40, tail_excess_seeds=1)
     training = result.evidence.claim("H3.training")
     assert training.status is Status.NOT_RESOLVED and "S = 1 < 3" in training.reason
     assert training.n_images == 40 and training.estimate == -0.2
+    three = summary(cand, context(4, 0), own=1.0, interact=True, direct=None, tail_excess=shrink,
+                    tail_excess_images=40, tail_excess_seeds=3)
+    assert three.evidence.claim("H3.training").status is Status.HOLDS
+
+
+def test_tail_excess_over_seeds_is_the_two_stage_mean_of_paired_differences():
+    from mechanism.analyzers.h3_gradient import paired_tail_excess, tail_excess
+    from mechanism.stats.bootstrap import two_stage_resamples
+    nll = torch.arange(2 * 12, dtype=torch.float32).reshape(2, 3, 4)
+    assert tail_excess(nll, 3).tolist() == [10 - 5.5, 22 - 17.5]     # top-3 mean − mean
+    rng = np.random.default_rng(1)
+    pairs = [(rng.normal(1.0 + s, 1, 30), rng.normal(1.5 + s, 1, 30)) for s in range(3)]
+    got = paired_tail_excess(pairs, 200, seed=4)
+    assert got.difference.estimate == pytest.approx(np.mean([(c - b).mean() for c, b in pairs]))
+    draws = [np.mean([(pairs[s][0][i] - pairs[s][1][i]).mean() for s, i in r])
+             for r in two_stage_resamples([30] * 3, 200, 4, shared_images=True)]
+    assert (got.difference.low, got.difference.high) == tuple(pytest.approx(v) for v in
+                                                             np.percentile(draws, [2.5, 97.5]))
+    assert got.difference.high < 0 and got.candidate.estimate < got.baseline.estimate
 
 
 # --- configuration ----------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_claims_on_hand_made_rows_and_contrasts():
             row(1.0, 784, iv(16 / 784, 16 / 784, 16 / 784), 16 / 784, forced=True)]
     contrasts = (PerformanceContrast(0.10, effect(iv(0.01, 0.005, 0.02), 3), ""),
                  PerformanceContrast(1.0, effect(iv(0.01, 0.005, 0.02), 1), ""))
-    ev = evidence(rows, 16 / 784, contrasts, 64, "runs/x")
+    ev = evidence(rows, 16 / 784, contrasts, 64, "runs/x", mean_loss_check=0.0)
     assert [c.name for c in ev.claims] == ["H4.selection", "H4.performance(10%)",
                                            "H4.performance(100%)"]
     assert ev.claim("H4.selection").status is Status.HOLDS         # 0.25 > 16/784
@@ -67,8 +67,10 @@ def test_claims_on_hand_made_rows_and_contrasts():
     one_seed = ev.claim("H4.performance(100%)")
     assert one_seed.status is Status.NOT_RESOLVED and "S = 1 < 3" in one_seed.reason
     assert ev.verdict is Verdict.INCONCLUSIVE
-    (forced,) = ev.identities                                       # purity at r = 100% is fixed
+    forced, mean_loss = ev.identities                               # purity at r = 100% is fixed
     assert forced.name == "H4.purity(r=100%)" and forced.agrees
+    assert mean_loss.name == "H4.r100_is_mean_loss" and mean_loss.agrees
+    assert evidence(rows, 16 / 784, contrasts, 64, "runs/x", 0.004).identities[1].agrees is False
     no_sweep = evidence(rows, 16 / 784, (), 64, None)
     assert all("no sweep" in c.note for c in no_sweep.claims[1:])
 

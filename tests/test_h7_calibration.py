@@ -17,7 +17,7 @@ from mechanism.eval.detector import load_detector
 from mechanism.flow import FlowOutput
 from mechanism.io.serialize import from_plain, to_plain
 from mechanism.report import tables
-from mechanism.stats.bootstrap import Interval, bootstrap
+from mechanism.stats.bootstrap import bootstrap
 from mechanism.stats.calibration import qq_correlation, tail_calibration_error
 from mechanism.stats.evidence import Status, Verdict
 
@@ -257,3 +257,22 @@ def test_claims_fail_when_tail_training_moves_z_away(stub_data):
     for name in ("H7.calibration", "H7.scale"):
         claim = res.evidence.claim(name)
         assert claim.estimate > 0 and claim.low > 0
+
+
+def test_seed_differences_over_three_seeds_resolve_the_claims():
+    """Three seed pairs whose candidate is N(0, 1) and baseline 0.7·z: both claims hold (S = 3),
+    estimates are the mean of the exact per-seed differences."""
+    from mechanism.analyzers.h7_calibration import evidence, seed_differences
+    from mechanism.analyzers.h7_calibration.latents import ModelLatents
+    rng = np.random.default_rng(8)
+    pairs = []
+    for _ in range(3):
+        z = rng.normal(size=(20, 4, 4, 4)).astype(np.float32)
+        pairs.append((ModelLatents.from_z(z), ModelLatents.from_z(0.7 * z)))
+    diff = seed_differences(pairs, H7Config(n_boot=200, seed=1))
+    assert diff.n_seeds == 3 and diff.n_images == 20
+    assert diff.scale_error.estimate == pytest.approx(
+        np.mean([c.exact["scale_error"] - b.exact["scale_error"] for c, b in pairs]))
+    ev = evidence(diff, 20)
+    assert all(c.status is Status.HOLDS and c.n_seeds == 3 for c in ev.claims)
+    assert ev.verdict is Verdict.SUPPORTED

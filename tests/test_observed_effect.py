@@ -64,9 +64,10 @@ def test_differently_scored_evaluations_are_refused():
 
 
 def test_seeds_times_images_interval_equals_brute_force_recomputation():
-    """Three seeds: estimates are the seed means of the exact metrics; every resample's value is
-    recomputed by sklearn on the materialised images of its drawn seeds (few score levels, so the
-    bins are exact)."""
+    """Three seeds on one test set: estimates are the seed means of the exact metrics; every
+    resample's value (the drawn seeds on one shared image draw, ``test_bootstrap`` checks the
+    draws by enumeration) is recomputed by sklearn on the materialised images (few score levels,
+    so the bins are exact)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
     from mechanism.eval.metrics.aupro import aupro
     from mechanism.stats.bootstrap import two_stage_resamples
@@ -99,7 +100,17 @@ def test_seeds_times_images_interval_equals_brute_force_recomputation():
 
     for key in ("pixel_ap", "pixel_auroc", "image_auroc", "aupro"):
         draws = [np.mean([metric(cands[s], idx, key) - metric(bases[s], idx, key) for s, idx in r])
-                 for r in two_stage_resamples([16] * 3, 40, 7)]
+                 for r in two_stage_resamples([16] * 3, 40, 7, shared_images=True)]
         lo, hi = np.percentile(draws, [2.5, 97.5])
         got = oe.metrics[key].difference
         assert (got.low, got.high) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9)), key
+
+
+def test_binned_intervals_are_centred_on_the_exact_estimate():
+    """Continuous maps: binning biases AP a little; each role's draws are shifted by its offset,
+    so the full-sample value of the shifted statistic is the exact one."""
+    rng = np.random.default_rng(5)
+    ev = _evaluation(rng)
+    oe = observed_effect([ev], [ev], "a", "a", n_boot=300, seed=2, n_bins=16)
+    p = oe.metrics["pixel_ap"].baseline
+    assert p.low < ev.metrics.pixel_ap < p.high

@@ -1,16 +1,12 @@
-"""What every analysis result states about its inputs (the verdict vocabulary is
-``mechanism.stats.evidence``'s)."""
+"""What every analysis result states about its inputs, and helpers every analyzer shares (the
+verdict vocabulary is ``mechanism.stats.evidence``'s)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from mechanism.errors import MechanismError
 from mechanism.stats.bootstrap import Interval, PairedStat
-from mechanism.stats.evidence import ALPHA, Verdict
 from mechanism.train.checkpoint import Checkpoint
-
-__all__ = ["ALPHA", "AnalysisContext", "Verdict", "check_common_settings", "checkpoint_label",
-           "paired_stat", "tail_setup"]
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,13 @@ baselines is paired with seed i of the candidates (same data order and initialis
 
 Point estimates are the mean over seeds of each seed's exact metrics (SPEC §3; sklearn and the
 reference AUPRO on the raw maps). Intervals: two-stage percentile bootstrap — draw S seeds with
-replacement, then each drawn seed's test images with replacement; the same resample for both
-roles, so the difference is paired; a resample's value is the mean over its drawn seeds. The
-metrics of a resample come from per-image counts over shared score bins
-(``mechanism.eval.metrics.resampled``).
+replacement, and the test images with replacement once for all drawn seeds (every seed is
+evaluated on the same test set, so images are crossed with seeds, not nested in them: drawing
+them anew for each seed would shrink the test-set variance by about S); the same resample for
+both roles, so the difference is paired; a resample's value is the mean over its drawn seeds.
+The metrics of a resample come from per-image counts over shared score bins
+(``mechanism.eval.metrics.resampled``); each role's draws are shifted by its binning offset
+(exact − binned on all images), so the interval sits around the exact estimate.
 """
 from __future__ import annotations
 
@@ -57,7 +60,8 @@ def _resampled(ev: Evaluation, binned: BinnedPixels, weights: np.ndarray) -> dic
 
 
 def _draws(evaluations: Sequence[Evaluation], resamples, n_bins: int) -> dict[str, np.ndarray]:
-    """``(B, S)`` value of each metric for slot j of resample b (its drawn seed and images)."""
+    """``(B, S)`` value of each metric for slot j of resample b (its drawn seed and images),
+    shifted by the seed's binning offset (exact − binned value on all images)."""
     n_boot, n_seeds, n = len(resamples), len(evaluations), len(evaluations[0].labels)
     out = {key: np.full((n_boot, n_seeds), np.nan) for key in OBSERVED_METRICS}
     slots = [(b, j, s, idx) for b, draw in enumerate(resamples) for j, (s, idx) in enumerate(draw)]
@@ -65,11 +69,12 @@ def _draws(evaluations: Sequence[Evaluation], resamples, n_bins: int) -> dict[st
         mine = [(b, j, idx) for b, j, seed_index, idx in slots if seed_index == s]
         if not mine:
             continue
-        weights = np.stack([np.bincount(idx, minlength=n) for _, _, idx in mine]).astype(np.float64)
-        values = _resampled(ev, bin_pixels(ev.maps, ev.masks, n_bins), weights)
+        weights = np.stack([np.ones(n)] + [np.bincount(idx, minlength=n) for _, _, idx in mine])
+        values = _resampled(ev, bin_pixels(ev.maps, ev.masks, n_bins), weights.astype(np.float64))
         rows, cols = np.array([m[0] for m in mine]), np.array([m[1] for m in mine])
         for key in OBSERVED_METRICS:
-            out[key][rows, cols] = values[key]
+            offset = getattr(ev.metrics, key) - values[key][0]
+            out[key][rows, cols] = values[key][1:] + offset
     return out
 
 
@@ -101,7 +106,8 @@ def observed_effect(baselines: Sequence[Evaluation], candidates: Sequence[Evalua
     points = {role: np.array([[getattr(ev.metrics, k) for k in OBSERVED_METRICS] for ev in evs])
               for role, evs in (("baseline", baselines), ("candidate", candidates))}
     if n_boot:
-        resamples = two_stage_resamples([len(first.labels)] * n_seeds, n_boot, seed)
+        resamples = two_stage_resamples([len(first.labels)] * n_seeds, n_boot, seed,
+                                        shared_images=True)
         draws = {role: _draws(evs, resamples, n_bins)
                  for role, evs in (("baseline", baselines), ("candidate", candidates))}
     metrics = {}
@@ -117,7 +123,8 @@ def observed_effect(baselines: Sequence[Evaluation], candidates: Sequence[Evalua
                                         for e in estimates))
     scored = (f"maps of the per-patch {MAP_SCORE_WORDS[first.map_score]}, blur σ = "
               f"{first.sigma:g} px; image score {first.image_score}")
-    how = ("two-stage 95% percentile bootstrap over seeds × test images" if n_seeds > 1
+    how = ("two-stage 95% percentile bootstrap over seeds × test images (one image draw shared by "
+           "the drawn seeds: one test set)" if n_seeds > 1
            else "95% percentile bootstrap over test images (one seed)")
     method = (f"{how}, B = {n_boot}, the same resamples for both roles; metrics of a resample "
               f"from per-image counts on ≤ {n_bins} equal-count score bins" if n_boot

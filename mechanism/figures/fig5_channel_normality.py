@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 
-from mechanism.analyzers.context import ALPHA
+from mechanism.stats.evidence import ALPHA
 from mechanism.analyzers.h7_calibration import H7Result
 from mechanism.figures.fig4_latent_qq import models
 from mechanism.figures.style import THEORY_COLOR, FigureText, Layout

@@ -60,6 +60,8 @@ class AnalysisInputs:
     sweep: Path | None = None                      # the sweep whose results.csv H4 summarises
     checkpoints: SweepCheckpoints | None = None    # its checkpoints by condition (H4.performance)
     evaluations: Evaluations | None = None         # evaluates them, each once
+    replicates: tuple[tuple[Detector, Detector], ...] = ()   # (candidate, baseline) of other
+                                                   # training seeds: H3.training, H7's claims
 
 
 def _check_compatible(main: Checkpoint, other: Checkpoint, role: str) -> None:
@@ -79,13 +81,16 @@ def run_hypothesis(name: str, inputs: AnalysisInputs, settings: AnalysisSettings
     if name == "H1":
         return h1_edge.run(det, root, cat, cfg, baseline=inputs.baseline, **common)
     if name == "H3":
-        return h3_gradient.run(det, root, cat, cfg, baseline=inputs.baseline, **common)
+        return h3_gradient.run(det, root, cat, cfg, baseline=inputs.baseline,
+                               replicates=inputs.replicates, **common)
     if name == "H4":
         return h4_dilution.run(det, root, cat, cfg, selection=inputs.selection,
                                reference=inputs.reference, measured=measured_ratios(inputs),
-                               performance=performance_contrasts(inputs, settings), **common)
+                               performance=performance_contrasts(inputs, settings),
+                               mean_loss_check=mean_loss_check(inputs, settings), **common)
     if name == "H7":
-        return h7_calibration.run(det, root, cat, cfg, baseline=inputs.baseline, **common)
+        return h7_calibration.run(det, root, cat, cfg, baseline=inputs.baseline,
+                                  replicates=inputs.replicates, **common)
     raise MechanismError(f"unknown hypothesis {name!r}: use one of {', '.join(HYPOTHESES)} or all")
 
 
@@ -112,6 +117,38 @@ def performance_contrasts(inputs: AnalysisInputs, settings: AnalysisSettings
             settings.n_boot, settings.seed)
         out.append(h4_dilution.PerformanceContrast(ratio, effect, note))
     return tuple(out)
+
+
+def mean_loss_check(inputs: AnalysisInputs, settings: AnalysisSettings) -> float | None:
+    """Pixel AP(r = 100%) − Pixel AP(λ = 0) over their shared seeds: r = 100% *is* the mean
+    loss, so identically seeded runs must agree (None without both in the sweep)."""
+    if inputs.checkpoints is None or inputs.evaluations is None:
+        return None
+    loss = inputs.detector.ckpt.loss
+    effect, _ = inputs.evaluations.conditions(
+        inputs.checkpoints, (0.0, loss.top_k_ratio, "topk"), (loss.tail_weight, 1.0, "topk"), 0,
+        settings.seed)
+    return None if effect is None else effect.metrics["pixel_ap"].difference.estimate
+
+
+def _condition(ckpt: Checkpoint) -> tuple[float, float, str]:
+    return ckpt.loss.tail_weight, ckpt.loss.top_k_ratio, ckpt.loss.selection
+
+
+def replicate_pairs(inputs: AnalysisInputs, ckpt: Path, baseline_ckpt: Path, device: torch.device,
+                    backbone_weights: str | None = None) -> tuple[tuple[Detector, Detector], ...]:
+    """The sweep's (candidate, baseline) checkpoints of the training seeds other than the
+    analysed pair's, when the analysed pair are themselves the sweep's checkpoints of one seed
+    (else none: other seeds would pair unlike models)."""
+    index, seed = inputs.checkpoints or {}, inputs.detector.ckpt.train.seed
+    tail = index.get(_condition(inputs.detector.ckpt), {})
+    base = index.get(_condition(inputs.baseline.ckpt), {})
+    if seed not in tail or seed not in base or not tail[seed].samefile(ckpt) \
+            or not base[seed].samefile(baseline_ckpt):
+        return ()
+    return tuple((load_detector(tail[s], device, backbone_weights),
+                  load_detector(base[s], device, backbone_weights))
+                 for s in sorted(set(tail) & set(base)) if s != seed)
 
 
 def load_inputs(ckpt: str | Path, device: torch.device, data_root: str | Path | None = None,
@@ -158,6 +195,9 @@ def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
     if inputs.sweep is not None:
         inputs.checkpoints = sweep_checkpoints(sweep_sources or [inputs.sweep], inputs.category)
         inputs.evaluations = evaluations or Evaluations(device, cache_dir, progress)
+        if inputs.baseline is not None:
+            inputs.replicates = replicate_pairs(inputs, Path(ckpt), Path(input_kwargs["baseline_ckpt"]),
+                                                device, input_kwargs.get("backbone_weights"))
     results = {}
     for name in hypotheses:
         result = run_hypothesis(name, inputs, settings, cache_dir, progress)

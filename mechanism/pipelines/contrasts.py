@@ -71,7 +71,10 @@ class Evaluations:
 
     def conditions(self, index: SweepCheckpoints, baseline: Condition, candidate: Condition,
                    n_boot: int, seed: int) -> tuple[ObservedEffect | None, str]:
-        """The contrast of two sweep conditions, or None with why."""
+        """The contrast of two sweep conditions, or None with why (also for one condition
+        against itself: a difference of 0 by construction is no evidence)."""
+        if baseline == candidate:
+            return None, f"baseline and candidate are the same condition ({describe(baseline)})"
         missing = [c for c in (baseline, candidate) if c not in index]
         if missing:
             return None, f"the sweep has no checkpoints of {describe(missing[0])}"

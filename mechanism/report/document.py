@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mechanism.analyzers.context import checkpoint_label
-from mechanism.eval.observed_effect import ObservedEffect
+from mechanism.eval.metrics.detection import METRIC_LABELS
+from mechanism.eval.observed_effect import OBSERVED_METRICS, ObservedEffect
 from mechanism.io.text import markdown_table
 from mechanism.report import tables
 from mechanism.report.headline import claim_text, headline
@@ -94,13 +95,16 @@ def _facts(inputs: ReportInputs) -> list[str]:
     return [markdown_table(["fact", "value"], rows), ""]
 
 
-def effect_claim(effect: ObservedEffect | None, name: str, quantity: str) -> Claim:
-    """A contrast's Pixel AP difference as a claim about training: Δ > 0 (SPEC §7.3)."""
+def effect_claims(effect: ObservedEffect | None, name: str, contrast: str) -> list[Claim]:
+    """A contrast's metric differences as claims about training: Δ > 0 (SPEC §7.3), one per
+    metric (a loss on any metric is reported as plainly as a gain)."""
     if effect is None:
-        return Claim.of(name, quantity, None, ">", 0.0, 0, 0, about_training=True,
-                        note="not measured: no such checkpoints")
-    return Claim.of(name, quantity, effect.metrics["pixel_ap"].difference, ">", 0.0,
-                    effect.n_seeds, effect.n_good + effect.n_defective, about_training=True)
+        return [Claim.of(name, f"Δ Pixel AP ({contrast})", None, ">", 0.0, 0, 0,
+                         about_training=True, note="not measured: no such checkpoints")]
+    return [Claim.of(f"{name}: {METRIC_LABELS[key]}", f"Δ {METRIC_LABELS[key]} ({contrast})",
+                     effect.metrics[key].difference, ">", 0.0, effect.n_seeds,
+                     effect.n_good + effect.n_defective, about_training=True)
+            for key in OBSERVED_METRICS]
 
 
 def _observed_section(inputs: ReportInputs) -> list[str]:
@@ -112,18 +116,25 @@ def _observed_section(inputs: ReportInputs) -> list[str]:
 
 
 def _agreement(name: str, ours: Evidence) -> str:
-    """SPEC §7.4: evidence against evidence, and whether a difference is only the rule's."""
+    """SPEC §7.4: evidence against evidence — only claims resolved on both sides compare — and
+    whether a verdict difference is only the rule's."""
     study = STUDY_CLAIMS[name]
     theirs = {c.name: c for c in study.v2.claims}
-    differ = [f"{c.name} ({c.status.value} here, {theirs[c.name].status.value} on the study's numbers)"
-              for c in ours.claims if c.name in theirs and c.status is not theirs[c.name].status]
+    both = [(c, theirs[c.name]) for c in ours.claims if c.name in theirs
+            and c.status is not Status.NOT_RESOLVED and theirs[c.name].status is not Status.NOT_RESOLVED]
+    if not both:
+        evidence = ("no claim is resolved on both sides, so the evidence cannot be compared; our "
+                    "measurements: " + "; ".join(claim_text(c) for c in ours.claims))
+    else:
+        same = [a.name for a, b in both if a.status is b.status]
+        differ = [f"{a.name} ({a.status.value} here, {b.status.value} on the study's numbers)"
+                  for a, b in both if a.status is not b.status]
+        evidence = "; ".join(part for part in (
+            f"agrees on {', '.join(same)}" if same else "",
+            f"differs on {'; '.join(differ)}" if differ else "") if part)
     rule = "" if study.verdict == study.v2.verdict.value else \
         (f" The study's own {study.verdict} differs from what its numbers give under SPEC §7 "
          f"({study.v2.verdict.value}): that difference is the rule's, not the evidence's.")
-    same = ours.verdict is study.v2.verdict
-    evidence = ("our evidence agrees with the study's" if same and not differ else
-                "our evidence differs from the study's: " + "; ".join(differ) if differ else
-                f"the verdicts differ ({ours.verdict.value} vs {study.v2.verdict.value})")
     remark = f" Note on the study's numbers: {study.remark}." if study.remark else ""
     return f"Compared on evidence (SPEC §7.4): {evidence}.{rule}{remark}"
 
@@ -183,19 +194,26 @@ def _conclusion(inputs: ReportInputs) -> list[str]:
     """The headline and the random-k control first: a mechanism explains an effect only where
     there is one, and only the hardest-patch choice if random-k does not match it."""
     lines = ["## 4. Conclusion", ""]
-    effect = effect_claim(inputs.observed, "headline", "Δ Pixel AP (tail-aware − λ = 0)")
-    control = effect_claim(inputs.control, "random-k control", "Δ Pixel AP (top-k − random-k)")
-    lines += [f"- {claim_text(effect)}.", f"- {claim_text(control)}."]
-    if effect.status is not Status.HOLDS:
-        lines.append("- With no established gain of tail training here, no mechanism is credited "
+    effects = effect_claims(inputs.observed, "headline", "tail-aware − λ = 0")
+    controls = effect_claims(inputs.control, "random-k control", "top-k − random-k")
+    lines += [f"- {claim_text(c)}." for c in effects + controls]
+    gain = [c for c in effects if c.status is Status.HOLDS]
+    loss = [c for c in effects if c.status is Status.FAILS]
+    if loss:
+        lines.append("- Tail training **lowers** " + ", ".join(c.name.split(": ")[-1] for c in loss)
+                     + " here (interval below 0 over seeds × images).")
+    if not gain:
+        lines.append("- No metric shows a gain of tail training here, so no mechanism is credited "
                      "with explaining one; the hypotheses below are read as properties of the "
                      "trained models, not as the cause of an effect.")
-    elif control.status is not Status.HOLDS:
-        lines.append("- Tail training gains, but top-k does not beat random-k: concentration as "
-                     "such, not the choice of the hardest patches, is what the data support.")
+    elif all(c.status is Status.HOLDS for c in controls):
+        lines.append("- Tail training gains and top-k beats random-k on every metric: the choice "
+                     "of the hardest patches matters; the hypotheses below say which mechanism "
+                     "carries it.")
     else:
-        lines.append("- Tail training gains and top-k beats random-k: the choice of the hardest "
-                     "patches matters; the hypotheses below say which mechanism carries it.")
+        lines.append("- Tail training gains on some metric, but that top-k beats random-k is not "
+                     "shown on every metric: the choice of the hardest patches is not established "
+                     "as the cause.")
     for name in HYPOTHESIS_ORDER:
         if name in inputs.results:
             ev = inputs.results[name].evidence

@@ -57,8 +57,9 @@ STUDY_CLAIMS = {
     "H4": StudyClaim(
         "top-k ratios above 2% dilute the concentration and cost performance", "SUPPORTED",
         "simulated purity 88% at 2% → 21% at 10%; effective concentration 43× → 2×",
-        Evidence((_point("H4.selection", "purity at r = 2%", 0.88, ">", 4 / 196,
-                         note="a simulation with exponential NLLs, not a measurement"),
+        Evidence((_missing("H4.selection", "purity at r = 2%", ">", 4 / 196,
+                           "not measured: the study's 88% comes from a simulation with "
+                           "exponential NLLs"),
                   _missing("H4.performance(10%)", "Δ Pixel AP (r = 2% − r = 10%)", ">", 0.0,
                            "no Pixel AP per ratio published", training=True),
                   _missing("H4.performance(100%)", "Δ Pixel AP (r = 2% − r = 100%)", ">", 0.0,

@@ -79,33 +79,46 @@ def _check(n_images: Sequence[int], n_boot: int, level: float) -> None:
         raise MechanismError(f"bootstrap level must lie in (0, 1), got {level}")
 
 
-def two_stage_resamples(n_images: Sequence[int], n_boot: int, seed: int
-                        ) -> list[list[tuple[int, np.ndarray]]]:
-    """``n_boot`` two-stage resamples (SPEC §7.2): each draws S seeds with replacement, then for
-    each drawn seed its ``n_images[s]`` images with replacement, as ``[(seed index, image
-    indices), …]``. With one seed there is nothing to draw at the first stage (the image draws
-    are then ``bootstrap``'s)."""
+def two_stage_resamples(n_images: Sequence[int], n_boot: int, seed: int,
+                        shared_images: bool = False) -> list[list[tuple[int, np.ndarray]]]:
+    """``n_boot`` two-stage resamples (SPEC §7.2): each draws S seeds with replacement, then
+    images with replacement, as ``[(seed index, image indices), …]``.
+
+    ``shared_images=False`` (nested): each drawn seed gets its own draw of its ``n_images[s]``
+    images — right when every seed has images of its own. ``shared_images=True`` (crossed): one
+    image draw per resample serves every drawn seed — right when all seeds are evaluated on the
+    *same* images (one test set), whose sampling variance independent draws would divide by
+    about S. With one seed there is nothing to draw at the first stage, and both give
+    ``bootstrap``'s draws.
+    """
     _check(n_images, n_boot, 0.95)
+    if shared_images and len(set(n_images)) != 1:
+        raise MechanismError(f"shared images need the same number per seed, got {list(n_images)}")
     rng = np.random.default_rng(seed)
     n_seeds = len(n_images)
     out = []
     for _ in range(n_boot):
         seeds = rng.integers(0, n_seeds, size=n_seeds) if n_seeds > 1 else [0]
-        out.append([(int(s), rng.integers(0, n_images[s], size=n_images[s])) for s in seeds])
+        if shared_images:
+            idx = rng.integers(0, n_images[0], size=n_images[0])
+            out.append([(int(s), idx) for s in seeds])
+        else:
+            out.append([(int(s), rng.integers(0, n_images[s], size=n_images[s])) for s in seeds])
     return out
 
 
 def two_stage_draws(statistics: dict[str, SeedStatistic], n_images: Sequence[int], n_boot: int,
-                    seed: int) -> dict[str, np.ndarray]:
+                    seed: int, shared_images: bool = False) -> dict[str, np.ndarray]:
     """Each statistic on the ``two_stage_resamples``, ``(n_boot,)`` per name; every statistic
     sees the same resample, so baseline and candidate of one seed index are paired."""
-    resamples = two_stage_resamples(n_images, n_boot, seed)
+    resamples = two_stage_resamples(n_images, n_boot, seed, shared_images)
     return {name: np.array([fn(r) for r in resamples], dtype=np.float64)
             for name, fn in statistics.items()}
 
 
 def two_stage_bootstrap(statistics: dict[str, SeedStatistic], n_images: Sequence[int],
-                        n_boot: int, seed: int, level: float = 0.95) -> dict[str, Interval]:
+                        n_boot: int, seed: int, level: float = 0.95,
+                        shared_images: bool = False) -> dict[str, Interval]:
     """Percentile intervals over seeds × images (``two_stage_draws``); the estimate of each
     statistic is its value on every seed with all its images.
 
@@ -114,6 +127,7 @@ def two_stage_bootstrap(statistics: dict[str, SeedStatistic], n_images: Sequence
         n_images: images of each seed ``(S,)``.
         n_boot: resamples; 0 gives estimates without intervals.
         seed: seeds ``numpy.random.default_rng``.
+        shared_images: every seed was measured on the same images (``two_stage_resamples``).
     """
     _check(n_images, n_boot, level)
     full = [(s, np.arange(n)) for s, n in enumerate(n_images)]
@@ -121,7 +135,7 @@ def two_stage_bootstrap(statistics: dict[str, SeedStatistic], n_images: Sequence
     if n_boot == 0:
         return {name: Interval(est, None, None, level, 0, 0, "no bootstrap requested")
                 for name, est in estimates.items()}
-    draws = two_stage_draws(statistics, n_images, n_boot, seed)
+    draws = two_stage_draws(statistics, n_images, n_boot, seed, shared_images)
     return {name: percentile_interval(estimates[name], values, level) for name, values in draws.items()}
 
 

@@ -12,7 +12,13 @@ kept in the grid coordinates of the input it was computed on.
   interval excludes 0.
 * Cell level (secondary): per image, grid-anchored share ``|T ∩ T_flip| / |T|`` and
   content-following share ``|T ∩ mirror(T_flip)| / |T|`` on border (edge distance 0) and
-  interior cells, cells on the mirror axis left out. An unrelated tail would give about k/N.
+  interior cells, cells on the mirror axis left out. Their chance level is not k/N: tails share
+  the edge preference, so the shares are set beside those of *another* image's flipped tail
+  (image i + 1), which no image content links to image i.
+
+G tests only the asymmetric part of an edge preference (right − left, bottom − top): a flip maps
+the border onto itself, so an excess shared by all four sides is neither anchored nor freed by
+it and needs another control (a shift of the grid against the image).
 
 Intervals: percentile bootstrap over images (shared resamples) from per-image counts.
 """
@@ -46,6 +52,8 @@ class CellAgreement:
     grid_anchored: Interval | None       # |T ∩ T_flip| / |T|; None: no tail cell in the region
     content_following: Interval | None   # |T ∩ mirror(T_flip)| / |T|
     n_tail_cells: int                    # original tail cells of the region, all images
+    chance_grid_anchored: float | None   # the same share against image i + 1's flipped tail
+    chance_content_following: float | None
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ class FlipControl:
     uniform_sides: dict[str, float]      # SIDES → share of the grid's cells
     original_sides: dict[str, Interval]  # SIDES → tail share on the original inputs
     flips: tuple[FlipOutcome, ...]       # left-right, top-bottom
-    chance_share: float                  # k/N: cell share an unrelated tail would give
+    chance_share: float                  # k/N: cell share a uniformly random tail would give
     method: str
 
 
@@ -131,7 +139,7 @@ def flip_control(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w
     k = int(original[0].sum())
     sides = grid_sides(h, w)
     border = edge_distance_grid(h, w).ravel() == 0
-    stats, cell_counts = {}, {}
+    stats, cell_counts, chance = {}, {}, {}
     per_image_k = np.full(n, float(k))
 
     def side_stats(prefix: str, mask: np.ndarray) -> None:
@@ -147,6 +155,7 @@ def flip_control(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w
         stats[f"{flip}.G"] = _ratio(stats[f"{flip}.asym_flipped"], stats[f"{flip}.asym_original"])
         mirror = _mirror(h, w, flip)
         off_axis = mirror != np.arange(n_patches)
+        other = np.roll(flipped[flip], -1, axis=0)          # image i + 1's flipped tail
         for region, cells in (("border", border), ("interior", ~border)):
             mine = original & (cells & off_axis)
             total = mine.sum(1).astype(float)
@@ -154,6 +163,9 @@ def flip_control(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w
             stats[f"{flip}.{region}.grid"] = _share((mine & flipped[flip]).sum(1).astype(float), total)
             stats[f"{flip}.{region}.content"] = _share((mine & flipped[flip][:, mirror]).sum(1)
                                                        .astype(float), total)
+            if total.sum() > 0:
+                chance[(flip, region)] = (float((mine & other).sum() / total.sum()),
+                                          float((mine & other[:, mirror]).sum() / total.sum()))
     intervals = bootstrap({name: (lambda idx, f=fn: f(np.bincount(idx, minlength=n).astype(float)))
                            for name, fn in stats.items()}, n, n_boot, seed)
     flips = []
@@ -168,7 +180,8 @@ def flip_control(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w
             region,
             *(None if cell_counts[(flip, region)] == 0 else intervals[f"{flip}.{region}.{kind}"]
               for kind in ("grid", "content")),
-            cell_counts[(flip, region)]) for region in ("border", "interior"))
+            cell_counts[(flip, region)], *chance.get((flip, region), (None, None)))
+            for region in ("border", "interior"))
         flips.append(FlipOutcome(flip, {s: intervals[f"{flip}.{s}"] for s in SIDES},
                                  f"{plus} − {minus}", orig, intervals[f"{flip}.asym_flipped"], g,
                                  note, _reading(g, note), cells))

@@ -83,7 +83,7 @@ def _condition(cand: Sequence[ConditionSums], i: int, intervals: dict[str, Inter
 def summarise(cand: Sequence[ConditionSums], context: AnalysisContext, own_tail_weight: float,
               interact: bool, direct: Sequence[ConditionSums] | None,
               baseline: BaselineMeasurement | None = None, tail_excess: PairedStat | None = None,
-              tail_excess_images: int = 0) -> H3Result:
+              tail_excess_images: int = 0, tail_excess_seeds: int = 0) -> H3Result:
     """The H3 result of measured conditions (``cand[0]`` at λ = 0, sorted by λ), bootstrapped
     with ``context.n_boot`` resamples seeded by ``context.seed``.
 
@@ -92,7 +92,8 @@ def summarise(cand: Sequence[ConditionSums], context: AnalysisContext, own_tail_
         interact: whether the flow's patches interact (H3.survives_interaction applies).
         direct: the same conditions measured on own-path gradients (the identity checks;
             ``cand`` itself for non-interacting patches; None: paths not separable).
-        tail_excess: H3.training's paired measurement on ``tail_excess_images`` good test images.
+        tail_excess: H3.training's paired measurement on ``tail_excess_images`` good test
+            images of ``tail_excess_seeds`` seed pairs.
 
     Raises:
         MechanismError: if the first condition is not λ = 0, or the baseline was measured on
@@ -121,27 +122,30 @@ def summarise(cand: Sequence[ConditionSums], context: AnalysisContext, own_tail_
         context=context, gradient_unit=GRADIENT_UNIT, conditions=conditions,
         own_tail_weight=float(own_tail_weight), theoretical_amplification=n_over_k,
         tail_excess=tail_excess, tail_excess_images=tail_excess_images,
+        tail_excess_seeds=tail_excess_seeds,
         paired=None if baseline is None else _paired(cand, baseline, intervals),
         evidence=evidence(conditions, own_tail_weight, n_over_k, interact, tail_excess, n,
-                          tail_excess_images, ids))
+                          tail_excess_images, tail_excess_seeds, ids))
 
 
-def _good_test_excess(detector: Detector, baseline: Detector, data_root: str | Path,
+def _good_test_excess(pairs: list[tuple[Detector, Detector]], data_root: str | Path,
                       category: str, k: int, cfg: H3Config, cache_dir: Path | None,
                       progress: bool) -> tuple[PairedStat, int]:
+    """H3.training's measurement on the good test images of every (candidate, baseline) pair."""
     good = [s for s in read_split(data_root, category, "test") if s.defect == "good"]
     if not good:
         raise MechanismError(f"category {category!r} has no test/good images for H3.training")
-    values = []
-    for det in (detector, baseline):
-        values.append(tail_excess(det.patch_nll(det.features(good, cache_dir, progress),
-                                                cfg.batch_size), k))
-    return paired_tail_excess(values[0], values[1], cfg.n_boot, cfg.seed), len(good)
+
+    def excess(det: Detector) -> np.ndarray:
+        return tail_excess(det.patch_nll(det.features(good, cache_dir, progress), cfg.batch_size), k)
+
+    values = [(excess(c), excess(b)) for c, b in pairs]
+    return paired_tail_excess(values, cfg.n_boot, cfg.seed), len(good)
 
 
 def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config = H3Config(),
-        baseline: Detector | None = None, cache_dir: Path | None = None,
-        progress: bool = True) -> H3Result:
+        baseline: Detector | None = None, replicates: tuple[tuple[Detector, Detector], ...] = (),
+        cache_dir: Path | None = None, progress: bool = True) -> H3Result:
     """Run H3 on the training images of ``category``.
 
     The conditions are ``cfg.conditions(own λ)``. The baseline is measured with the same
@@ -152,6 +156,7 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config 
     Args:
         detector: the analysed checkpoint.
         baseline: a (λ = 0) checkpoint with the same grid; adds the paired table and H3.training.
+        replicates: (candidate, baseline) checkpoints of further training seeds for H3.training.
         cache_dir: feature cache folder (``None``: no cache).
 
     Raises:
@@ -171,7 +176,7 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config 
         with flow.own_paths_only():
             direct = measure(flow, features, lambdas, r, cfg.batch_size, progress,
                              "H3 gradients (own paths)")
-    base, excess, n_test = None, None, 0
+    base, excess, n_test, n_pairs = None, None, 0, 0
     if baseline is not None:
         if baseline.ckpt.backbone != ckpt.backbone:
             features = baseline.features(samples, cache_dir, progress)
@@ -179,9 +184,10 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config 
             checkpoint_label(baseline.ckpt), baseline.ckpt.loss.tail_weight,
             measure(baseline.flow, features, lambdas, r, cfg.batch_size, progress,
                     "H3 gradients (baseline)"))
-        excess, n_test = _good_test_excess(detector, baseline, data_root, category, k, cfg,
-                                           cache_dir, progress)
+        pairs = [(detector, baseline), *replicates]
+        excess, n_test = _good_test_excess(pairs, data_root, category, k, cfg, cache_dir, progress)
+        n_pairs = len(pairs)
     context = AnalysisContext(checkpoint_label(ckpt), category, "train", len(samples), h, w,
                               n_patches, k, float(r), cfg.seed, cfg.n_boot)
     return summarise(cand, context, ckpt.loss.tail_weight, flow.patches_interact, direct, base,
-                     excess, n_test)
+                     excess, n_test, n_pairs)

@@ -8,9 +8,9 @@ loss and the measurement; they are never evidence.
 
 Claims (``evidence``):
 * **H3.survives_interaction** — with patches that interact, the measured amplification at the
-  checkpoint's own λ (the largest λ when the own λ is 0 or 1) is ≥ 0.5 × its identity (at λ = 1,
-  whose identity is unbounded, ≥ 0.5·N/k, the study's bar). Without interaction it *is* the
-  identity, so the claim is left out.
+  checkpoint's own λ is ≥ 0.5 × its identity. Only for 0 < λ < 1: at λ = 1 the identity is
+  unbounded (any finite bar holds trivially) and at λ = 0 there is no concentration to survive;
+  without interaction the amplification *is* the identity. The claim is left out then.
 * **H3.training** — training with the tail-aware loss shrinks the NLL tail of normal patches:
   Δ (candidate − baseline checkpoint) of (mean top-k NLL − mean NLL) on good test images < 0.
   A claim about what training changes: it needs ≥ 3 training seeds.
@@ -72,23 +72,22 @@ def identities(direct: Sequence[ConditionSums] | None, lambdas: Sequence[float],
 
 def evidence(conditions: Sequence[H3Condition], own_tail_weight: float, n_over_k: float,
              interact: bool, tail_excess: PairedStat | None, n_train: int, n_test: int,
-             ids: tuple[Identity, ...]) -> Evidence:
-    """H3's claims of one checkpoint (S = 1) and the identity checks ``ids``."""
+             n_pairs: int, ids: tuple[Identity, ...]) -> Evidence:
+    """H3's claims — survives_interaction on the analysed checkpoint, training over ``n_pairs``
+    seed pairs — and the identity checks ``ids``."""
     claims = []
-    if interact:
-        lam = claim_weight([c.tail_weight for c in conditions], own_tail_weight)
+    lam = claim_weight([c.tail_weight for c in conditions], own_tail_weight)
+    if interact and 0.0 < lam < 1.0:
         cond = next(c for c in conditions if c.tail_weight == lam)
         identity = amplification_identity(lam, n_over_k)
-        bar, what = (SURVIVING_SHARE * identity, f"{SURVIVING_SHARE:g} × identity {identity:.4g}") \
-            if identity is not None else (SURVIVING_SHARE * n_over_k,
-                                          f"{SURVIVING_SHARE:g}·N/k (identity unbounded at λ = 1)")
+        bar, what = SURVIVING_SHARE * identity, f"{SURVIVING_SHARE:g} × identity {identity:.4g}"
         claims.append(Claim.of("H3.survives_interaction",
                                f"amplification at λ = {lam:g} (patches interact)", cond.amplification,
                                "≥", bar, 1, n_train, note=f"threshold {what}; {cond.amplification_note}"
                                if cond.amplification_note else f"threshold {what}"))
     claims.append(Claim.of(
         "H3.training", "Δ (mean top-k NLL − mean NLL), tail-aware − baseline, good test images "
-        "(nats/dim)", None if tail_excess is None else tail_excess.difference, "<", 0.0, 1, n_test,
+        "(nats/dim)", None if tail_excess is None else tail_excess.difference, "<", 0.0, n_pairs, n_test,
         about_training=True,
         note="needs a λ = 0 baseline checkpoint (--baseline-ckpt)" if tail_excess is None else ""))
     return Evidence(tuple(claims), ids)

@@ -114,8 +114,10 @@ class H3Result:
     own_tail_weight: float                     # λ the analysed checkpoint was trained with
     theoretical_amplification: float           # N / k
     tail_excess: PairedStat | None             # H3.training: mean top-k NLL − mean NLL per good
-                                               # test image (nats/dim), baseline vs candidate
+                                               # test image (nats/dim), baseline vs candidate,
+                                               # mean over seed pairs
     tail_excess_images: int                    # good test images behind tail_excess (0: none)
+    tail_excess_seeds: int                     # S: seed pairs behind tail_excess (0: none)
     paired: H3Paired | None
     evidence: Evidence
 

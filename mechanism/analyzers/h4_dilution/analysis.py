@@ -21,7 +21,8 @@ from mechanism.train.loss import tail_k
 def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
         selection: Detector | None = None, reference: Detector | None = None,
         measured: MeasuredRatios | None = None,
-        performance: tuple[PerformanceContrast, ...] = (), cache_dir: Path | None = None,
+        performance: tuple[PerformanceContrast, ...] = (), mean_loss_check: float | None = None,
+        cache_dir: Path | None = None,
         progress: bool = True) -> H4Result:
     """Measure top-k ratio dilution on ``category``'s training images.
 
@@ -34,6 +35,8 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
         measured: Pixel AP / Image AUROC measured per ratio (a sweep's); its ratios are
             analysed too. None: no measured columns.
         performance: the pre-registered contrasts r = 2% vs 10% and 100% (H4.performance).
+        mean_loss_check: measured Pixel AP(r = 100%) − Pixel AP(λ = 0) of identically seeded
+            runs (an identity: r = 100% is the mean loss); None: not measured.
         cache_dir: feature cache folder (``None``: no cache).
 
     Raises:
@@ -69,4 +72,4 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
     return H4Result(context, {**asdict(cfg), "ratios": list(cfg.ratios)}, k_ref, chance,
                     cfg.n_views if reference is None else None, selection_source, reference_source,
                     sweep, tuple(rows), best, basis, tuple(performance),
-                    evidence(rows, chance, performance, len(samples), sweep))
+                    evidence(rows, chance, performance, len(samples), sweep, mean_loss_check))

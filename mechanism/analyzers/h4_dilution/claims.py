@@ -4,7 +4,8 @@
   concentration (ties: the smaller ratio) — is chosen on the test set it would be judged on, so
   it describes the sweep and is never evidence.
 * Identities: where the oracle purity equals chance (k = N) the purity is fixed by the
-  definition; it is printed as a check.
+  definition; and r = 100% is the mean loss, so its checkpoints must match the λ = 0 ones of
+  the same seeds (SPEC §7.5: "train it anyway as a check"). Printed as checks.
 * **H4.selection** — at the study's r = 2%, purity > chance k_ref/N: the selection finds truly
   hard patches at all (purity / oracle, its precision, in the note).
 * **H4.performance(10%)** and **H4.performance(100%)** — Pixel AP(r = 2%) − Pixel AP(r = 10% or
@@ -36,11 +37,16 @@ def best_ratio(ratios: Sequence[float], effective: Sequence[float],
 
 
 def evidence(rows: Sequence[RatioRow], chance: float, performance: Sequence[PerformanceContrast],
-             n_images: int, sweep: str | None) -> Evidence:
-    """H4's claims and identity checks from the ratio rows and the performance contrasts."""
+             n_images: int, sweep: str | None, mean_loss_check: float | None = None) -> Evidence:
+    """H4's claims and identity checks from the ratio rows, the performance contrasts and the
+    measured Pixel AP(r = 100%) − Pixel AP(λ = 0) (None: not measured)."""
     ids = tuple(Identity(f"H4.purity(r={percent(row.ratio)})",
                          "purity where oracle = chance (k = N): k_ref/N", chance,
                          row.purity.estimate) for row in rows if row.purity_forced)
+    if sweep is not None:
+        ids += (Identity("H4.r100_is_mean_loss", "Pixel AP(r = 100%) − Pixel AP(λ = 0), same "
+                         "seeds: r = 100% is the mean loss", 0.0, mean_loss_check,
+                         "" if mean_loss_check is not None else "no r = 100% or λ = 0 runs"),)
     study = next((row for row in rows if math.isclose(row.ratio, STUDY_RATIO)), None)
     selection = Claim.of(
         "H4.selection", f"purity at r = {percent(STUDY_RATIO)}", None if study is None else study.purity,

@@ -32,13 +32,13 @@ exact and resampled statistics), ``claims`` (the grade and the claims),
 ``mechanism.report.tables.h7``.
 """
 from mechanism.analyzers.h7_calibration.latents import latents
-from mechanism.analyzers.h7_calibration.analysis import analysed_samples, run
+from mechanism.analyzers.h7_calibration.analysis import analysed_samples, run, seed_differences
 from mechanism.analyzers.h7_calibration.claims import evidence, grade
 from mechanism.analyzers.h7_calibration.result import (CALIBRATION_STATS, PAIRED_STATS,
                                                        QQ_CALIBRATED, QQ_ROUGHLY, SPLITS,
                                                        TAIL_CALIBRATED, H7Config, H7Paired,
-                                                       H7Result, LatentCalibration)
+                                                       H7Result, LatentCalibration, SeedDifferences)
 
 __all__ = ["CALIBRATION_STATS", "PAIRED_STATS", "QQ_CALIBRATED", "QQ_ROUGHLY", "SPLITS",
-           "TAIL_CALIBRATED", "H7Config", "H7Paired", "H7Result", "LatentCalibration",
-           "analysed_samples", "evidence", "grade", "latents", "run"]
+           "TAIL_CALIBRATED", "H7Config", "H7Paired", "H7Result", "LatentCalibration", "SeedDifferences",
+           "analysed_samples", "evidence", "grade", "latents", "run", "seed_differences"]

@@ -4,7 +4,7 @@ claims about what training changes (≥ 3 seeds)."""
 from __future__ import annotations
 
 from mechanism.analyzers.h7_calibration.result import (QQ_CALIBRATED, QQ_ROUGHLY, TAIL_CALIBRATED,
-                                                       H7Paired)
+                                                       SeedDifferences)
 from mechanism.stats.evidence import Claim, Evidence
 
 NEEDS_BASELINE = "needs a λ = 0 baseline checkpoint (--baseline-ckpt)"
@@ -22,12 +22,14 @@ def grade(qq_correlation: float, tail_error: float, z_std: float) -> str:
     return f"{word} (QQ r = {qq_correlation:.4f}, tail error {tail_error:.3f}, z std {z_std:.3f})"
 
 
-def evidence(paired: H7Paired | None, n_images: int) -> Evidence:
-    """H7.calibration and H7.scale of one checkpoint pair (S = 1)."""
+def evidence(training: SeedDifferences | None, n_images: int) -> Evidence:
+    """H7.calibration and H7.scale over the seed pairs of ``training`` (None: no baseline)."""
     def claim(name: str, quantity: str, attr: str) -> Claim:
-        stat = None if paired is None else getattr(paired, attr).difference
-        return Claim.of(name, quantity, stat, "<", 0.0, 1, n_images, about_training=True,
-                        note=NEEDS_BASELINE if paired is None else "")
+        if training is None:
+            return Claim.of(name, quantity, None, "<", 0.0, 0, n_images, about_training=True,
+                            note=NEEDS_BASELINE)
+        return Claim.of(name, quantity, getattr(training, attr), "<", 0.0, training.n_seeds,
+                        training.n_images, about_training=True)
 
     return Evidence((claim("H7.calibration", "Δ tail calibration error (tail-aware − baseline)",
                            "tail_error"),

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.analyzers.context import ALPHA
+from mechanism.stats.evidence import ALPHA
 from mechanism.analyzers.h7_calibration.result import H7Config, LatentCalibration
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector

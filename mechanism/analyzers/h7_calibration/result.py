@@ -86,6 +86,16 @@ class H7Paired:
 
 
 @dataclass(frozen=True)
+class SeedDifferences:
+    """The claims' data: candidate − baseline over S seed pairs × the analysed images
+    (two-stage bootstrap; estimates = mean over seeds of the exact differences)."""
+    n_seeds: int                    # S: (candidate, baseline) pairs of one training seed each
+    n_images: int
+    tail_error: Interval            # Δ tail calibration error
+    scale_error: Interval           # Δ |z std − 1|
+
+
+@dataclass(frozen=True)
 class H7Result:
     """H7 numbers, figure data (fig4 QQ plot + quantile errors, fig5 per-channel normality)
     and evidence. ``theoretical_percentiles[i]`` = Φ⁻¹(p/100) for ``percentile_levels[i]``."""
@@ -96,7 +106,8 @@ class H7Result:
     theoretical_percentiles: tuple[float, ...]   # (99,)
     candidate: LatentCalibration
     baseline: LatentCalibration | None
-    paired: H7Paired | None
+    paired: H7Paired | None                      # the analysed pair (one seed), same resamples
+    training: SeedDifferences | None             # every seed pair (the claims); None: no baseline
     method: str                                  # how tests and intervals were computed
     grade: str                                   # the candidate's calibration in words (descriptive)
     evidence: Evidence

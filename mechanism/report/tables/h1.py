@@ -67,18 +67,27 @@ def flip_markdown(f: FlipControl) -> str:
         [[o.flip, o.asymmetry, _pct(o.asymmetry_original), _pct(o.asymmetry_flipped),
           "—" if o.anchoring is None else o.anchoring.format("{:+.2f}"), o.reading]
          for o in flips.values()])
+    def chance(v: float | None) -> str:
+        return "—" if v is None else f"{100 * v:.1f}%"
+
     cells = markdown_table(
-        ["flip", "region", "tail cells", "grid-anchored share", "content-following share"],
-        [[o.flip, c.region, c.n_tail_cells, _pct(c.grid_anchored), _pct(c.content_following)]
+        ["flip", "region", "tail cells", "grid-anchored share", "chance", "content-following share",
+         "chance"],
+        [[o.flip, c.region, c.n_tail_cells, _pct(c.grid_anchored), chance(c.chance_grid_anchored),
+          _pct(c.content_following), chance(c.chance_content_following)]
          for o in flips.values() for c in o.cells])
     return "\n".join([
         "Flip control — is an edge preference the image or the network? (printed beside the "
         "verdict, not counted in it). Tail share per side, grid coordinates (rows and columns "
         "include their corners):", "", sides, "",
         "G = asymmetry(flipped) / asymmetry(original): +1 when the asymmetry stays on the grid "
-        "(padding, receptive field, position condition), −1 when it follows the image content:",
+        "(padding, receptive field, position condition), −1 when it follows the image content. "
+        "G tests only the asymmetric part: a flip maps the border onto itself, so an excess "
+        "shared by all four sides is not tested by it:",
         "", anchoring, "",
-        f"Cell level (secondary; an unrelated tail gives about k/N = {100 * f.chance_share:.1f}%):",
+        "Cell level (secondary). Chance: the same share against *another* image's flipped tail "
+        "(tails share the edge preference, so chance is far above the uniform "
+        f"k/N = {100 * f.chance_share:.1f}%):",
         "", cells, "", f"Method: {f.method}."])
 
 

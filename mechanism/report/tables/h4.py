@@ -19,7 +19,10 @@ def markdown(result: H4Result) -> str:
         header += [METRIC_LABELS[m] for m in MEASURED_METRICS]
     lines = []
     for row in result.rows:
-        purity = row.purity.format("{:.1%}") + (" (forced: oracle = chance)" if row.purity_forced else "")
+        purity = row.purity.format("{:.1%}") + (
+            " (forced: oracle = chance)" if row.purity_forced else
+            " (saturated: = oracle)" if row.purity.low is not None and
+            row.purity.low == row.oracle_purity else "")
         cells = [percent(row.ratio), row.k, f"{row.amplification:.3g}×", purity,
                  f"{row.oracle_purity:.1%}",
                  row.effective_concentration.format("{:.3g}×")]
