@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
 from matplotlib.ticker import MaxNLocator
 
 from mechanism.analyzers.h1_edge import H1Result
@@ -20,9 +22,15 @@ ANNOTATE_MAX_CELLS = 64     # write each cell's value into the heat-map up to th
 def _draw_heatmap(result: H1Result, ax: Axes) -> None:
     c = result.context
     relative = np.asarray(result.tail_share_map, dtype=float) * c.n_patches   # 1 = uniform
-    image = ax.imshow(relative, cmap="mako", vmin=0, interpolation="nearest")
+    positive = relative[relative > 0]
+    # a log scale: a few corner cells many times above uniform must not turn the interior black
+    norm = LogNorm(vmin=min(positive.min(), 0.5), vmax=max(positive.max(), 2.0)) \
+        if positive.size else None
+    cmap = mpl.colormaps["mako"].with_extremes(bad="white")   # white: cells never in the tail
+    image = ax.imshow(np.where(relative > 0, relative, np.nan), cmap=cmap, norm=norm,
+                      interpolation="nearest")
     colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.9)
-    colorbar.set_label("tail frequency ÷ uniform (share × N)")
+    colorbar.set_label("tail share ÷ uniform (share × N, log)")
     if relative.size <= ANNOTATE_MAX_CELLS:
         top = relative.max() or 1.0
         for (i, j), v in np.ndenumerate(relative):
@@ -57,6 +65,16 @@ def _draw_distances(result: H1Result, ax: Axes) -> None:
     ax.legend(loc="best")
 
 
+def _side_text(result: H1Result) -> str:
+    """The tail share per side against uniform (from the flip control), for the caption."""
+    f = result.flip_control
+    if f is None:
+        return ""
+    return " Tail share per side (uniform): " + ", ".join(
+        f"{side} {100 * f.original_sides[side].estimate:.1f}% ({100 * f.uniform_sides[side]:.1f}%)"
+        for side in f.original_sides) + "."
+
+
 def draw(result: H1Result, axes: Sequence[Axes]) -> FigureText:
     """Draw fig2 on ``LAYOUT.panels`` axes: (a) heat-map of how often each cell is a tail
     patch relative to uniform (share × N, 1 = uniform), (b) the tail patches' edge-distance
@@ -66,11 +84,13 @@ def draw(result: H1Result, axes: Sequence[Axes]) -> FigureText:
     c = result.context
     caption = (f"Tail = the top-k patches per image by the checkpoint's NLL, k = {c.k} of "
                f"N = {c.n_patches} ({c.grid_h}×{c.grid_w} grid, r = {c.top_k_ratio:g}); "
-               f"{c.n_images} {c.split} images of {c.category}, {c.n_images * c.k} tail patches. "
+               f"{c.n_images} {c.split} images of {c.category}, {c.n_images * c.k} tail patches; "
+               f"(a) on a log colour scale, white: never in the tail. "
                f"Tail edge distance {result.tail_distance_mean.estimate:.3f} ± "
                f"{result.tail_distance_std:.3f} cells (mean ± std) vs "
                f"{result.uniform_distance_mean:.3f} for a uniform cell. KS test: {result.ks_method}; "
-               f"it treats patches as independent. {interval_note([result.tail_distance_mean])}")
+               f"it treats patches as independent. {interval_note([result.tail_distance_mean])}"
+               + _side_text(result))
     side = "" if result.tail_distance_mean.estimate < result.uniform_distance_mean else "not "
     return FigureText(f"H1 tail location: tail patches are {side}nearer the edges than a uniform cell "
                       f"(KS p = {format_p(result.ks_p)}) — {result.evidence.verdict.value}", caption)
