@@ -15,6 +15,8 @@ from mechanism.figures.style import (BASELINE_COLOR, NONTAIL_COLOR, TAIL_COLOR, 
                                      FigureText, Layout, interval_errors, interval_note,
                                      seeds_label)
 from mechanism.io.text import percent
+from mechanism.report.headline import claim_text
+from mechanism.report.tables.h4 import saturated_purity
 
 
 
@@ -35,7 +37,7 @@ def _ratio_axis(ax: Axes, result: H4Result) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("top-k ratio r = k / N (log scale)")
     ax.axvline(result.best_ratio, color=BASELINE_COLOR, lw=1, ls="-.",
-               label=f"best ratio {percent(result.best_ratio)}")
+               label=f"best ratio {percent(result.best_ratio)} (a description)")
 
 
 def _draw_concentration(result: H4Result, ax: Axes) -> None:
@@ -66,6 +68,13 @@ def _draw_purity(result: H4Result, ax: Axes) -> None:
             label="oracle purity min(1, k_ref/k)")
     ax.axhline(result.chance_purity, color=THEORY_COLOR, ls=":", lw=1,
                label=f"chance purity k_ref/N = {result.chance_purity:.1%}")
+    forced = [row for row in result.rows if row.purity_forced]
+    saturated = [row for row in result.rows if saturated_purity(row)]
+    for rows, marker, label in ((forced, "X", "forced: oracle = chance (k = N)"),
+                                (saturated, "D", "saturated: purity = oracle")):
+        if rows:
+            ax.plot([row.ratio for row in rows], [row.purity.estimate for row in rows], marker,
+                    ms=9, mfc="none", mec=THEORY_COLOR, mew=1.2, ls="none", label=label)
     _ratio_axis(ax, result)
     ax.set_ylim(0, 1.05)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
@@ -101,7 +110,9 @@ def draw(result: H4Result, axes: Sequence[Axes]) -> FigureText:
         unmeasured = [percent(row.ratio) for row in result.rows if row.pixel_ap is None]
         perf = (f"Measured: checkpoints trained at each ratio by the sweep {result.sweep}, test "
                 f"split, seeds per ratio {', '.join(map(str, seeds))} (std: ddof = 1)"
-                + (f"; not trained at {', '.join(unmeasured)}" if unmeasured else "") + ".")
+                + (f"; not trained at {', '.join(unmeasured)}" if unmeasured else "")
+                + "; (c) and (d) have y axes zoomed to the data, not from 0. The best ratio is "
+                  "chosen on the test set: a description, never evidence.")
     else:
         perf = ("No measured Pixel AP: the H4 analysis ran without a top-k ratio sweep "
                 "(mechanism analyze --sweep).")
@@ -110,5 +121,6 @@ def draw(result: H4Result, axes: Sequence[Axes]) -> FigureText:
                f"truly hard: k_ref = {result.k_ref} per image from {result.reference_source}; "
                f"selection: {result.selection_source}. {c.n_images} {c.split} images of "
                f"{c.category}. {interval_note(intervals)} {perf}")
-    return FigureText(f"H4 top-k ratio dilution: best ratio {percent(result.best_ratio)} by "
-                      f"{result.best_basis} — {result.evidence.verdict.value}", caption)
+    claims = " ".join(f"{claim_text(x)}." for x in result.evidence.claims)
+    return FigureText(f"H4 top-k ratio dilution — {result.evidence.verdict.value}",
+                      f"{caption} {claims}")

@@ -2,12 +2,21 @@
 labelled), the pre-registered performance contrasts, the evidence and the context."""
 from __future__ import annotations
 
-from mechanism.analyzers.h4_dilution import MEASURED_METRICS, STUDY_RATIO, H4Result
+import math
+
+from mechanism.analyzers.h4_dilution import MEASURED_METRICS, STUDY_RATIO, H4Result, RatioRow
 from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.io.text import markdown_table, percent
 from mechanism.report.tables import evidence
 
 RESULT = H4Result
+
+
+def saturated_purity(row: RatioRow) -> bool:
+    """Purity equal to its oracle bound over the whole interval (every truly hard patch is
+    selected in every resample), where that bound is not forced by k = N."""
+    return not row.purity_forced and row.purity.low is not None and \
+        math.isclose(row.purity.low, row.oracle_purity, rel_tol=1e-9)
 
 
 def markdown(result: H4Result) -> str:
@@ -21,8 +30,7 @@ def markdown(result: H4Result) -> str:
     for row in result.rows:
         purity = row.purity.format("{:.1%}") + (
             " (forced: oracle = chance)" if row.purity_forced else
-            " (saturated: = oracle)" if row.purity.low is not None and
-            row.purity.low == row.oracle_purity else "")
+            " (saturated: = oracle)" if saturated_purity(row) else "")
         cells = [percent(row.ratio), row.k, f"{row.amplification:.3g}×", purity,
                  f"{row.oracle_purity:.1%}",
                  row.effective_concentration.format("{:.3g}×")]
