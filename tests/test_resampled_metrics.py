@@ -17,12 +17,17 @@ def resample_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
                      for draw in two_stage_resamples([n], n_boot, seed)]).astype(np.float64)
 
 
-def _maps(rng, n=12, size=8, levels=None):
-    masks = (rng.random((n, size, size)) < 0.15).astype(np.uint8)
-    maps = rng.normal(size=(n, size, size)) + 1.5 * masks
+def _scored(rng, masks, shift, levels=None):
+    """Noise maps raised by ``shift`` on the defect pixels of ``masks``, as ``(maps, masks)``;
+    ``levels``: rounded to 1/levels (few distinct values: ties across images)."""
+    maps = rng.normal(size=masks.shape) + shift * masks
     if levels is not None:
-        maps = np.round(maps * levels) / levels      # few distinct values: ties across images
+        maps = np.round(maps * levels) / levels
     return maps.astype(np.float32), masks
+
+
+def _maps(rng, n=12, size=8, levels=None):
+    return _scored(rng, (rng.random((n, size, size)) < 0.15).astype(np.uint8), 1.5, levels)
 
 
 def test_binned_pixel_metrics_equal_sklearn_with_weights_when_bins_are_exact():
@@ -70,10 +75,7 @@ def _blobs(rng, n=10, size=16, levels=None):
         for _ in range(i % 3):
             r, c = rng.integers(0, size - 4, 2)
             masks[i, r:r + rng.integers(2, 5), c:c + rng.integers(2, 5)] = 1
-    maps = rng.normal(size=masks.shape) + 1.2 * masks
-    if levels is not None:
-        maps = np.round(maps * levels) / levels
-    return maps.astype(np.float32), masks
+    return _scored(rng, masks, 1.2, levels)
 
 
 def test_resampled_aupro_equals_the_reference_on_the_materialised_resample():
