@@ -28,6 +28,23 @@ def prepare_output(path: str | Path) -> Path:
     return path
 
 
+_TEMP_PREFIX, _TEMP_SUFFIX = ".{path.stem}.", ".tmp{path.suffix}"
+
+
+def temporaries(path: str | Path) -> list[Path]:
+    """Temporary files ``atomic_path`` made for ``path`` that are still there (a killed
+    writer's); only a caller that holds ``path``'s lock may delete them."""
+    path = Path(path)
+    pattern = f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}".format(path=path)
+    return sorted(path.parent.glob(pattern.replace("[", "[[]")))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
@@ -36,11 +53,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     The temporary name keeps ``path``'s suffix, so writers that append one (numpy) behave.
     """
     path = prepare_output(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX.format(path=path),
+                               suffix=_TEMP_SUFFIX.format(path=path), dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; outputs follow the user's umask
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ checkpoints), runs each requested hypothesis, writes ``<out>/tables/<H>.{json,cs
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +20,7 @@ from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector, load_detector
 from mechanism.io.hashing import file_sha256
 from mechanism.io.manifest import build_manifest, write_manifest
+from mechanism.io.transaction import check_output_folder, output_folder
 from mechanism.pipelines.contrasts import Evaluations, SweepCheckpoints, sweep_checkpoints
 from mechanism.report.files import write_result
 from mechanism.sweep.results import read_sweep_results, summarize_sweep
@@ -58,6 +60,7 @@ class AnalysisInputs:
     selection: Detector | None = None
     reference: Detector | None = None
     sweep: Path | None = None                      # the sweep whose results.csv H4 summarises
+    sweep_sources: tuple[Path, ...] = ()           # the folders its runs come from (H4 names them)
     checkpoints: SweepCheckpoints | None = None    # its checkpoints by condition (H4.performance)
     evaluations: Evaluations | None = None         # evaluates them, each once
     replicates: tuple[tuple[Detector, Detector], ...] = ()   # (candidate, baseline) of other
@@ -99,7 +102,7 @@ def measured_ratios(inputs: AnalysisInputs) -> h4_dilution.MeasuredRatios | None
     if inputs.sweep is None:
         return None
     runs = read_sweep_results(inputs.sweep)
-    return h4_dilution.MeasuredRatios(str(inputs.sweep),
+    return h4_dilution.MeasuredRatios(", ".join(map(str, inputs.sweep_sources or (inputs.sweep,))),
                                       summarize_sweep(runs, h4_dilution.SWEEP_PARAM, inputs.category))
 
 
@@ -176,8 +179,12 @@ def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
             cache_dir: Path | None = None, progress: bool = True,
             on_result: Callable[[str, Any], None] | None = None,
             sweep_sources: list[Path] | None = None, evaluations: Evaluations | None = None,
-            **input_kwargs) -> dict[str, Any]:
+            stage: Path | None = None, **input_kwargs) -> dict[str, Any]:
     """Run ``hypotheses`` on ``ckpt``; write tables and the manifest under ``out``.
+
+    Every analysis runs before anything is written; the files then replace ``out``'s in one
+    transaction (``io.transaction.output_folder``), so a failure leaves ``out`` as it was.
+    ``stage``: write into this folder instead (a caller's own open transaction on ``out``).
 
     ``input_kwargs`` go to ``load_inputs`` (data_root, category, baseline_ckpt, sweep, ...).
     ``sweep_sources``: the sweep folders holding the checkpoints of ``sweep``'s runs (default:
@@ -189,30 +196,33 @@ def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
     unknown = [h for h in hypotheses if h not in HYPOTHESES]
     if unknown:
         raise MechanismError(f"unknown hypothesis {unknown[0]!r}: use one of {', '.join(HYPOTHESES)} or all")
-    out = Path(out)
+    out = check_output_folder(out) if stage is None else Path(out)
     device = resolve_device(device) if isinstance(device, str) else device
     inputs = load_inputs(ckpt, device, **input_kwargs)
     if inputs.sweep is not None:
-        inputs.checkpoints = sweep_checkpoints(sweep_sources or [inputs.sweep], inputs.category)
+        inputs.sweep_sources = tuple(sweep_sources or [inputs.sweep])
+        inputs.checkpoints = sweep_checkpoints(list(inputs.sweep_sources), inputs.category)
         inputs.evaluations = evaluations or Evaluations(device, cache_dir, progress)
         if inputs.baseline is not None:
             inputs.replicates = replicate_pairs(inputs, Path(ckpt), Path(input_kwargs["baseline_ckpt"]),
                                                 device, input_kwargs.get("backbone_weights"))
     results = {}
     for name in hypotheses:
-        result = run_hypothesis(name, inputs, settings, cache_dir, progress)
-        write_result(result, out / "tables", name)
-        results[name] = result
+        results[name] = run_hypothesis(name, inputs, settings, cache_dir, progress)
         if on_result is not None:
-            on_result(name, result)
+            on_result(name, results[name])
     checkpoints = {"analysed": str(ckpt)}
     for role in ("baseline", "selection", "reference"):
         if input_kwargs.get(f"{role}_ckpt") is not None:
             checkpoints[role] = str(input_kwargs[f"{role}_ckpt"])
-    write_manifest(out, build_manifest(
+    manifest = build_manifest(
         device, {"analysis": settings.seed, "training": inputs.detector.ckpt.train.seed},
         {role: {"path": p, "sha256": file_sha256(p)} for role, p in checkpoints.items()},
         {"root": inputs.data_root, "category": inputs.category,
          "train_fingerprint": inputs.detector.ckpt.data.fingerprint},
-        {"hypotheses": list(hypotheses), "n_boot": settings.n_boot}))
+        {"hypotheses": list(hypotheses), "n_boot": settings.n_boot})
+    with output_folder(out) if stage is None else contextlib.nullcontext(stage) as folder:
+        for name, result in results.items():
+            write_result(result, folder / "tables", name)
+        write_manifest(folder, manifest)
     return results

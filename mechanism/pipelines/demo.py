@@ -24,6 +24,7 @@ import torch
 from mechanism.data.demo import DEMO_CATEGORIES, generate_demo
 from mechanism.data.mvtec import category_folder
 from mechanism.errors import MechanismError
+from mechanism.io.transaction import check_output_folder
 from mechanism.pipelines.analyze import AnalysisSettings
 from mechanism.pipelines.report import ReportOutcome, build_report
 from mechanism.sweep.plan import CHECKPOINT_FILE, SweepSpec, plan
@@ -109,6 +110,8 @@ def run_demo(data_root: str | Path = "data/demo", runs: str | Path = "runs/demo"
     """Data → sweeps → report. Returns where everything went and the wall time."""
     start = time.perf_counter()
     data_root, runs = Path(data_root), Path(runs)
+    for folder in (out, runs) if data_root.is_dir() else (out, runs, data_root):
+        check_output_folder(folder)    # before minutes of data generation and training
     _ensure_data(data_root, plan_, log)
     train = TrainConfig(epochs=plan_.epochs)
     tail = TailLossConfig(tail_weight=plan_.tail_weight, top_k_ratio=plan_.top_k_ratio)

@@ -29,6 +29,7 @@ from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.figures.render import FigureInputs, render_figures
 from mechanism.io.atomic import write_text
 from mechanism.io.hashing import file_sha256
+from mechanism.io.transaction import check_output_folder, output_folder
 from mechanism.io.manifest import build_manifest, write_manifest
 from mechanism.pipelines.analyze import AnalysisSettings, analyze
 from mechanism.pipelines.contrasts import Evaluations, SweepCheckpoints, sweep_checkpoints
@@ -94,18 +95,31 @@ def build_report(ckpt: str | Path, out: str | Path, baseline_ckpt: str | Path | 
     Raises:
         MechanismError: unreadable checkpoints, data or sweeps; incompatible checkpoints.
     """
-    out = Path(out)
+    out = check_output_folder(out)
     device = resolve_device(device) if isinstance(device, str) else device
+    sources = sweep_folders(list(sweeps)) if sweeps else []
+    with output_folder(out, keep_existing=False) as stage:
+        report, results, observed, rendered = _write_report(
+            Path(ckpt), stage, baseline_ckpt, sweeps, sources, device, settings, cache_dir,
+            progress, log)
+    log(f"report: {out / report.relative_to(stage)}")
+    return ReportOutcome(out / report.relative_to(stage), results, observed,
+                         [out / p.relative_to(stage) for p in rendered.written], rendered.skipped)
+
+
+def _write_report(ckpt: Path, out: Path, baseline_ckpt, sweeps, sources: list[Path], device,
+                  settings: AnalysisSettings, cache_dir: Path | None, progress: bool,
+                  log: Callable[[str], None]):
+    """Write every file of the report into ``out`` (the transaction's stage)."""
     runs: list[SweepRun] = []
-    sweep_dir, sources = None, []
-    if sweeps:
+    sweep_dir = None
+    if sources:
         sweep_dir = out / "sweeps"
-        sources = sweep_folders(list(sweeps))
         merged = merge_results(sources, sweep_dir)
         runs = read_sweep_results(sweep_dir)
-        log(f"sweeps: {merged.n_runs} runs collected in {merged.results}")
+        log(f"sweeps: {merged.n_runs} runs collected")
     evaluations = Evaluations(device, cache_dir, progress)
-    results = analyze(ckpt, HYPOTHESES, out, device, settings, cache_dir, progress,
+    results = analyze(ckpt, HYPOTHESES, out, device, settings, cache_dir, progress, stage=out,
                       on_result=lambda name, _: log(f"{name}: analysed"), sweep_sources=sources,
                       evaluations=evaluations, baseline_ckpt=baseline_ckpt, sweep=sweep_dir)
     category = next(iter(results.values())).context.category
@@ -132,6 +146,4 @@ def build_report(ckpt: str | Path, out: str | Path, baseline_ckpt: str | Path | 
     write_manifest(out, manifest)
     text = report_markdown(ReportInputs(category, main.ckpt, results, observed, control, runs,
                                         figures, skipped, manifest))
-    report = write_text(out / REPORT_FILE, text)
-    log(f"report: {report}")
-    return ReportOutcome(report, results, observed, rendered.written, rendered.skipped)
+    return write_text(out / REPORT_FILE, text), results, observed, rendered

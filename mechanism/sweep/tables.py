@@ -25,6 +25,7 @@ from mechanism.errors import MechanismError
 from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.io.atomic import write_text
 from mechanism.io.text import csv_text, markdown_table
+from mechanism.io.transaction import check_output_folder, output_folder
 from mechanism.sweep.results import (COLUMNS, METRICS, RESULTS_FILE, SWEPT_COLUMN, SweepRun,
                                      read_sweep_results, summarize_sweep)
 
@@ -187,15 +188,27 @@ def _read_rows(source: Path) -> list[tuple[str, dict[str, str]]]:
 def merge_results(sources: list[str | Path], out: str | Path) -> SweepTables:
     """Merge shards' ``results.csv`` (sweep folders or the files themselves) into ``out``.
 
-    Writes ``<out>/results.csv``, ``summary.md`` and ``summary.csv``. A run listed identically in
-    several sources is kept once. Merge into a folder of its own: a later ``mechanism sweep``
+    Writes ``<out>/results.csv``, ``summary.md`` and ``summary.csv``, replacing an earlier merge
+    in ``out`` as one transaction. A run listed identically in several sources is kept once.
+    Merge into a folder of its own (a source or a sweep folder is refused): a later ``mechanism sweep``
     writing into ``out`` rebuilds ``results.csv`` from the run folders found there.
 
     Raises:
-        MechanismError: no sources, an unreadable source, other columns than ``HEADER``, one run
+        MechanismError: no sources, ``out`` a source or holding sub-folders, an unreadable source, other columns than ``HEADER``, one run
             with different numbers in two sources, or sources of different setups.
     """
     if not sources:
         raise MechanismError("nothing to merge: give the shards' sweep folders or results.csv files")
+    out = check_output_folder(out)
+    folders = {(p.parent if p.is_file() else p).resolve() for p in map(Path, sources)}
+    if out.resolve() in folders:
+        raise MechanismError(f"--out {out} is one of the sources: merge into a folder of its own")
+    if out.is_dir() and any(p.is_dir() for p in out.iterdir()):
+        raise MechanismError(f"{out} holds sub-folders (a sweep's runs?), not only merged tables: "
+                             "merge into a folder of its own")
     labelled = [row for source in sources for row in _read_rows(Path(source))]
-    return write_tables(combine(labelled, "merge"), out)
+    runs = combine(labelled, "merge")
+    with output_folder(out, keep_existing=False) as stage:
+        staged = write_tables(runs, stage)
+    return SweepTables(out / staged.results.name, out / staged.summary_md.name,
+                       out / staged.summary_csv.name, staged.n_runs, staged.summary)

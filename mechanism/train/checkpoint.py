@@ -15,6 +15,7 @@ import torch
 from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow
 from mechanism.io.atomic import atomic_path
+from mechanism.io.transaction import recover_files
 from mechanism.train.config import TrainConfig
 from mechanism.train.loss import TailLossConfig
 
@@ -57,11 +58,20 @@ class Checkpoint:
         """The trained flow in eval mode on ``device``."""
         h, w, d = self.grid
         flow = PatchFlow(d, h, w, self.flow)
-        try:
-            flow.load_state_dict(self.flow_state, strict=True)
-        except RuntimeError as e:
-            raise MechanismError(f"checkpoint flow weights do not fit its own config: "
-                                 f"{str(e).splitlines()[0]}") from None
+        expected = flow.state_dict()
+        missing = sorted(set(expected) - set(self.flow_state))
+        unexpected = sorted(set(self.flow_state) - set(expected))
+        wrong = [k for k in expected if k in self.flow_state
+                 and self.flow_state[k].shape != expected[k].shape]
+        if missing or unexpected or wrong:
+            what = (f"missing weight {missing[0]!r}" if missing else
+                    f"unknown weight {unexpected[0]!r}" if unexpected else
+                    f"weight {wrong[0]!r} has shape {tuple(self.flow_state[wrong[0]].shape)}, "
+                    f"its config needs {tuple(expected[wrong[0]].shape)}")
+            others = len(missing) + len(unexpected) + len(wrong) - 1
+            raise MechanismError(f"checkpoint flow weights do not fit its own config: {what}"
+                                 + (f" (and {others} more)" if others else ""))
+        flow.load_state_dict(self.flow_state, strict=True)
         return flow.to(device).eval()
 
     def to_payload(self) -> dict[str, Any]:
@@ -101,6 +111,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             another program, an unsupported schema, or fields of the wrong type.
     """
     path = Path(path)
+    try:
+        recover_files(path)   # a training killed while committing model + log finishes first
+    except OSError as e:
+        raise MechanismError(f"an interrupted write of {path} is pending and cannot be finished "
+                             f"here ({e.strerror}): rerun the training that wrote it") from None
     if not path.is_file():
         raise MechanismError(f"checkpoint {path} does not exist")
     try:

@@ -17,6 +17,7 @@ from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow, patch_nll
 from mechanism.io.atomic import prepare_output, write_text
 from mechanism.io.manifest import package_versions
+from mechanism.io.transaction import commit_together, recover_files
 from mechanism.train.checkpoint import Checkpoint, DataRecord, save_checkpoint
 from mechanism.train.config import TrainConfig
 from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
@@ -124,11 +125,12 @@ def train_detector(data_root: str | Path, category: str | None, out: str | Path,
                    cache_dir: Path | None = None, progress: bool = True) -> TrainRun:
     """Train a detector on ``<data_root>/<category>/train/good`` and write its checkpoint.
 
-    Writes ``out`` (checkpoint) and ``out`` with suffix ``.log.csv`` (per-epoch log), each
-    atomically, and only after training finished with finite losses. ``cache_dir``: the
+    Writes ``out`` (checkpoint) and ``out`` with suffix ``.log.csv`` (per-epoch log) together
+    (``io.transaction.commit_together``), and only after training finished with finite losses. ``cache_dir``: the
     feature cache folder; ``None``: no cache (the backbone always runs).
     """
     out = prepare_output(out)
+    recover_files(out)
     device = torch.device(device)
     samples = read_split(data_root, category, "train")
     backbone = load_backbone(backbone_cfg, device)
@@ -147,7 +149,8 @@ def train_detector(data_root: str | Path, category: str | None, out: str | Path,
         flow_state=flow.state_dict(), versions=package_versions(),
         summary={"final_loss": log[-1].loss, "final_mean_nll": log[-1].mean_nll,
                  "final_tail_nll": log[-1].tail_nll, "train_seconds": train_seconds})
-    save_checkpoint(ckpt, out)
     log_csv = out.with_suffix(".log.csv")
-    _write_log_csv(log, log_csv)
+    with commit_together(out, log_csv) as (staged_ckpt, staged_log):
+        save_checkpoint(ckpt, staged_ckpt)
+        _write_log_csv(log, staged_log)
     return TrainRun(out, log_csv, log, feature_seconds, train_seconds, feats.from_cache)

@@ -13,20 +13,19 @@ generation; smaller counts give a prefix of the default set.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
 
 from mechanism.data.demo.defects import DEFECT_TYPES, draw_defect
 from mechanism.data.demo.noise import CROP_SIDE, DEMO_CATEGORIES, crop, photo, tint
 from mechanism.data.mvtec import Split
 from mechanism.errors import MechanismError
+from mechanism.io.transaction import output_folder
 
 _ROTATABLE = {"brick": False, "grass": True, "gravel": True}
 _SPLIT_KEYS = {"train": 0, "test": 1}
@@ -150,17 +149,6 @@ def _check_arguments(seed: int, categories: Sequence[str], counts: dict[str, int
             raise MechanismError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _replace_folder(tmp: Path, out: Path) -> None:
-    """Move the finished ``tmp`` folder onto ``out``, replacing whatever ``out`` held."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
-
-
 def generate_demo(out: str | Path, seed: int = 0,
                   categories: Sequence[str] = DEMO_CATEGORIES, n_train: int = 200,
                   n_test_good: int = 40, n_test_defect: int = 60, size: int = 256,
@@ -189,11 +177,6 @@ def generate_demo(out: str | Path, seed: int = 0,
         raise MechanismError(f"output {out} is a file, expected a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise MechanismError(f"output folder {out} is not empty: choose another or allow overwriting")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    except OSError as e:
-        raise MechanismError(f"cannot create a folder next to {out}: {e.strerror}") from None
 
     jobs = []                                  # (category, split, defect, index)
     for cat in categories:
@@ -201,29 +184,18 @@ def generate_demo(out: str | Path, seed: int = 0,
         jobs += [(cat, "test", "good", i) for i in range(n_test_good)]
         for defect, n in defect_counts(n_test_defect).items():
             jobs += [(cat, "test", defect, i) for i in range(n)]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(jobs), desc="demo data", unit="img")
-    try:
+    with output_folder(out, keep_existing=False) as stage, \
+            tqdm(total=len(jobs), desc="demo data", unit="img", disable=not progress) as bar:
         for cat, split, defect, index in jobs:
-            folder = tmp / cat / split / defect
+            folder = stage / cat / split / defect
             folder.mkdir(parents=True, exist_ok=True)
             sample = render_sample(cat, split, defect, index, seed, size)
             _write_png(folder / f"{index:03d}.png", sample.image)
             if defect != "good":
-                gt = tmp / cat / "ground_truth" / defect
+                gt = stage / cat / "ground_truth" / defect
                 gt.mkdir(parents=True, exist_ok=True)
                 _write_png(gt / f"{index:03d}_mask.png", sample.mask.astype(np.uint8) * 255)
-            if bar is not None:
-                bar.update(1)
-        _replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+            bar.update(1)
 
     test = {c: {"good": n_test_good, **defect_counts(n_test_defect)} for c in categories}
     return DemoSummary(path=out, seed=int(seed), size=size,
