@@ -7,6 +7,8 @@ import io
 import sys
 from typing import Sequence
 
+from mechanism.errors import MechanismError
+
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub-flavoured markdown table; cells are rendered with ``str``.
@@ -59,3 +61,30 @@ def csv_text(rows: Sequence[dict], fields: Sequence[str] | None = None,
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def read_csv(path, what: str = "table") -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
+    """Header and rows of a CSV file this tool wrote, each row labelled ``"<path> line N"``.
+
+    Raises:
+        MechanismError: unreadable or not UTF-8, no header, a repeated column, or a row with
+            more or fewer fields than the header (named with its line).
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header:
+                raise MechanismError(f"{what} {path} is empty: expected a header row")
+            if len(set(header)) != len(header):
+                raise MechanismError(f"{what} {path} repeats a column in its header")
+            rows = []
+            for fields in reader:
+                where = f"{path} line {reader.line_num}"
+                if len(fields) != len(header):
+                    raise MechanismError(f"{where} has {len(fields)} fields, the header "
+                                         f"{len(header)}: the file is damaged or was edited")
+                rows.append((where, dict(zip(header, fields))))
+            return header, rows
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise MechanismError(f"cannot read {what} {path} ({e})") from None

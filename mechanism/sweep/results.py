@@ -13,13 +13,13 @@ relative to the sweep folder) is read.
 """
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from mechanism.errors import MechanismError
+from mechanism.io.text import read_csv
 from mechanism.stats.summary import MetricSummary
 
 RESULTS_FILE = "results.csv"
@@ -88,15 +88,11 @@ def read_sweep_results(folder: str | Path) -> list[SweepRun]:
     path = Path(folder) / RESULTS_FILE
     if not path.is_file():
         raise MechanismError(f"sweep results {path} do not exist: run the sweep first")
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise MechanismError(f"{path} lacks the column(s) {', '.join(missing)}")
-            return [_parse_row(row, f"{path} line {reader.line_num}") for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise MechanismError(f"cannot read sweep results {path} ({e})") from None
+    header, rows = read_csv(path, "sweep results")
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise MechanismError(f"{path} lacks the column(s) {', '.join(missing)}")
+    return [_parse_row(row, where) for where, row in rows]
 
 
 def summarize_sweep(runs: list[SweepRun], param: str, category: str,

@@ -15,7 +15,6 @@ them are refused, never written.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 from mechanism.errors import MechanismError
 from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.io.atomic import write_text
-from mechanism.io.text import csv_text, markdown_table
+from mechanism.io.text import csv_text, markdown_table, read_csv
 from mechanism.io.transaction import check_output_folder, output_folder
 from mechanism.sweep.results import (COLUMNS, METRICS, RESULTS_FILE, SWEPT_COLUMN, SweepRun,
                                      read_sweep_results, summarize_sweep)
@@ -177,12 +176,11 @@ def _read_rows(source: Path) -> list[tuple[str, dict[str, str]]]:
         raise MechanismError(f"{source}: expected a sweep folder or its {RESULTS_FILE}")
     read_sweep_results(folder)   # validates every field
     path = folder / RESULTS_FILE
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != HEADER:
-            raise MechanismError(f"{path} has the columns {','.join(reader.fieldnames or ())}; "
-                                 f"expected {','.join(HEADER)} (written by mechanism sweep)")
-        return [(f"{path} line {reader.line_num}", row) for row in reader]
+    header, rows = read_csv(path, "sweep results")
+    if tuple(header) != HEADER:
+        raise MechanismError(f"{path} has the columns {','.join(header)}; "
+                             f"expected {','.join(HEADER)} (written by mechanism sweep)")
+    return rows
 
 
 def merge_results(sources: list[str | Path], out: str | Path) -> SweepTables:
