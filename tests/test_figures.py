@@ -39,7 +39,7 @@ from mechanism.sweep.results import COLUMNS, SweepRun
 N_BOOT = 200
 SIZES = {   # file stem → (width, height) of the PNG in pixels at DPI
     "fig1_gradient_concentration": (9.0, 4.0), "fig2_tail_location": (9.5, 4.3),
-    "fig3_image_gradient": (9.0, 4.0), "fig4_latent_qq": (9.0, 4.2),
+    "fig3_image_gradient": (11.0, 4.0), "fig4_latent_qq": (9.0, 4.2),
     "fig5_channel_normality": (9.0, 4.2), "fig6_tail_weight_ablation": (9.0, 4.0),
     "fig7_hypothesis_summary": (10.0, 5.2), "fig8_topk_dilution": (9.0, 7.4),
 }

@@ -12,30 +12,30 @@ from matplotlib.ticker import MaxNLocator
 
 from mechanism.analyzers.h1_edge import H1Result
 from mechanism.figures.style import (NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
-                                     interval_note)
-from mechanism.io.text import format_p
+                                     interval_note, p_text)
 
 LAYOUT = Layout(1, 2, (9.5, 4.3))
 ANNOTATE_MAX_CELLS = 64     # write each cell's value into the heat-map up to this many cells
+NEVER_COLOR = "#BDBDBD"     # heat-map cells never in the tail
 
 
 def _draw_heatmap(result: H1Result, ax: Axes) -> None:
     c = result.context
     relative = np.asarray(result.tail_share_map, dtype=float) * c.n_patches   # 1 = uniform
     positive = relative[relative > 0]
-    # a log scale: a few corner cells many times above uniform must not turn the interior black
-    norm = LogNorm(vmin=min(positive.min(), 0.5), vmax=max(positive.max(), 2.0)) \
-        if positive.size else None
-    cmap = mpl.colormaps["mako"].with_extremes(bad="white")   # white: cells never in the tail
-    image = ax.imshow(np.where(relative > 0, relative, np.nan), cmap=cmap, norm=norm,
-                      interpolation="nearest")
+    # a log scale centred on uniform (1): a few corner cells many times above uniform must not
+    # turn the interior, below uniform, into one dark colour
+    span = max(positive.max(), 1 / positive.min(), 2.0) if positive.size else 2.0
+    cmap = mpl.colormaps["vlag"].with_extremes(bad=NEVER_COLOR)
+    image = ax.imshow(np.where(relative > 0, relative, np.nan), cmap=cmap,
+                      norm=LogNorm(vmin=1 / span, vmax=span), interpolation="nearest")
     colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.9)
-    colorbar.set_label("tail share ÷ uniform (share × N, log)")
+    colorbar.set_label("tail share × N (1 = uniform; log)")
     if relative.size <= ANNOTATE_MAX_CELLS:
-        top = relative.max() or 1.0
         for (i, j), v in np.ndenumerate(relative):
+            dark = v > 0 and abs(np.log(v)) > 0.6 * np.log(span)
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if v > 0.6 * top else "white")
+                    color="white" if dark else "black")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("column j (cells)")
@@ -61,7 +61,7 @@ def _draw_distances(result: H1Result, ax: Axes) -> None:
     ax.set_xticks(t)
     ax.set_xlabel("edge distance d = min(i, j, H−1−i, W−1−j) (cells)")
     ax.set_ylabel("share of patches")
-    ax.set_title(f"(b) edge distance: KS D = {result.ks_statistic:.3f}, p = {format_p(result.ks_p)}")
+    ax.set_title(f"(b) edge distance: KS D = {result.ks_statistic:.3f}, {p_text(result.ks_p)}")
     ax.legend(loc="best")
 
 
@@ -85,7 +85,8 @@ def draw(result: H1Result, axes: Sequence[Axes]) -> FigureText:
     caption = (f"Tail = the top-k patches per image by the checkpoint's NLL, k = {c.k} of "
                f"N = {c.n_patches} ({c.grid_h}×{c.grid_w} grid, r = {c.top_k_ratio:g}); "
                f"{c.n_images} {c.split} images of {c.category}, {c.n_images * c.k} tail patches; "
-               f"(a) on a log colour scale, white: never in the tail. "
+               f"(a) on a log colour scale centred on uniform (blue below, red above), grey: never in "
+               f"the tail. "
                f"Tail edge distance {result.tail_distance_mean.estimate:.3f} ± "
                f"{result.tail_distance_std:.3f} cells (mean ± std) vs "
                f"{result.uniform_distance_mean:.3f} for a uniform cell. KS test: {result.ks_method}; "
@@ -93,4 +94,4 @@ def draw(result: H1Result, axes: Sequence[Axes]) -> FigureText:
                + _side_text(result))
     side = "" if result.tail_distance_mean.estimate < result.uniform_distance_mean else "not "
     return FigureText(f"H1 tail location: tail patches are {side}nearer the edges than a uniform cell "
-                      f"(KS p = {format_p(result.ks_p)}) — {result.evidence.verdict.value}", caption)
+                      f"(KS {p_text(result.ks_p)}) — {result.evidence.verdict.value}", caption)

@@ -72,7 +72,8 @@ def draw(result: H7Result, axes: Sequence[Axes]) -> FigureText:
     caption = (f"All {cand.n_values:,} latent values z (D = {cand.n_channels} channels, "
                f"{c.grid_h}×{c.grid_w} grid) of {c.n_images} {c.split} images of {c.category}; z is "
                f"dimensionless. Tail calibration error = mean |empirical − theoretical| at the six "
-               f"tail percentiles. QQ r: "
+               f"tail percentiles. Percentiles and their errors are point estimates over all "
+               f"values (no interval; QQ r and the tail error carry theirs). QQ r: "
                + "; ".join(f"{label} {cal.qq_correlation.format('{:.4f}')}"
                            for label, cal, _ in models(result))
                + f". Grade: {result.grade}. {interval_note(_intervals(result))} {claims}")

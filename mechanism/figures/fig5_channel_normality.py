@@ -10,29 +10,37 @@ from matplotlib.axes import Axes
 from mechanism.stats.evidence import ALPHA
 from mechanism.analyzers.h7_calibration import H7Result
 from mechanism.figures.fig4_latent_qq import models
-from mechanism.figures.style import THEORY_COLOR, FigureText, Layout
+from mechanism.figures.style import THEORY_COLOR, FigureText, Layout, floor_key, plot_floored
 
 LAYOUT = Layout(1, 2, (9.0, 4.2))
 P_FLOOR = 1e-12     # p-values below this (decisive rejections, or 0 by underflow) are drawn at it
+FLOOR_SHIFT = 0.3   # rank offset between the models' floor markers, so that neither hides the other
 
 
-def _draw_pvalues(result: H7Result, ax: Axes) -> int:
-    """Sorted p-value curves; returns how many p-values were raised to ``P_FLOOR``."""
-    floored = 0
-    for label, cal, color in models(result):
+def _draw_pvalues(result: H7Result, ax: Axes) -> list[str]:
+    """Sorted p-value curves, values below ``P_FLOOR`` as floor markers; returns one caption
+    phrase per curve with such values ("analysed model, KS vs N(0, 1): 40")."""
+    floored = []
+    drawn = models(result)
+    for i, (label, cal, color) in enumerate(drawn):
+        shift = (i - (len(drawn) - 1) / 2) * FLOOR_SHIFT
         for test, values, style in (("KS vs N(0, 1)", cal.channel_ks_p, "-"),
                                     ("Shapiro-Wilk", cal.channel_shapiro_p, "--")):
             p = np.sort(np.asarray(values, dtype=float))
-            floored += int((p < P_FLOOR).sum())
-            ax.plot(np.arange(1, len(p) + 1), np.maximum(p, P_FLOOR), style, color=color, lw=1.3,
-                    label=f"{label}, {test}")
+            n = plot_floored(ax, np.arange(1, len(p) + 1) + shift, p, P_FLOOR, style, color,
+                             f"{label}, {test}", lw=1.3)
+            if n:
+                floored.append(f"{label}, {test}: {n}")
     ax.axhline(ALPHA, color=THEORY_COLOR, lw=0.8, ls=":", label=f"α = {ALPHA:g}")
+    if floored:
+        floor_key(ax, P_FLOOR, "p")
     ax.set_yscale("log")
-    ax.set_ylim(P_FLOOR / 3, 3.0)
+    ax.set_ylim(P_FLOOR / 10, 3.0)
     ax.set_xlabel("channel rank (ascending p)")
     ax.set_ylabel("p-value (log scale)")
     ax.set_title("(a) per-channel normality tests")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.21), ncol=2, fontsize="small")  # below:
+    # the curves leave no free corner
     return floored
 
 
@@ -64,7 +72,8 @@ def draw(result: H7Result, axes: Sequence[Axes]) -> FigureText:
                f"neighbouring patches as independent, so they overstate the evidence against "
                f"normality. Mean p-value: KS {cand.mean_ks_p:.3g}, Shapiro-Wilk "
                f"{cand.mean_shapiro_p:.3g} (analysed model)."
-               + (f" p-values below {P_FLOOR:g} ({floored}) are drawn at {P_FLOOR:g}." if floored else ""))
+               + (f" p-values below {P_FLOOR:g} are bounds, drawn as ↓ at {P_FLOOR:g} (ranks of the "
+                  f"two models offset by ±{FLOOR_SHIFT / 2:g}): {'; '.join(floored)}." if floored else ""))
     title = (f"H7 per-channel normality (α = {ALPHA:g}): KS rejects N(0, 1) in "
              f"{round(cand.ks_reject_share * d)}/{d} channels, Shapiro-Wilk rejects normality in "
              f"{round(cand.shapiro_reject_share * d)}/{d}")

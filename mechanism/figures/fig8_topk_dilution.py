@@ -13,11 +13,10 @@ from mechanism.analyzers.h4_dilution import MEASURED_METRICS, H4Result
 from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.figures.style import (BASELINE_COLOR, NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR,
                                      FigureText, Layout, interval_errors, interval_note,
-                                     seeds_label)
+                                     seeds_label, mark_zoomed)
 from mechanism.io.text import percent
 from mechanism.report.headline import claim_text
 from mechanism.report.tables.h4 import saturated_purity
-
 
 
 def measured(result: H4Result) -> bool:
@@ -111,8 +110,8 @@ def draw(result: H4Result, axes: Sequence[Axes]) -> FigureText:
         perf = (f"Measured: checkpoints trained at each ratio by the sweep {result.sweep}, test "
                 f"split, seeds per ratio {', '.join(map(str, seeds))} (std: ddof = 1)"
                 + (f"; not trained at {', '.join(unmeasured)}" if unmeasured else "")
-                + "; (c) and (d) have y axes zoomed to the data, not from 0. The best ratio is "
-                  "chosen on the test set: a description, never evidence.")
+                + f". {mark_zoomed(dict(zip(('(c)', '(d)'), axes[2:])))} The best ratio is chosen on "
+                  "the test set: a description, never evidence.")
     else:
         perf = ("No measured Pixel AP: the H4 analysis ran without a top-k ratio sweep "
                 "(mechanism analyze --sweep).")

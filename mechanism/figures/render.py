@@ -27,6 +27,7 @@ from mechanism.figures import fig5_channel_normality as fig5
 from mechanism.figures import fig6_tail_weight_ablation as fig6
 from mechanism.figures import fig7_hypothesis_summary as fig7
 from mechanism.figures import fig8_topk_dilution as fig8
+from mechanism.figures.legends import clear_legends
 from mechanism.figures.style import DPI, FigureText, Layout, annotate, new_figure, theme
 from mechanism.io.atomic import atomic_path
 from mechanism.sweep.results import SweepRun
@@ -155,5 +156,6 @@ def render_figures(inputs: FigureInputs, out_dir: str | Path) -> RenderOutcome:
             layout, drawer = plan
             fig, axes = new_figure(layout)
             annotate(fig, drawer(axes))
+            clear_legends(fig)
             written += save_figure(fig, out_dir / stem)
     return RenderOutcome(tuple(written), tuple(skipped), tuple(removed))

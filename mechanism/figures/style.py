@@ -3,10 +3,11 @@ panel layouts, and the title + caption every figure carries.
 
 A notebook places a figure anywhere::
 
-    from mechanism.figures import fig1_gradient_concentration as fig1, style
+    from mechanism.figures import fig1_gradient_concentration as fig1, legends, style
     with style.theme():
         fig, axes = style.new_figure(fig1.LAYOUT)
         style.annotate(fig, fig1.draw(h3_result, axes))
+        legends.clear_legends(fig)      # once complete: no legend left on the data
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import contextlib
 import re
 import textwrap
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -22,6 +23,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from mechanism.io.text import format_p
 from mechanism.stats.evidence import Verdict
 from mechanism.stats.bootstrap import Interval
 
@@ -39,6 +41,8 @@ TAIL_COLOR = "#D55E00"          # tail patches / the tail-aware model
 NONTAIL_COLOR = "#0072B2"       # non-tail patches
 BASELINE_COLOR = "#7F7F7F"      # the λ = 0 baseline model
 THEORY_COLOR = "#000000"        # theoretical / reference values
+FLOOR_MARKER = r"$\downarrow$"  # a value below a display floor, drawn at the floor
+ZOOMED = "\n(zoomed, not from 0)"  # appended to the label of an axis whose range leaves out 0
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Layout:
     rows: int
     cols: int
     figsize: tuple[float, float]    # (width, height), inches
+    width_ratios: tuple[float, ...] | None = None   # relative column widths; None: equal
 
     @property
     def panels(self) -> int:
@@ -73,7 +78,7 @@ def new_figure(layout: Layout) -> tuple[Figure, list[Axes]]:
     """A constrained-layout figure (no pyplot, so no global figure state) and its axes in
     row-major order."""
     fig = Figure(figsize=layout.figsize, dpi=DPI, layout="constrained")
-    axes = fig.subplots(layout.rows, layout.cols, squeeze=False)
+    axes = fig.subplots(layout.rows, layout.cols, squeeze=False, width_ratios=layout.width_ratios)
     return fig, list(axes.flat)
 
 
@@ -125,3 +130,45 @@ def interval_note(intervals: Sequence[Interval | None]) -> str:
 def seeds_label(counts: Sequence[int]) -> str:
     """Legend label of a metric summarised over training seeds, from the seed counts ``n``."""
     return "one training seed (no std)" if all(n == 1 for n in counts) else "mean ± std over seeds"
+
+
+def p_text(p: float) -> str:
+    """``"p = 0.00125"``, or ``"p < 2.2e-308"`` for a p that underflowed (a bound, not a value)."""
+    text = format_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def mark_zoomed(panels: Mapping[str, Axes], axis: str = "y") -> str:
+    """Mark every panel (``{"(a)": ax, ...}``) whose linear ``axis`` range leaves out 0: its
+    axis label gets ``ZOOMED``; returns the caption sentence naming them ("" if none). Call it
+    once the data is drawn."""
+    def zoomed(ax: Axes) -> bool:
+        low, high = sorted(getattr(ax, f"get_{axis}lim")())
+        return getattr(ax, f"get_{axis}scale")() == "linear" and (low > 0 or high < 0)
+
+    names = [name for name, ax in panels.items() if zoomed(ax)]
+    for name in names:
+        label = getattr(panels[name], f"get_{axis}label")()
+        getattr(panels[name], f"set_{axis}label")(f"{label}{ZOOMED}")
+    if not names:
+        return ""
+    axes = "axis" if len(names) == 1 else "axes"
+    return f"{', '.join(names)}: {axis} {axes} zoomed to the data, not from 0."
+
+
+def plot_floored(ax: Axes, x: Sequence[float], y: Sequence[float], floor: float, fmt: str,
+                 color: str, label: str, **kwargs) -> int:
+    """Plot ``y`` against ``x`` with ``fmt`` where ``y ≥ floor``; values below the floor are
+    bounds, not points, drawn as ``FLOOR_MARKER`` at the floor (legend key: ``floor_key``).
+    Returns how many were below."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    below = y < floor
+    ax.plot(x[~below], y[~below], fmt, color=color, label=label, **kwargs)
+    ax.plot(x[below], np.full(below.sum(), floor), marker=FLOOR_MARKER, color=color, ms=8, ls="none")
+    return int(below.sum())
+
+
+def floor_key(ax: Axes, floor: float, what: str) -> None:
+    """One legend entry for every ``FLOOR_MARKER`` of ``ax``: "<what> below <floor>"."""
+    ax.plot([], [], marker=FLOOR_MARKER, color=THEORY_COLOR, ms=8, ls="none",
+            label=f"{what} < {floor:g} (at the floor)")
