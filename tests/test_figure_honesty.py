@@ -21,7 +21,7 @@ from mechanism.figures.style import (FLOOR_MARKER, ZOOMED, Layout, annotate, mar
                                      new_figure, p_text, theme)
 from mechanism.report.files import read_results
 from mechanism.sweep.results import read_sweep_results
-from test_figures import draw_text, make_h1, make_h3, make_h4, make_h7, make_runs
+from test_figures import draw_text, drawn, make_h1, make_h3, make_h4, make_h7, make_runs
 
 REPORT = Path(__file__).resolve().parents[1] / "analysis_results" / "mechanism"
 
@@ -92,9 +92,7 @@ def test_clear_legends_grows_the_axis_and_moves_no_data():
 
 def test_p_values_below_the_floor_are_drawn_as_floor_markers():
     result = make_h7()
-    with theme():
-        _, axes = new_figure(fig5.LAYOUT)
-        text = fig5.draw(result, axes)
+    axes, text = drawn(fig5, result)
     ax = axes[0]
     floor_lines = [ln for ln in ax.lines if ln.get_marker() == FLOOR_MARKER and len(ln.get_xdata())]
     floored = sum(int((np.asarray(p) < fig5.P_FLOOR).sum())
@@ -131,9 +129,7 @@ def test_zoomed_axes_are_said_in_the_caption_and_on_the_axis():
 
 def test_fig3_shows_the_ratio_of_the_means_with_its_interval():
     result = make_h1()
-    with theme():
-        _, axes = new_figure(fig3.LAYOUT)
-        text = fig3.draw(result, axes)
+    axes, text = drawn(fig3, result)
     ax = axes[2]
     (points,) = [ln for ln in ax.lines if ln.get_marker() == "o"]
     assert points.get_xdata().tolist() == [result.gradient_ratio.estimate,

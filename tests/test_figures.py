@@ -231,12 +231,17 @@ def test_fig6_and_fig8_without_sweep_data(tmp_path):
     assert not (tmp_path / "fig6_tail_weight_ablation.png").exists()
 
 
-def draw_text(module, *args):
-    """Draw a figure module into fresh axes without saving; its FigureText."""
+def drawn(module, *args):
+    """Draw a figure module into fresh axes without saving; its axes and FigureText."""
     with theme():
         layout = module.layout(*args[:1]) if hasattr(module, "layout") else module.LAYOUT
         _, axes = new_figure(layout)
-        return module.draw(*args, axes)
+        return axes, module.draw(*args, axes)
+
+
+def draw_text(module, *args):
+    """Draw a figure module into fresh axes without saving; its FigureText."""
+    return drawn(module, *args)[1]
 
 
 def test_variants_draw_large_grid_no_intervals_no_baseline():
