@@ -115,9 +115,9 @@ def test_cuda_requested_without_cuda(train_args, tiny_ckpt, tmp_path):
 def test_unwritable_output(train_args, tiny_ckpt, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _fails_cleanly(train_args(**{"--out": blocker / "model.pt"}), "cannot create output folder")
+    _fails_cleanly(train_args(**{"--out": blocker / "model.pt"}), "is a file, not a folder")
     _fails_cleanly(["evaluate", "--ckpt", tiny_ckpt, "--json", blocker / "m.json", "--quiet"],
-                   "cannot create output folder")
+                   "is a file, not a folder")
 
 
 def test_real_process_exit_code_and_single_line(tmp_path):

@@ -10,6 +10,30 @@ from typing import Iterator
 from mechanism.errors import MechanismError
 
 
+def check_parent(target: Path) -> None:
+    """Check, creating nothing, that ``target``'s folder exists or could be made, and written.
+
+    Raises:
+        MechanismError: an ancestor is a file, or the nearest existing one is not writable.
+    """
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise MechanismError(f"cannot write {target}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MechanismError(f"cannot write {target}: folder {parent} is not writable")
+
+
+def make_parent(target: Path) -> None:
+    """Create ``target``'s folder after ``check_parent``."""
+    check_parent(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MechanismError(f"cannot create output folder {target.parent}: {e.strerror}") from None
+
+
 def prepare_output(path: str | Path) -> Path:
     """Create ``path``'s parent folder and check it is writable.
 
@@ -19,12 +43,7 @@ def prepare_output(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise MechanismError(f"output {path} is a folder, expected a file path")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MechanismError(f"cannot create output folder {path.parent}: {e.strerror}") from None
-    if not os.access(path.parent, os.W_OK):
-        raise MechanismError(f"output folder {path.parent} is not writable")
+    make_parent(path)
     return path
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mechanism.errors import MechanismError
-from mechanism.io.atomic import temporaries
+from mechanism.io.atomic import check_parent, make_parent, prepare_output, temporaries
 
 STAGE, OLD, JOURNAL, LOCK = "stage", "old", "commit", "lock"
 
@@ -41,26 +41,8 @@ def check_output_folder(out: str | Path) -> Path:
         raise MechanismError(f"output {out} names no folder of its own: give a path like results/run1")
     if out.exists() and not out.is_dir():
         raise MechanismError(f"output {out} is a file, expected a folder")
-    _check_parent(out)
+    check_parent(out)
     return out
-
-
-def _check_parent(target: Path) -> None:
-    parent = target.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise MechanismError(f"cannot write {target}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise MechanismError(f"cannot write {target}: folder {parent} is not writable")
-
-
-def _parent_ready(target: Path) -> None:
-    _check_parent(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MechanismError(f"cannot create output folder {target.parent}: {e.strerror}") from None
 
 
 @contextlib.contextmanager
@@ -127,7 +109,7 @@ def output_folder(out: str | Path, keep_existing: bool = True) -> Iterator[Path]
             command.
     """
     out = check_output_folder(out)
-    _parent_ready(out)
+    make_parent(out)
     with locked(out):
         _recover_folder(out)
         stage = _sibling(out, STAGE)
@@ -191,9 +173,7 @@ def commit_together(*finals: str | Path) -> Iterator[list[Path]]:
     if len({f.parent.resolve() for f in finals}) != 1:
         raise ValueError("files committed together must share a folder")
     for f in finals:
-        _parent_ready(f)
-        if f.is_dir():
-            raise MechanismError(f"output {f} is a folder, expected a file path")
+        prepare_output(f)
     journal = _journal_of(finals[0])
     torn = journal.with_name(journal.name + ".tmp")
     with locked(finals[0]):
