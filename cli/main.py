@@ -38,8 +38,30 @@ class _Group(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _threads(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``auto`` or a thread count ≥ 1; a count is applied now and passed on to workers."""
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r} is neither auto nor a thread count ≥ 1", ctx, param)
+    import os
+
+    import torch
+
+    from mechanism.device import THREADS_ENV
+    torch.set_num_threads(int(value))
+    os.environ[THREADS_ENV] = value
+    return value
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tailflow-mechanism")
+@click.option("--threads", default="auto", show_default=True, envvar="MECHANISM_THREADS",
+              metavar="auto|N", callback=_threads, expose_value=False, is_eager=True,
+              help="CPU threads. auto: training uses the cores other processes leave idle, "
+                   "re-checked every epoch (a core shared with a busy process slows every "
+                   "thread to its pace); N: exactly N, for bit-identical reruns whatever the "
+                   "load (thread counts change float rounding, ~1e-7).")
 def app() -> None:
     """Train tail-aware normalizing-flow anomaly detectors and explain the Tail-Aware Loss.
 

@@ -1,5 +1,6 @@
 """The patch flow against exact truths: inversion, log-det against an autograd Jacobian."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,11 +9,12 @@ from mechanism.flow import FlowConfig, FlowOutput, PatchFlow, latent_energy, pat
 from mechanism.flow.positional import positional_encoding_2d
 
 
-def _randomised_flow(dim, h, w, spatial_context=True, seed=0, n_blocks=3, subnet_kernel=1):
+def _randomised_flow(dim, h, w, spatial_context=True, seed=0, n_blocks=3, subnet_kernel=1,
+                     subnets="joint"):
     """A flow whose zero-initialised last layers are replaced by random ones (a non-trivial map)."""
     torch.manual_seed(seed)
     cfg = FlowConfig(n_blocks=n_blocks, hidden=16, pos_channels=8, spatial_context=spatial_context,
-                     subnet_kernel=subnet_kernel)
+                     subnet_kernel=subnet_kernel, subnets=subnets)
     flow = PatchFlow(dim, h, w, cfg).double()
     with torch.no_grad():
         for p in flow.parameters():
@@ -20,10 +22,11 @@ def _randomised_flow(dim, h, w, spatial_context=True, seed=0, n_blocks=3, subnet
     return flow
 
 
+@pytest.mark.parametrize("subnets", ["joint", "separate"])
 @pytest.mark.parametrize("spatial_context,subnet_kernel", [(True, 1), (False, 1), (False, 3)])
 @pytest.mark.parametrize("dim", [2, 5, 8])
-def test_round_trip_and_inverse_logdet(spatial_context, subnet_kernel, dim):
-    flow = _randomised_flow(dim, 4, 3, spatial_context, subnet_kernel=subnet_kernel)
+def test_round_trip_and_inverse_logdet(spatial_context, subnet_kernel, dim, subnets):
+    flow = _randomised_flow(dim, 4, 3, spatial_context, subnet_kernel=subnet_kernel, subnets=subnets)
     x = torch.randn(3, dim, 4, 3, dtype=torch.float64)
     fwd = flow(x)
     back = flow.inverse(fwd.z)
@@ -31,10 +34,12 @@ def test_round_trip_and_inverse_logdet(spatial_context, subnet_kernel, dim):
     assert torch.allclose(back.logdet, -fwd.logdet, atol=1e-10)
 
 
+@pytest.mark.parametrize("subnets", ["joint", "separate"])
 @pytest.mark.parametrize("spatial_context,subnet_kernel", [(True, 1), (False, 1), (False, 3), (True, 3)])
-def test_logdet_shares_sum_to_autograd_jacobian(spatial_context, subnet_kernel):
+def test_logdet_shares_sum_to_autograd_jacobian(spatial_context, subnet_kernel, subnets):
     dim, h, w = 4, 3, 3
-    flow = _randomised_flow(dim, h, w, spatial_context, seed=1, subnet_kernel=subnet_kernel)
+    flow = _randomised_flow(dim, h, w, spatial_context, seed=1, subnet_kernel=subnet_kernel,
+                            subnets=subnets)
     x = torch.randn(1, dim, h, w, dtype=torch.float64)
     jac = torch.autograd.functional.jacobian(lambda v: flow(v).z, x).reshape(dim * h * w, dim * h * w)
     sign, logabsdet = torch.linalg.slogdet(jac)
@@ -83,14 +88,48 @@ def test_patch_nll_formula_by_hand():
     assert energy[0, 0].tolist() == pytest.approx([0.0, 12.5 / 2])
 
 
-def test_log_scale_is_soft_clamped():
-    flow = _randomised_flow(4, 2, 2, seed=3, n_blocks=1)
+@pytest.mark.parametrize("subnets", ["joint", "separate"])
+def test_log_scale_is_soft_clamped(subnets):
+    flow = _randomised_flow(4, 2, 2, seed=3, n_blocks=1, subnets=subnets)
     block = flow.blocks[0]
     with torch.no_grad():
-        block.scale_net[-1].bias.fill_(1e3)
+        if subnets == "joint":
+            block.subnet[-1].bias[:2].fill_(1e3)     # the log-scale half of the output
+        else:
+            block.scale_net[-1].bias.fill_(1e3)
         block.global_log_scale.zero_()
     out = flow(torch.randn(2, 4, 2, 2, dtype=torch.float64))
     assert out.logdet.abs().max() <= 2 * flow.cfg.clamp + 1e-9  # two active channels, |s| < α
+
+
+def test_config_without_subnets_field_is_the_separate_design():
+    """Checkpoints written before the joint subnet store no ``subnets``: they must rebuild the
+    two-subnet flow their weights belong to, and a fresh config defaults to the joint one."""
+    old = {k: v for k, v in FlowConfig(n_blocks=1, hidden=8, pos_channels=4).to_dict().items()
+           if k != "subnets"}
+    cfg = FlowConfig.from_dict(old)
+    assert cfg.subnets == "separate" and FlowConfig().subnets == "joint"
+    names = set(PatchFlow(4, 3, 3, cfg).state_dict())
+    assert "blocks.0.scale_net.0.weight" in names and "blocks.0.subnet.0.weight" not in names
+    assert FlowConfig.from_dict(FlowConfig().to_dict()) == FlowConfig()
+
+
+def test_joint_subnet_halves_are_log_scale_and_shift():
+    """With the joint subnet's output split by hand, one block is exactly
+    ``y2 = x2·exp(α·tanh(s/α)) + t`` before the global affine and permutation."""
+    torch.manual_seed(4)
+    flow = _randomised_flow(4, 2, 2, spatial_context=False, n_blocks=1)
+    block = flow.blocks[0]
+    with torch.no_grad():
+        block.global_log_scale.zero_()
+        block.global_shift.zero_()
+    x = torch.randn(1, 4, 2, 2, dtype=torch.float64)
+    raw = block.subnet(torch.cat([x[:, :2], flow.cond.double()], dim=1))
+    s = flow.cfg.clamp * torch.tanh(raw[:, :2] / flow.cfg.clamp)
+    expected = torch.cat([x[:, :2], x[:, 2:] * torch.exp(s) + raw[:, 2:]], dim=1)[:, block.permutation]
+    out = flow(x)
+    assert torch.allclose(out.z, expected, atol=1e-12)
+    assert torch.allclose(out.logdet, s.sum(dim=1), atol=1e-12)
 
 
 def test_wrong_input_shape_is_refused():
@@ -105,3 +144,16 @@ def test_positional_encoding_distinguishes_cells():
     assert torch.cdist(flat, flat).add(torch.eye(35) * 10).min() > 1e-3
     with pytest.raises(ValueError):
         positional_encoding_2d(6, 2, 2)
+
+
+def test_a_flow_saved_before_the_joint_subnet_loads_and_scores_the_same():
+    """``tests/data/flow_before_joint_subnet.pt`` was written by the code of commit 28cfa69
+    (two subnets, no ``subnets`` field): its config, weights, an input and the NLL that code
+    computed. Loading goes through ``FlowConfig.from_dict``, as ``load_checkpoint`` does."""
+    saved = torch.load(Path(__file__).parent / "data" / "flow_before_joint_subnet.pt", weights_only=True)
+    assert "subnets" not in saved["flow"]
+    flow = PatchFlow(4, 3, 3, FlowConfig.from_dict(saved["flow"]))
+    flow.load_state_dict(saved["flow_state"])             # strict: every weight has its place
+    with torch.no_grad():
+        # float32; written at 2 threads, tests run at 1: reductions round differently (~1e-6)
+        assert torch.allclose(patch_nll(flow(saved["x"])), saved["nll"], rtol=0, atol=1e-5)

@@ -2,13 +2,18 @@
 
 Channels split into a passive half ``x1`` (passed through) and an active half ``x2``:
 
-    s  = α·tanh(s_raw(x1, cond, context(x1)) / α)        # soft clamp, α = ``clamp``
-    y2 = x2 · exp(s) + t(x1, cond)
+    s_raw, t = subnet(x1, cond, context(x1))             # one subnet, 2·|x2| outputs
+    s  = α·tanh(s_raw / α)                                # soft clamp, α = ``clamp``
+    y2 = x2 · exp(s) + t
     y  = permute( [x1, y2] · exp(g) + b )                 # global affine, fixed permutation
 
-The subnets are per-patch Linear–ReLU–Linear (1×1 convolutions). With ``spatial_context`` the
-scale subnet also sees a depthwise 3×3 convolution of the neighbouring patches' *passive*
-halves, so patches interact while the Jacobian stays block-triangular:
+The subnet is a per-patch Linear–ReLU–Linear (1×1 convolutions) whose output halves are the
+log-scale and the shift, as in AllInOneBlock and FastFlow (``subnets="joint"``). Checkpoints
+written before that design use two subnets (``subnets="separate"``): ``s_raw`` from
+``(x1, cond, context)``, ``t`` from ``(x1, cond)``, each with its own hidden layer; they cost
+about 1.5× the multiply-adds and keep loading. With ``spatial_context`` the subnet sees a
+depthwise 3×3 convolution of the neighbouring patches' *passive* halves, so patches interact
+while the Jacobian stays block-triangular:
 ``log|det J| = Σ_{c,h,w} (s[c,h,w]) + H·W·Σ_c g[c]``, and patch ``(h, w)`` owns
 ``Σ_c s[c,h,w] + Σ_c g[c]``.
 """
@@ -17,13 +22,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+SUBNETS = ("joint", "separate")
+"""``joint``: one subnet gives log-scale and shift; ``separate``: one subnet each (older checkpoints)."""
+
 
 def _subnet(in_channels: int, hidden: int, out_channels: int, kernel: int = 1) -> nn.Sequential:
     """Conv–ReLU–Conv with ``kernel``×``kernel`` convolutions (1: per patch), last layer zeroed."""
     last = nn.Conv2d(hidden, out_channels, kernel, padding=kernel // 2)
     nn.init.zeros_(last.weight)  # the block starts as the identity map
     nn.init.zeros_(last.bias)
-    return nn.Sequential(nn.Conv2d(in_channels, hidden, kernel, padding=kernel // 2), nn.ReLU(), last)
+    return nn.Sequential(nn.Conv2d(in_channels, hidden, kernel, padding=kernel // 2),
+                         nn.ReLU(inplace=True), last)
 
 
 class CouplingBlock(nn.Module):
@@ -31,28 +40,38 @@ class CouplingBlock(nn.Module):
 
     Args:
         dim: channels D (≥ 2).
-        cond_channels: channels of the condition (positional encoding) fed to both subnets.
-        hidden: hidden width of the subnets.
+        cond_channels: channels of the condition (positional encoding) fed to the subnet(s).
+        hidden: hidden width of the subnet(s).
         clamp: α of the soft clamp on the log-scale, |s| < α.
-        spatial_context: give the scale subnet a depthwise 3×3 view of neighbours' ``x1``.
+        spatial_context: give the subnet (``separate``: the scale subnet) a depthwise 3×3 view
+            of neighbours' ``x1``.
         permutation: a permutation of ``range(dim)`` applied to the output channels.
-        subnet_kernel: kernel of both subnets' convolutions (1: per patch; 3: FastFlow-style
+        subnet_kernel: kernel of the subnet convolutions (1: per patch; 3: FastFlow-style
             3×3 convolutions over the neighbours' ``x1``, the Jacobian stays block-triangular).
+        subnets: one of ``SUBNETS``.
     """
 
     def __init__(self, dim: int, cond_channels: int, hidden: int, clamp: float,
-                 spatial_context: bool, permutation: torch.Tensor, subnet_kernel: int = 1):
+                 spatial_context: bool, permutation: torch.Tensor, subnet_kernel: int = 1,
+                 subnets: str = "joint"):
         super().__init__()
         if dim < 2:
             raise ValueError(f"a coupling block needs at least 2 channels, got {dim}")
+        if subnets not in SUBNETS:
+            raise ValueError(f"unknown subnet design {subnets!r}: use one of {SUBNETS}")
         self.passive = dim // 2
         active = dim - self.passive
         self.clamp = clamp
         self.context = (nn.Conv2d(self.passive, self.passive, 3, padding=1, groups=self.passive)
                         if spatial_context else None)
-        scale_in = self.passive + cond_channels + (self.passive if spatial_context else 0)
-        self.scale_net = _subnet(scale_in, hidden, active, subnet_kernel)
-        self.shift_net = _subnet(self.passive + cond_channels, hidden, active, subnet_kernel)
+        plain_in = self.passive + cond_channels
+        context_in = plain_in + (self.passive if spatial_context else 0)
+        if subnets == "joint":
+            self.subnet = _subnet(context_in, hidden, 2 * active, subnet_kernel)
+        else:
+            self.scale_net = _subnet(context_in, hidden, active, subnet_kernel)
+            self.shift_net = _subnet(plain_in, hidden, active, subnet_kernel)
+        self.subnets = subnets
         self.global_log_scale = nn.Parameter(torch.zeros(dim))
         self.global_shift = nn.Parameter(torch.zeros(dim))
         self.register_buffer("permutation", permutation.clone())
@@ -64,11 +83,14 @@ class CouplingBlock(nn.Module):
         h = torch.cat([x1, cond], dim=1)
         if self.context is not None:
             context = self.context(x1.detach() if self.detach_context else x1)
-            s_in = torch.cat([h, context], dim=1)
+            h_context = torch.cat([h, context], dim=1)
         else:
-            s_in = h
-        s = self.clamp * torch.tanh(self.scale_net(s_in) / self.clamp)
-        return s, self.shift_net(h)
+            h_context = h
+        if self.subnets == "joint":
+            s_raw, t = self.subnet(h_context).chunk(2, dim=1)
+        else:
+            s_raw, t = self.scale_net(h_context), self.shift_net(h)
+        return self.clamp * torch.tanh(s_raw / self.clamp), t
 
     def _global_logdet(self) -> torch.Tensor:
         return self.global_log_scale.sum()

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mechanism.errors import MechanismError
-from mechanism.flow.coupling import CouplingBlock
+from mechanism.flow.coupling import SUBNETS, CouplingBlock
 from mechanism.flow.positional import positional_encoding_2d
 
 
@@ -18,12 +18,13 @@ from mechanism.flow.positional import positional_encoding_2d
 class FlowConfig:
     """Architecture of the patch flow (stored in every checkpoint)."""
     n_blocks: int = 8              # number of coupling blocks
-    hidden: int = 128              # hidden width of each Linear–ReLU–Linear subnet
+    hidden: int = 96               # hidden width of the Linear–ReLU–Linear subnet(s)
     clamp: float = 1.9             # α of the soft clamp s = α·tanh(s_raw/α)
     pos_channels: int = 32         # channels of the sin/cos positional condition (multiple of 4)
     spatial_context: bool = True   # depthwise 3×3 context of neighbours' passive half (scale subnet)
     permutation_seed: int = 0      # seed of the fixed channel permutations
     subnet_kernel: int = 1         # subnet convolutions: 1 = per patch, 3 = 3×3 over neighbours (odd)
+    subnets: str = "joint"         # "joint": one subnet gives log-scale and shift; "separate": two
 
     def __post_init__(self):
         if self.n_blocks < 1:
@@ -36,13 +37,17 @@ class FlowConfig:
             raise MechanismError(f"subnet kernel must be odd and ≥ 1, got {self.subnet_kernel}")
         if self.pos_channels < 4 or self.pos_channels % 4:
             raise MechanismError(f"positional channels must be a positive multiple of 4, got {self.pos_channels}")
+        if self.subnets not in SUBNETS:
+            raise MechanismError(f"unknown subnet design {self.subnets!r}: use one of {', '.join(SUBNETS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "FlowConfig":
-        return cls(**d)
+        """Inverse of ``to_dict``; a dict without ``subnets`` predates the joint subnet and
+        describes the separate design."""
+        return cls(**{"subnets": "separate", **d})
 
 
 class FlowOutput(NamedTuple):
@@ -65,7 +70,7 @@ class PatchFlow(nn.Module):
         gen = torch.Generator().manual_seed(cfg.permutation_seed)
         self.blocks = nn.ModuleList(
             CouplingBlock(dim, cfg.pos_channels, cfg.hidden, cfg.clamp, cfg.spatial_context,
-                          torch.randperm(dim, generator=gen), cfg.subnet_kernel)
+                          torch.randperm(dim, generator=gen), cfg.subnet_kernel, cfg.subnets)
             for _ in range(cfg.n_blocks))
 
     @property

@@ -13,6 +13,7 @@ from mechanism.backbone.features import cached_features
 from mechanism.backbone.model import BackboneConfig, load_backbone
 from mechanism.backbone.record import backbone_record
 from mechanism.data.mvtec import fingerprint, read_split
+from mechanism.device import CpuThreads
 from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow, patch_nll
 from mechanism.io.atomic import prepare_output, write_text
@@ -46,8 +47,10 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
              progress: bool = True) -> tuple[PatchFlow, list[EpochLog]]:
     """Train a fresh flow on ``features: (N, D, H, W)`` and return it (eval mode) with its log.
 
-    The same ``train_cfg.seed`` gives the same weights on the same machine. The model after the
-    last epoch is returned: no model selection.
+    The same ``train_cfg.seed`` gives the same weights on the same machine at the same CPU
+    thread count; on the CPU the count follows the idle cores at every epoch
+    (``mechanism.device.CpuThreads``). The model after the last epoch is returned: no model
+    selection.
 
     Raises:
         TrainingDiverged: at the first non-finite loss, naming the epoch and batch.
@@ -68,31 +71,38 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
     k = tail_k(h * w, loss_cfg.top_k_ratio)
     log: list[EpochLog] = []
     bar = tqdm(range(1, train_cfg.epochs + 1), desc="train", unit="epoch", disable=not progress)
+    threads = CpuThreads() if device.type == "cpu" else None
     flow.train()
-    for epoch in bar:
-        start = time.perf_counter()
-        sums = torch.zeros(3, dtype=torch.float64)
-        order = torch.randperm(n, generator=shuffle)
-        for step in range(steps_per_epoch):
-            idx = order[step * train_cfg.batch_size:(step + 1) * train_cfg.batch_size]
-            nll = patch_nll(flow(data[idx.to(device)]))
-            loss = tail_aware_loss(nll, loss_cfg, tail_draws)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"training diverged: non-finite loss at epoch {epoch}, "
-                                       f"batch {step + 1}/{steps_per_epoch}; no checkpoint written")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                flat = nll.detach().flatten(1)
-                sums += torch.tensor([loss.item() * len(idx), flat.mean(1).sum().item(),
-                                      flat.topk(k, dim=1).values.mean(1).sum().item()],
-                                     dtype=torch.float64)
-        loss_mean, mean_nll, tail_nll = (sums / n).tolist()
-        log.append(EpochLog(epoch, loss_mean, mean_nll, tail_nll, opt.param_groups[0]["lr"],
-                            time.perf_counter() - start))
-        bar.set_postfix(loss=f"{loss_mean:.4f}", tail=f"{tail_nll:.3f}")
+    try:
+        for epoch in bar:
+            if threads is not None:
+                threads.update()
+            start = time.perf_counter()
+            sums = torch.zeros(3, dtype=torch.float64)
+            order = torch.randperm(n, generator=shuffle)
+            for step in range(steps_per_epoch):
+                idx = order[step * train_cfg.batch_size:(step + 1) * train_cfg.batch_size]
+                nll = patch_nll(flow(data[idx.to(device)]))
+                loss = tail_aware_loss(nll, loss_cfg, tail_draws)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"training diverged: non-finite loss at epoch {epoch}, "
+                                           f"batch {step + 1}/{steps_per_epoch}; no checkpoint written")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                with torch.no_grad():
+                    flat = nll.detach().flatten(1)
+                    sums += torch.tensor([loss.item() * len(idx), flat.mean(1).sum().item(),
+                                          flat.topk(k, dim=1).values.mean(1).sum().item()],
+                                         dtype=torch.float64)
+            loss_mean, mean_nll, tail_nll = (sums / n).tolist()
+            log.append(EpochLog(epoch, loss_mean, mean_nll, tail_nll, opt.param_groups[0]["lr"],
+                                time.perf_counter() - start))
+            bar.set_postfix(loss=f"{loss_mean:.4f}", tail=f"{tail_nll:.3f}")
+    finally:
+        if threads is not None:
+            threads.restore()
     return flow.eval(), log
 
 
