@@ -70,10 +70,13 @@ model_options = compose(
                  help="Model input side in pixels."),
     click.option("--flow-blocks", type=click.IntRange(min=1), default=None, help="Coupling blocks [default: FlowConfig]."),
     click.option("--flow-hidden", type=click.IntRange(min=1), default=None,
-                 help="Hidden width of the subnets [default: FlowConfig]."),
+                 help="Hidden width of the subnet(s) [default: FlowConfig]."),
+    click.option("--subnets", type=click.Choice(["joint", "separate"]), default=None,
+                 help="joint: one subnet per block gives log-scale and shift; separate: one each, "
+                      "the design before the joint subnet [default: FlowConfig]."),
     click.option("--spatial-context/--no-spatial-context", default=None,
-                 help="Give the scale subnet a depthwise 3×3 view of the neighbours' passive half, "
-                      "or keep the flow per patch [default: FlowConfig]."),
+                 help="Give the subnet (separate: the scale subnet) a depthwise 3×3 view of the "
+                      "neighbours' passive half, or keep the flow per patch [default: FlowConfig]."),
     click.option("--subnet-kernel", type=click.IntRange(min=1), default=None,
                  help="Kernel of the subnets' convolutions: 1 per patch, 3 FastFlow-style over the "
                       "neighbours [default: FlowConfig]."))
@@ -105,7 +108,7 @@ def parse_list(text: str, what: str, kind: type = int) -> tuple:
 def model_configs(epochs: int | None, batch_size: int | None, lr: float | None, backbone: str,
                   backbone_weights: str | None, layers: str | None, local_avg: int | None,
                   input_size: int, flow_blocks: int | None, flow_hidden: int | None,
-                  spatial_context: bool | None, subnet_kernel: int | None):
+                  subnets: str | None, spatial_context: bool | None, subnet_kernel: int | None):
     """``(BackboneConfig, FlowConfig, TrainConfig)`` from the values of ``model_options``; an
     option left out keeps the config's default (the training seed too)."""
     from mechanism.backbone.model import BackboneConfig
@@ -118,6 +121,6 @@ def model_configs(epochs: int | None, batch_size: int | None, lr: float | None, 
     layers = None if layers is None else parse_list(layers, "--layers")
     return (BackboneConfig(**given(name=backbone, weights=backbone_weights, layers=layers,
                                    local_avg=local_avg, input_size=input_size)),
-            FlowConfig(**given(n_blocks=flow_blocks, hidden=flow_hidden, subnet_kernel=subnet_kernel,
-                               spatial_context=spatial_context)),
+            FlowConfig(**given(n_blocks=flow_blocks, hidden=flow_hidden, subnets=subnets,
+                               subnet_kernel=subnet_kernel, spatial_context=spatial_context)),
             TrainConfig(**given(epochs=epochs, batch_size=batch_size, lr=lr)))

@@ -79,17 +79,15 @@ class CouplingBlock(nn.Module):
         self.detach_context = False   # the context sees detached inputs (``PatchFlow.own_paths_only``)
 
     def _scale_shift(self, x1: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cond = cond.expand(x1.shape[0], -1, -1, -1)
-        h = torch.cat([x1, cond], dim=1)
+        parts = [x1, cond.expand(x1.shape[0], -1, -1, -1)]
         if self.context is not None:
-            context = self.context(x1.detach() if self.detach_context else x1)
-            h_context = torch.cat([h, context], dim=1)
-        else:
-            h_context = h
+            parts.append(self.context(x1.detach() if self.detach_context else x1))
+        h_context = torch.cat(parts, dim=1)          # (x1, cond[, context]): one copy
         if self.subnets == "joint":
             s_raw, t = self.subnet(h_context).chunk(2, dim=1)
         else:
-            s_raw, t = self.scale_net(h_context), self.shift_net(h)
+            plain = h_context[:, :self.passive + cond.shape[1]]     # (x1, cond), no context
+            s_raw, t = self.scale_net(h_context), self.shift_net(plain)
         return self.clamp * torch.tanh(s_raw / self.clamp), t
 
     def _global_logdet(self) -> torch.Tensor:

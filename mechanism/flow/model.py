@@ -18,7 +18,7 @@ from mechanism.flow.positional import positional_encoding_2d
 class FlowConfig:
     """Architecture of the patch flow (stored in every checkpoint)."""
     n_blocks: int = 8              # number of coupling blocks
-    hidden: int = 96               # hidden width of the Linear–ReLU–Linear subnet(s)
+    hidden: int = 128              # hidden width of the Linear–ReLU–Linear subnet(s)
     clamp: float = 1.9             # α of the soft clamp s = α·tanh(s_raw/α)
     pos_channels: int = 32         # channels of the sin/cos positional condition (multiple of 4)
     spatial_context: bool = True   # depthwise 3×3 context of neighbours' passive half (scale subnet)
