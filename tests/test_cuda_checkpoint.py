@@ -45,9 +45,10 @@ def tag_for_cuda(src: Path, dst: Path) -> Path:
     ``src`` is read as plain data (``weights_only=True``, CPU tensors) and saved again by
     ``torch.save`` with its location tagger (``torch.serialization.location_tag``) answering
     ``"cuda:0"``. ``torch.save`` writes a CUDA storage's bytes from a CPU copy, so ``dst`` is the
-    file a GPU machine would write for the same payload: the storages' bytes (zip entries
-    ``data/N``) stay identical and only ``data.pkl``'s location strings change. Re-saving leaves the
-    pickle's encoding to torch; editing the bytes ``'cpu'`` inside ``data.pkl`` would also change a
+    file a GPU machine would write for the same payload (the ``cuda`` test compares the two): the
+    storages' bytes (zip entries ``data/N``) stay identical and ``data.pkl`` changes in its
+    location strings. Re-saving leaves the pickle's encoding to torch; editing the bytes ``'cpu'``
+    inside ``data.pkl`` would have to redo each string's length prefix, and would also change a
     payload string ``'cpu'`` that the pickler memoised as one object with the locations.
     """
     payload = torch.load(src, map_location="cpu", weights_only=True)
