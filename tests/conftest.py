@@ -24,6 +24,16 @@ TINY_FLOW = FlowConfig(n_blocks=2, hidden=32, pos_channels=8, spatial_context=Tr
 TINY_TRAIN = TrainConfig(epochs=3, batch_size=4, seed=0)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped on a machine without CUDA."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU: torch.cuda.is_available() is False")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """Demo layout, categories brick and grass: 8 train, 4 good + 4 defective test images, 64 px."""
