@@ -1,4 +1,5 @@
 """Bad input: one clear line on stderr, exit code 2, no traceback, nothing half-written."""
+import os
 import shutil
 import subprocess
 import sys
@@ -175,3 +176,24 @@ def test_demo_data_refuses_to_replace_the_current_folder(tmp_path, monkeypatch, 
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     _fails_cleanly(["data", "demo", "--out", out, "--overwrite"], "is the current folder or holds it")
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_thread_count_must_be_auto_or_positive(train_args, tmp_path, value):
+    _fails_cleanly(["--threads", value, *train_args()], "'--threads'")
+    _assert_nothing_written(tmp_path)
+
+
+def test_a_fixed_thread_count_reaches_the_environment(monkeypatch):
+    """``--threads N`` sets torch's count and ``MECHANISM_THREADS`` (which keeps training from
+    adapting it, and reaches worker processes)."""
+    from mechanism.device import THREADS_ENV
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    before = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(app, ["--threads", "2", "data", "--help"])
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 2 and os.environ[THREADS_ENV] == "2"
+    finally:
+        torch.set_num_threads(before)
+        os.environ.pop(THREADS_ENV, None)
