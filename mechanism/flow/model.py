@@ -24,7 +24,7 @@ class FlowConfig:
     spatial_context: bool = True   # depthwise 3×3 context of neighbours' passive half (scale subnet)
     permutation_seed: int = 0      # seed of the fixed channel permutations
     subnet_kernel: int = 1         # subnet convolutions: 1 = per patch, 3 = 3×3 over neighbours (odd)
-    subnets: str = "joint"         # "joint": one subnet gives log-scale and shift; "separate": two
+    subnets: str = "separate"      # "separate": scale and shift subnets; "joint": one gives both (opt-in)
 
     def __post_init__(self):
         if self.n_blocks < 1:
