@@ -5,7 +5,9 @@
 Each timing runs in a fresh subprocess: ``fit_flow`` with the default ``FlowConfig`` of that
 code (the real loop: Tail-Aware Loss λ = 0.7, r = 2%, AdamW, batch 16) on the same synthetic
 features ``(N, 40, 28, 28)``, the default backbone's grid (an epoch's cost does not depend on
-the values); the second epoch of a two-epoch training is timed. The reference code is
+the values); the second epoch of a two-epoch training is timed. Each child runs in the code's
+own folder (``python -c`` puts the working directory first on ``sys.path``) and reports the
+``mechanism`` it imported, which must be that code's. The reference code is
 ``git archive``d from ``--reference`` (default: the last commit before the joint subnet,
 whose default is two subnets of width 128) into a temporary folder. Reference and today's
 code alternate ``--repeats`` times so load changes hit both alike; the table gives the median
@@ -43,7 +45,8 @@ from mechanism.train.loss import TailLossConfig
 torch.set_num_threads({threads})
 x = torch.randn({images}, 40, 28, 28, generator=torch.Generator().manual_seed(0))
 _, log = fit_flow(x, FlowConfig(), TailLossConfig(), TrainConfig(epochs=2), progress=False)
-print(log[-1].seconds)
+import mechanism
+print(mechanism.__file__, log[-1].seconds)
 """
 
 
@@ -67,7 +70,9 @@ def epoch_seconds(code: Path, images: int, threads: int, fixed: bool) -> float:
     """Seconds of the second epoch of a two-epoch ``fit_flow`` run by the code under ``code``."""
     env = {**os.environ, "PYTHONPATH": str(code), "MECHANISM_THREADS": str(threads) if fixed else "auto"}
     out = subprocess.run([sys.executable, "-c", EPOCH.format(threads=threads, images=images)],
-                         env=env, capture_output=True, text=True, check=True)
+                         env=env, cwd=code, capture_output=True, text=True, check=True)
+    if Path(out.stdout.split()[0]).resolve() != (code / "mechanism" / "__init__.py").resolve():
+        raise SystemExit(f"error: the timing imported {out.stdout.split()[0]}, not the code under {code}")
     return float(out.stdout.split()[-1])
 
 

@@ -44,9 +44,9 @@ class CpuThreads:
     when the object was made, and ``restore()`` puts that count back.
 
     Thread counts change the rounding of parallel reductions (≈ 1e-7 relative in a trained
-    flow's NLL), so reruns are bit-identical only at equal counts. The count stays fixed where
-    the environment variable ``MECHANISM_THREADS`` holds a number (the CLI's ``--threads N``
-    sets it) and where ``/proc/stat`` is missing.
+    flow's NLL), so reruns are bit-identical only at equal counts. The count in force stays
+    unchanged where the environment variable ``MECHANISM_THREADS`` holds a number (the CLI's
+    ``--threads N`` sets both) and where ``/proc/stat`` is missing.
     """
 
     def __init__(self):

@@ -87,10 +87,21 @@ def test_a_number_in_the_environment_fixes_the_count(monkeypatch):
 
 
 def test_training_restores_the_thread_count(monkeypatch):
-    machine = _Machine(others=0.0, own=1.0)
+    """Beside a busy core training drops to 1 thread; afterwards the count in force before it
+    is back (also when training stops with an error)."""
+    machine = _Machine(others=1.0, own=1.0)
     _fake(monkeypatch, machine)
-    torch.set_num_threads(1)
-    feats = torch.randn(4, 4, 3, 3)
-    fit_flow(feats, FlowConfig(n_blocks=1, hidden=8, pos_channels=4), TailLossConfig(),
-             TrainConfig(epochs=2, batch_size=2), progress=False)
-    assert torch.get_num_threads() == 1
+    seen = []
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: seen.append(torch.get_num_threads()))
+    torch.set_num_threads(2)
+    try:
+        feats = torch.randn(4, 4, 3, 3)
+        fit_flow(feats, FlowConfig(n_blocks=1, hidden=8, pos_channels=4), TailLossConfig(),
+                 TrainConfig(epochs=2, batch_size=2), progress=False)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        with pytest.raises(Exception):
+            fit_flow(feats * float("nan"), FlowConfig(n_blocks=1, hidden=8, pos_channels=4),
+                     TailLossConfig(), TrainConfig(epochs=1, batch_size=2), progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)

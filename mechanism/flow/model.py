@@ -21,7 +21,7 @@ class FlowConfig:
     hidden: int = 128              # hidden width of the Linear–ReLU–Linear subnet(s)
     clamp: float = 1.9             # α of the soft clamp s = α·tanh(s_raw/α)
     pos_channels: int = 32         # channels of the sin/cos positional condition (multiple of 4)
-    spatial_context: bool = True   # depthwise 3×3 context of neighbours' passive half (scale subnet)
+    spatial_context: bool = True   # depthwise 3×3 context of neighbours' passive half (scale subnet; joint: the subnet)
     permutation_seed: int = 0      # seed of the fixed channel permutations
     subnet_kernel: int = 1         # subnet convolutions: 1 = per patch, 3 = 3×3 over neighbours (odd)
     subnets: str = "separate"      # "separate": scale and shift subnets; "joint": one gives both (opt-in)
