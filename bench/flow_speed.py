@@ -15,10 +15,12 @@ and the range.
 
 Also printed: FLOPs per epoch (torch's flop counter, forward + backward; the reference's
 architecture rebuilt as ``FlowConfig(subnets="separate", hidden=128)``), the machine's matmul
-throughput (1024³ sgemm) and the floor they imply, and today's epoch beside one busy core (the
-bench starts a spinning process and stops it) with the default thread policy (threads follow
-the idle cores) and with the count fixed. Quote ratios with the load average printed beside
-them: the machine is shared.
+throughput (1024³ matmul in float32 and in bfloat16) and the floor they imply for each code's
+arithmetic (float32; bfloat16 where training runs under autocast), today's idle epoch at one
+thread (the floor of any thread policy that gives up a busy core), and today's epoch beside one
+busy core (the bench starts a spinning process and stops it) with the count fixed (the default)
+and with ``--threads auto`` (threads follow the idle cores). Quote ratios with the load average
+printed beside them: the machine is shared.
 """
 from __future__ import annotations
 
@@ -67,7 +69,8 @@ def checkout(rev: str, into: Path) -> Path:
 
 
 def epoch_seconds(code: Path, images: int, threads: int, fixed: bool) -> float:
-    """Seconds of the second epoch of a two-epoch ``fit_flow`` run by the code under ``code``."""
+    """Seconds of the second epoch of a two-epoch ``fit_flow`` run by the code under ``code``,
+    at ``threads`` threads fixed, or (``fixed=False``) with the policy that follows idle cores."""
     env = {**os.environ, "PYTHONPATH": str(code), "MECHANISM_THREADS": str(threads) if fixed else "auto"}
     out = subprocess.run([sys.executable, "-c", EPOCH.format(threads=threads, images=images)],
                          env=env, cwd=code, capture_output=True, text=True, check=True)
@@ -76,10 +79,10 @@ def epoch_seconds(code: Path, images: int, threads: int, fixed: bool) -> float:
     return float(out.stdout.split()[-1])
 
 
-def matmul_gflops(threads: int) -> float:
-    """Median 1024³ sgemm throughput in GFLOP/s at ``threads`` threads."""
+def matmul_gflops(threads: int, dtype: torch.dtype = torch.float32) -> float:
+    """Median 1024³ matmul throughput in GFLOP/s at ``threads`` threads."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a, b = torch.randn(1024, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
     times = []
     for _ in range(12):
         start = time.perf_counter()
@@ -111,15 +114,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     from mechanism.flow import FlowConfig
+    from mechanism.train.config import TrainConfig
 
     work = Path(tempfile.mkdtemp(prefix="bench-flow-speed-"))
     codes = {f"reference ({args.reference})": checkout(args.reference, work), "today": ROOT}
     load = [os.getloadavg()[0]]
-    gflops = matmul_gflops(args.threads)
+    gflops = {"fp32": matmul_gflops(args.threads), "bf16": matmul_gflops(args.threads, torch.bfloat16)}
     idle: dict[str, list[float]] = {name: [] for name in codes}
+    one_thread: list[float] = []
     for _ in range(args.repeats):
         for name, code in codes.items():
             idle[name].append(epoch_seconds(code, args.images, args.threads, fixed=True))
+        one_thread.append(epoch_seconds(ROOT, args.images, 1, fixed=True))
     load.append(os.getloadavg()[0])
 
     spinner = multiprocessing.get_context("spawn").Process(target=spin, daemon=True)
@@ -128,8 +134,8 @@ def main() -> None:
     try:
         busy = {policy: [epoch_seconds(ROOT, args.images, args.threads, fixed)
                          for _ in range(args.repeats)]
-                for policy, fixed in (("threads follow idle cores (default)", False),
-                                      (f"{args.threads} threads fixed", True))}
+                for policy, fixed in ((f"{args.threads} threads fixed (default)", True),
+                                      ("--threads auto (follow idle cores)", False))}
     finally:
         spinner.terminate()
         spinner.join()
@@ -139,17 +145,22 @@ def main() -> None:
           f"{args.threads} threads, {args.repeats} repeats")
     print(f"load average (1 min) before / after idle runs / after busy runs: "
           f"{' / '.join(f'{v:.2f}' for v in load)} on {os.cpu_count()} cores")
-    print(f"matmul throughput (1024³ sgemm): {gflops:.0f} GFLOP/s")
-    archs = {f"reference ({args.reference})": FlowConfig(subnets="separate", hidden=128), "today": FlowConfig()}
+    print(f"matmul throughput (1024³): {gflops['fp32']:.0f} GFLOP/s float32, "
+          f"{gflops['bf16']:.0f} GFLOP/s bfloat16")
+    archs = {f"reference ({args.reference})": (FlowConfig(subnets="separate", hidden=128), "fp32"),
+             "today": (FlowConfig(), TrainConfig().precision)}
     ref = statistics.median(idle[next(iter(codes))])
-    print(f"\n{'code':<22} {'s/epoch median [range]':>26} {'GFLOP/epoch':>12} {'GFLOP/s':>8} "
-          f"{'floor s':>8} {'speed-up':>9}")
+    print(f"\n{'code':<22} {'arith':>5} {'s/epoch median [range]':>26} {'GFLOP/epoch':>12} "
+          f"{'GFLOP/s':>8} {'floor s':>8} {'speed-up':>9}")
     for name in codes:
-        flops = epoch_flops(archs[name], args.images)
+        arch, arith = archs[name]
+        flops = epoch_flops(arch, args.images)
         med = statistics.median(idle[name])
-        print(f"{name:<22} {spread(idle[name]):>26} {flops / 1e9:>12.1f} {flops / med / 1e9:>8.1f} "
-              f"{flops / gflops / 1e9:>8.2f} {ref / med:>8.2f}×")
+        print(f"{name:<22} {arith:>5} {spread(idle[name]):>26} {flops / 1e9:>12.1f} "
+              f"{flops / med / 1e9:>8.1f} {flops / gflops[arith] / 1e9:>8.2f} {ref / med:>8.2f}×")
     base = statistics.median(idle["today"])
+    print(f"\ntoday at 1 thread, idle: {spread(one_thread)}  = {statistics.median(one_thread) / base:.2f}× "
+          f"the {args.threads}-thread epoch (what losing a core costs when the work is not shared)")
     print(f"\nbeside one busy core (today's code; idle epoch {base:.2f} s):")
     for policy, times in busy.items():
         print(f"  {policy:<38} {spread(times)}   slowdown {statistics.median(times) / base:.2f}×")

@@ -38,30 +38,32 @@ class _Group(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def _threads(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """``auto`` or a thread count ≥ 1; a count is applied now and passed on to workers."""
-    if value == "auto":
+def _threads(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``auto`` or a thread count ≥ 1, passed on to workers through the environment; a count
+    is applied now."""
+    if value is None:
         return value
-    if not value.isdigit() or int(value) < 1:
+    if value != "auto" and (not value.isdigit() or int(value) < 1):
         raise click.BadParameter(f"{value!r} is neither auto nor a thread count ≥ 1", ctx, param)
     import os
 
-    import torch
-
     from mechanism.device import THREADS_ENV
-    torch.set_num_threads(int(value))
+    if value != "auto":
+        import torch
+        torch.set_num_threads(int(value))
     os.environ[THREADS_ENV] = value
     return value
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tailflow-mechanism")
-@click.option("--threads", default="auto", show_default=True, envvar="MECHANISM_THREADS",
-              metavar="auto|N", callback=_threads, expose_value=False, is_eager=True,
-              help="CPU threads. auto: training uses the cores other processes leave idle, "
-                   "re-checked every epoch (a core shared with a busy process slows every "
-                   "thread to its pace); N: exactly N, for bit-identical reruns whatever the "
-                   "load (thread counts change float rounding, ~1e-7).")
+@click.option("--threads", default=None, envvar="MECHANISM_THREADS", metavar="auto|N",
+              callback=_threads, expose_value=False, is_eager=True,
+              help="CPU threads [default: torch's, one per core]. N: exactly N. auto: training "
+                   "uses the cores other processes leave idle, re-checked every epoch — faster "
+                   "on a shared machine (a core shared with a busy process slows every thread "
+                   "to its pace), but reruns are bit-identical only under alike load (thread "
+                   "counts change float rounding, ~1e-7).")
 def app() -> None:
     """Train tail-aware normalizing-flow anomaly detectors and explain the Tail-Aware Loss.
 

@@ -59,6 +59,10 @@ model_options = compose(
     click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs [default: TrainConfig]."),
     click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step [default: TrainConfig]."),
     click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak AdamW learning rate [default: TrainConfig]."),
+    click.option("--precision", type=click.Choice(["bf16", "fp32"]), default=None,
+                 help="Training arithmetic: bf16 runs the flow's convolutions in bfloat16 "
+                      "(weights, log-dets and losses stay float32), fp32 all float32 "
+                      "[default: TrainConfig]."),
     click.option("--backbone", default="efficientnet_lite0", show_default=True, help="timm model name."),
     backbone_weights_option,
     click.option("--layers", default=None,
@@ -105,7 +109,8 @@ def parse_list(text: str, what: str, kind: type = int) -> tuple:
     return values
 
 
-def model_configs(epochs: int | None, batch_size: int | None, lr: float | None, backbone: str,
+def model_configs(epochs: int | None, batch_size: int | None, lr: float | None,
+                  precision: str | None, backbone: str,
                   backbone_weights: str | None, layers: str | None, local_avg: int | None,
                   input_size: int, flow_blocks: int | None, flow_hidden: int | None,
                   subnets: str | None, spatial_context: bool | None, subnet_kernel: int | None):
@@ -123,4 +128,4 @@ def model_configs(epochs: int | None, batch_size: int | None, lr: float | None, 
                                    local_avg=local_avg, input_size=input_size)),
             FlowConfig(**given(n_blocks=flow_blocks, hidden=flow_hidden, subnets=subnets,
                                subnet_kernel=subnet_kernel, spatial_context=spatial_context)),
-            TrainConfig(**given(epochs=epochs, batch_size=batch_size, lr=lr)))
+            TrainConfig(**given(epochs=epochs, batch_size=batch_size, lr=lr, precision=precision)))

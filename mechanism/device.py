@@ -2,6 +2,7 @@
 and the CPU thread count that follows the cores other processes leave idle."""
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -29,35 +30,48 @@ def resolve_device(choice: str) -> torch.device:
 
 
 THREADS_ENV = "MECHANISM_THREADS"
-"""``auto`` (or unset): long loops follow the idle cores; a number: that many threads, fixed."""
+"""``auto``: long loops follow the idle cores; a number: that count; unset: the count in force."""
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity mask; all CPUs where that is unknown)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
 
 
 class CpuThreads:
-    """torch's CPU threads for long loops: the cores other processes leave idle, re-measured.
+    """torch's CPU threads for long loops; with ``MECHANISM_THREADS=auto`` (``--threads auto``)
+    the cores other processes leave idle, re-measured.
 
     OpenMP threads that share a core with a busy process hold every parallel region to the
     slowed thread's pace while the others spin: beside one busy core, a 2-thread epoch took
-    ≈ 3.5× its idle time here and a 1-thread epoch 1.4× (``bench/flow_speed.py``). ``update()``
-    reads, from ``/proc/stat``, how many cores were busy with *other* processes since the
-    previous call (the machine's busy time minus this process's CPU time) and sets
-    ``torch.set_num_threads(threads_for_idle_cores(...))``; it never exceeds the count in force
-    when the object was made, and ``restore()`` puts that count back.
+    ≈ 3.4× its idle time here and a 1-thread epoch 1.7× (``bench/flow_speed.py``). In auto mode
+    ``update()`` reads, from ``/proc/stat``, how many of this process's usable CPUs were busy
+    with *other* processes since the previous call (their busy time minus this process's CPU
+    time) and sets ``torch.set_num_threads(threads_for_idle_cores(...))``; it never exceeds the
+    count in force when the object was made. A number in ``MECHANISM_THREADS`` sets that count
+    (also for callers of the Python API); ``restore()`` puts the earlier count back.
 
     Thread counts change the rounding of parallel reductions (≈ 1e-7 relative in a trained
-    flow's NLL), so reruns are bit-identical only at equal counts. The count in force stays
-    unchanged where the environment variable ``MECHANISM_THREADS`` holds a number (the CLI's
-    ``--threads N`` sets both) and where ``/proc/stat`` is missing.
+    flow's NLL), so auto mode gives bit-identical reruns only where the load was alike; that
+    is why it is opt-in. Without it (and where ``/proc/stat`` is missing) the count in force
+    stays, and ``update()`` only reports it.
     """
 
     def __init__(self):
+        self.before = torch.get_num_threads()
+        choice = os.environ.get(THREADS_ENV, "")
+        if choice.isdigit() and int(choice) >= 1:
+            torch.set_num_threads(int(choice))
         self.limit = torch.get_num_threads()
-        self.fixed = os.environ.get(THREADS_ENV, "auto") != "auto" or busy_core_seconds() is None
-        self._last = self._sample()
+        self.cpus = usable_cpus()
+        self.fixed = choice != "auto" or busy_core_seconds(self.cpus) is None
+        self._last = None if self.fixed else self._sample()
 
-    @staticmethod
-    def _sample() -> tuple[float, float, float] | None:
-        busy = busy_core_seconds()
-        return None if busy is None else (time.monotonic(), busy, time.process_time())
+    def _sample(self) -> tuple[float, float, float]:
+        return time.monotonic(), busy_core_seconds(self.cpus), time.process_time()
 
     def update(self) -> int:
         """Set and return the thread count for the next stretch of work."""
@@ -69,26 +83,33 @@ class CpuThreads:
             now = self._sample()
         (t0, busy0, own0), (t1, busy1, own1) = self._last, now
         self._last = now
-        threads = threads_for_idle_cores(self.limit, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0))
+        others_busy = ((busy1 - busy0) - (own1 - own0)) / (t1 - t0)
+        threads = threads_for_idle_cores(self.limit, len(self.cpus), others_busy)
         torch.set_num_threads(threads)
         return threads
 
     def restore(self) -> None:
-        torch.set_num_threads(self.limit)
+        """Put back the count in force before this object was made."""
+        torch.set_num_threads(self.before)
 
 
-def threads_for_idle_cores(limit: int, others_busy: float) -> int:
-    """``max(1, min(limit, cores − round(others_busy)))``; ``others_busy`` in cores."""
-    return max(1, min(limit, (os.cpu_count() or 1) - round(max(0.0, others_busy))))
+def threads_for_idle_cores(limit: int, cores: int, others_busy: float) -> int:
+    """``max(1, min(limit, cores − ⌊others_busy + 0.5⌋))``; ``others_busy`` in cores."""
+    return max(1, min(limit, cores - math.floor(max(0.0, others_busy) + 0.5)))
 
 
-def busy_core_seconds(stat: str = "/proc/stat") -> float | None:
-    """Core-seconds all processes have spent busy since boot (``/proc/stat``'s first line:
-    everything but idle and iowait), or ``None`` where the file is missing (not Linux)."""
+def busy_core_seconds(cpus: list[int] | None = None, stat: str = "/proc/stat") -> float | None:
+    """Core-seconds spent busy since boot (everything but idle and iowait) on ``cpus`` (their
+    ``cpuN`` lines of ``/proc/stat``; ``None``: the whole machine, its first line), or ``None``
+    where the file or a CPU's line is missing (not Linux)."""
     try:
         with open(stat, encoding="ascii") as f:
-            ticks = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
+            lines = {parts[0]: parts[1:] for parts in (line.split() for line in f) if parts}
+        rows = [lines["cpu"]] if cpus is None else [lines[f"cpu{c}"] for c in cpus]
+        total = 0
+        for row in rows:
+            ticks = [int(v) for v in row]
+            total += sum(ticks[:8]) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)
+    except (OSError, ValueError, KeyError):
         return None
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    return total / os.sysconf("SC_CLK_TCK")

@@ -1,4 +1,5 @@
-"""The CPU thread policy: threads follow the cores other processes leave idle, from /proc/stat."""
+"""The CPU thread policy: a fixed count by default; in auto mode the cores other processes leave
+idle, from /proc/stat."""
 import os
 
 import pytest
@@ -13,18 +14,28 @@ from mechanism.train.loss import TailLossConfig
 
 
 @pytest.mark.parametrize("limit,others,expected", [
-    (2, 0.0, 2), (2, 0.4, 2), (2, 0.6, 1), (2, 1.0, 1), (2, 7.0, 1), (1, 0.0, 1), (2, -0.3, 2)])
-def test_threads_are_the_idle_cores_within_the_limit(monkeypatch, limit, others, expected):
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert threads_for_idle_cores(limit, others) == expected
+    (2, 0.0, 2), (2, 0.4, 2), (2, 0.5, 1), (2, 0.6, 1), (2, 1.0, 1), (2, 7.0, 1), (1, 0.0, 1),
+    (2, -0.3, 2)])
+def test_threads_are_the_idle_cores_within_the_limit(limit, others, expected):
+    assert threads_for_idle_cores(limit, 2, others) == expected
+
+
+def test_half_cores_round_up_alike():
+    """No banker's rounding: 0.5 and 1.5 busy cores both count as the next core up."""
+    assert threads_for_idle_cores(4, 4, 0.5) == 3 and threads_for_idle_cores(4, 4, 1.5) == 2
 
 
 def test_busy_core_seconds_counts_everything_but_idle_and_iowait(tmp_path):
     stat = tmp_path / "stat"
     # user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
-    stat.write_text("cpu  100 5 50 1000 20 3 2 7 40 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
-    assert busy_core_seconds(str(stat)) == pytest.approx(167 / os.sysconf("SC_CLK_TCK"))
-    assert busy_core_seconds(str(tmp_path / "missing")) is None
+    stat.write_text("cpu  100 5 50 1000 20 3 2 7 40 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"
+                    "cpu1 10 0 0 50 0 0 0 0 0 0\nintr 5 6\n")
+    tick = os.sysconf("SC_CLK_TCK")
+    assert busy_core_seconds(stat=str(stat)) == pytest.approx(167 / tick)
+    assert busy_core_seconds([0], str(stat)) == pytest.approx(27 / tick)     # 1+2+3+6+7+8
+    assert busy_core_seconds([0, 1], str(stat)) == pytest.approx(37 / tick)
+    assert busy_core_seconds([5], str(stat)) is None                        # no such CPU line
+    assert busy_core_seconds(stat=str(tmp_path / "missing")) is None
 
 
 class _Machine:
@@ -49,11 +60,11 @@ class _Machine:
         return (self.others + self.own) * self.t
 
 
-def _fake(monkeypatch, machine: _Machine):
+def _fake(monkeypatch, machine: _Machine, choice: str = "auto"):
     monkeypatch.setattr(device, "time", machine)
-    monkeypatch.setattr(device, "busy_core_seconds", machine.busy)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    monkeypatch.delenv(device.THREADS_ENV, raising=False)
+    monkeypatch.setattr(device, "busy_core_seconds", lambda cpus: machine.busy())
+    monkeypatch.setattr(device, "usable_cpus", lambda: [0, 1])
+    monkeypatch.setenv(device.THREADS_ENV, choice)
 
 
 def test_update_drops_to_one_thread_beside_a_busy_core_and_comes_back(monkeypatch):
@@ -73,15 +84,18 @@ def test_update_drops_to_one_thread_beside_a_busy_core_and_comes_back(monkeypatc
         torch.set_num_threads(1)
 
 
-def test_a_number_in_the_environment_fixes_the_count(monkeypatch):
-    torch.set_num_threads(2)
+@pytest.mark.parametrize("choice", ["2", ""])
+def test_without_auto_the_count_stays_whatever_the_load(monkeypatch, choice):
+    """A number sets that count (also through the Python API); unset keeps the count in force."""
+    torch.set_num_threads(1 if choice else 2)
     try:
         machine = _Machine(others=1.0, own=0.0)
-        _fake(monkeypatch, machine)
-        monkeypatch.setenv(device.THREADS_ENV, "2")
+        _fake(monkeypatch, machine, choice)
         threads = CpuThreads()
         machine.advance(3.0)
         assert threads.update() == 2 and torch.get_num_threads() == 2
+        threads.restore()
+        assert torch.get_num_threads() == (1 if choice else 2)
     finally:
         torch.set_num_threads(1)
 
@@ -96,12 +110,26 @@ def test_training_restores_the_thread_count(monkeypatch):
     torch.set_num_threads(2)
     try:
         feats = torch.randn(4, 4, 3, 3)
-        fit_flow(feats, FlowConfig(n_blocks=1, hidden=8, pos_channels=4), TailLossConfig(),
-                 TrainConfig(epochs=2, batch_size=2), progress=False)
+        _, log = fit_flow(feats, FlowConfig(n_blocks=1, hidden=8, pos_channels=4), TailLossConfig(),
+                          TrainConfig(epochs=2, batch_size=2), progress=False)
         assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        assert [e.threads for e in log] == [1, 1]
         with pytest.raises(Exception):
             fit_flow(feats * float("nan"), FlowConfig(n_blocks=1, hidden=8, pos_channels=4),
                      TailLossConfig(), TrainConfig(epochs=1, batch_size=2), progress=False)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)
+
+
+def test_epoch_log_records_threads_and_precision_changes_the_arithmetic():
+    """bf16 and fp32 training of the same seed agree closely but not bitwise; each epoch logs
+    its thread count."""
+    torch.set_num_threads(1)
+    feats = torch.randn(4, 4, 3, 3, generator=torch.Generator().manual_seed(0))
+    cfg = FlowConfig(n_blocks=2, hidden=8, pos_channels=4)
+    logs = {p: fit_flow(feats, cfg, TailLossConfig(), TrainConfig(epochs=2, batch_size=2, precision=p),
+                        progress=False)[1] for p in ("bf16", "fp32")}
+    assert [e.threads for e in logs["bf16"]] == [1, 1]
+    assert logs["bf16"][-1].loss != logs["fp32"][-1].loss
+    assert logs["bf16"][-1].loss == pytest.approx(logs["fp32"][-1].loss, rel=1e-2)

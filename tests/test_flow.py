@@ -157,3 +157,31 @@ def test_a_flow_saved_before_the_joint_subnet_loads_and_scores_the_same():
     with torch.no_grad():
         # float32; written at 2 threads, tests run at 1: reductions round differently (~1e-6)
         assert torch.allclose(patch_nll(flow(saved["x"])), saved["nll"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("subnets", ["joint", "separate"])
+def test_under_bf16_autocast_subnets_run_in_bf16_and_the_logdet_stays_exact(subnets):
+    """Mixed-precision training (``TrainConfig(precision="bf16")``): the subnets' convolutions
+    answer in bfloat16, while z and the log-det stay float32 and the log-det is still that of
+    the map computed: one block's autograd Jacobian (of the same autocast forward) is
+    block-triangular with the float32 diagonal exp(s), so its determinant is exact; through
+    several blocks the bfloat16 off-diagonal terms would round the chain product itself."""
+    dim, h, w = 4, 3, 3
+    flow = _randomised_flow(dim, h, w, True, seed=2, n_blocks=1, subnets=subnets).float()
+    seen = []
+    for m in flow.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    x = torch.randn(1, dim, h, w)
+
+    def forward(v):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return flow(v)
+
+    out = forward(x)
+    assert set(seen) == {torch.bfloat16}
+    assert out.z.dtype == out.logdet.dtype == torch.float32
+    jac = torch.autograd.functional.jacobian(lambda v: forward(v).z, x)
+    _, logabsdet = torch.linalg.slogdet(jac.reshape(dim * h * w, dim * h * w).double())
+    assert out.logdet.sum().item() == pytest.approx(logabsdet.item(), abs=1e-5)
+    assert not torch.equal(out.z, flow(x).z)    # bfloat16 really ran: float32 differs

@@ -1,5 +1,6 @@
 """Sweeps: the plan, exact shards, resume after killed runs, results.csv, merging, the CLI."""
 import csv
+import json
 import shutil
 from dataclasses import replace
 
@@ -279,3 +280,25 @@ def test_cli_errors_are_one_line(tiny_data, tmp_path, option, value, match):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and match in lines[0], result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_record_written_before_new_config_fields_still_resumes(tiny_data, tiny_cache, tmp_path):
+    """A ``metrics.json`` without the fields added since (flow ``subnets``, training
+    ``precision``) describes the values runs had then: the run is skipped, and
+    its table row keeps the setup digest of the run written today."""
+    spec = tiny_spec(tiny_data, values=(0.7,), seeds=(0,), train=replace(TRAIN, precision="fp32"),
+                     flow=replace(TINY_FLOW, subnets="separate"))
+    out = tmp_path / "sweep"
+    run_sweep(spec, out, cache_dir=tiny_cache, progress=False)
+    results = (out / "results.csv").read_text()
+    record_path = out / plan(spec)[0].folder / "metrics.json"
+    record = json.loads(record_path.read_text())
+    del record["config"]["flow"]["subnets"], record["config"]["train"]["precision"]
+    record_path.write_text(json.dumps(record))
+    outcome = run_sweep(spec, out, cache_dir=tiny_cache, progress=False)
+    assert [o.status for o in outcome.runs] == ["skipped"]
+    assert (out / "results.csv").read_text() == results
+    record["config"]["flow"] = "separate"
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(MechanismError, match="metrics.json: a run configuration with a malformed"):
+        run_sweep(spec, out, cache_dir=tiny_cache, progress=False)

@@ -62,9 +62,28 @@ def test_cli_trains_the_options_it_is_given(tiny_data, tiny_cache, tmp_path):
                                       "--out", str(out), "--input-size", "64", "--epochs", "1",
                                       "--local-avg", "0", "--flow-blocks", "2", "--flow-hidden", "16",
                                       "--no-spatial-context", "--selection", "random", "--tail-weight", "1",
+                                      "--precision", "fp32",
                                       "--cache-dir", str(tiny_cache), "--quiet"])
     assert result.exit_code == 0, result.output
     ckpt = load_checkpoint(out)
     assert ckpt.backbone["config"]["local_avg"] == 0 and ckpt.data.category == "grass"
     assert (ckpt.flow.n_blocks, ckpt.flow.hidden, ckpt.flow.spatial_context) == (2, 16, False)
     assert ckpt.loss == TailLossConfig(1.0, 0.02, "random")
+    assert ckpt.train.precision == "fp32"
+
+
+def test_precision_defaults_to_bf16_and_old_configs_read_as_fp32():
+    from mechanism.errors import MechanismError
+    assert TrainConfig().precision == "bf16"
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k != "precision"}
+    assert TrainConfig.from_dict(old) == TrainConfig(precision="fp32")
+    assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
+    with pytest.raises(MechanismError, match="unknown training precision 'fp16'"):
+        TrainConfig(precision="fp16")
+
+
+def test_cli_precision_choices_are_the_library_s():
+    from cli.main import app
+    from mechanism.train.config import PRECISIONS
+    option = next(o for o in app.commands["train"].params if o.name == "precision")
+    assert tuple(option.type.choices) == PRECISIONS

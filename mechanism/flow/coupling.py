@@ -88,6 +88,8 @@ class CouplingBlock(nn.Module):
         else:
             plain = h_context[:, :self.passive + cond.shape[1]]     # (x1, cond), no context
             s_raw, t = self.scale_net(h_context), self.shift_net(plain)
+        # under autocast the subnets answer in bfloat16; clamp, exp and log-det stay in x's dtype
+        s_raw, t = s_raw.to(x1.dtype), t.to(x1.dtype)
         return self.clamp * torch.tanh(s_raw / self.clamp), t
 
     def _global_logdet(self) -> torch.Tensor:

@@ -72,6 +72,25 @@ class SweepRunSpec:
                 "map_score": self.map_score, "image_score": self.image_score, "data": data}
 
 
+def canonical_config(config: dict) -> dict:
+    """A recorded run configuration (``SweepRunSpec.config``) in today's form: fields added since
+    it was written take the value runs without them had — flow ``subnets`` "separate",
+    training ``precision`` "fp32", ``map_score`` "nll" (records written before the map score
+    was configurable were scored with the NLL map).
+
+    Raises:
+        MechanismError: a flow or training section that no config accepts.
+    """
+    if not isinstance(config, dict):
+        raise MechanismError("a run record without a configuration")
+    try:
+        return {**config, "map_score": config.get("map_score", "nll"),
+                "flow": FlowConfig.from_dict(config["flow"]).to_dict(),
+                "train": TrainConfig.from_dict(config["train"]).to_dict()}
+    except (KeyError, TypeError, AttributeError) as e:
+        raise MechanismError(f"a run configuration with a malformed flow or train section ({e})") from None
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     """A sweep: ``param`` over ``values`` × ``seeds`` on each of ``categories``.

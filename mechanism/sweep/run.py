@@ -30,8 +30,8 @@ from mechanism.io.hashing import file_sha256
 from mechanism.io.manifest import build_manifest, write_manifest
 from mechanism.sweep.tables import (SweepTables, check_one_setup, combine, key_columns, record_row,
                                    write_tables)
-from mechanism.sweep.plan import (CHECKPOINT_FILE, METRICS_FILE, RUN_FORMAT, SweepRunSpec,
-                                  SweepSpec, plan, shard)
+from mechanism.sweep.plan import (CHECKPOINT_FILE, METRICS_FILE, RUN_FORMAT, SweepRunSpec, SweepSpec,
+                                  canonical_config, plan, shard)
 from mechanism.sweep.results import RESULTS_FILE
 from mechanism.train.checkpoint import Checkpoint, load_checkpoint
 from mechanism.train.fit import train_detector
@@ -84,6 +84,8 @@ def _finished_rows(out: Path) -> list[tuple[str, dict[str, str]]]:
             rows.append((folder, record_row(_read_record(path), folder)))
         except KeyError as e:
             raise MechanismError(f"sweep run record {path} lacks the field {e}") from None
+        except MechanismError as e:
+            raise MechanismError(f"{path}: {e}") from None
     return rows
 
 
@@ -102,7 +104,11 @@ def _run_one(run: SweepRunSpec, folder: Path, data_root: Path, data: dict[str, s
     record_path, ckpt_path = folder / METRICS_FILE, folder / CHECKPOINT_FILE
     if record_path.is_file():
         record = _read_record(record_path)
-        if record.get("config") != config:
+        try:
+            recorded = canonical_config(record.get("config"))
+        except MechanismError as e:
+            raise MechanismError(f"{record_path}: {e}") from None
+        if recorded != config:
             raise MechanismError(f"{folder} holds a finished run of another configuration: delete "
                                  f"it or use another output folder")
         return RunOutcome(run, "skipped", folder, record, None)

@@ -25,6 +25,7 @@ from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.io.atomic import write_text
 from mechanism.io.text import csv_text, markdown_table, read_csv
 from mechanism.io.transaction import check_output_folder, output_folder
+from mechanism.sweep.plan import canonical_config
 from mechanism.sweep.results import (COLUMNS, METRICS, RESULTS_FILE, SWEPT_COLUMN, SweepRun,
                                      read_sweep_results, summarize_sweep)
 
@@ -45,10 +46,10 @@ def key_columns(config: dict, folder: str) -> dict[str, str]:
 
     ``config`` is a run's plain-typed configuration (``SweepRunSpec.config``).
     """
+    config = canonical_config(config)
     loss, train = config["loss"], config["train"]
-    # records written before the map score was configurable were scored with the NLL map
     setup = {"backbone": config["backbone"], "flow": config["flow"], "image_score": config["image_score"],
-             "map_score": config.get("map_score", "nll"),
+             "map_score": config["map_score"],
              "train": {k: v for k, v in train.items() if k != "seed"}}
     return {"param": config["param"], "value": f"{loss[SWEPT_COLUMN[config['param']]]:g}",
             "tail_weight": str(float(loss["tail_weight"])), "top_k_ratio": str(float(loss["top_k_ratio"])),

@@ -37,6 +37,7 @@ class EpochLog:
     tail_nll: float    # mean over each image's top-k patches (k from the loss's ratio)
     lr: float          # learning rate at the epoch's last step
     seconds: float     # wall time of the epoch
+    threads: int       # torch CPU threads during the epoch
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,8 +49,9 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
     """Train a fresh flow on ``features: (N, D, H, W)`` and return it (eval mode) with its log.
 
     The same ``train_cfg.seed`` gives the same weights on the same machine at the same CPU
-    thread count; on the CPU the count follows the idle cores at every epoch
-    (``mechanism.device.CpuThreads``). The model after the last epoch is returned: no model
+    thread count (the log records it per epoch; ``MECHANISM_THREADS=auto`` lets it follow the
+    idle cores, ``mechanism.device.CpuThreads``). With ``train_cfg.precision == "bf16"`` the
+    forward runs under bfloat16 autocast. The model after the last epoch is returned: no model
     selection.
 
     Raises:
@@ -73,17 +75,19 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
     log: list[EpochLog] = []
     bar = tqdm(range(1, train_cfg.epochs + 1), desc="train", unit="epoch", disable=not progress)
     threads = CpuThreads() if device.type == "cpu" else None
+    bf16 = train_cfg.precision == "bf16"
     flow.train()
     try:
         for epoch in bar:
-            if threads is not None:
-                threads.update()
+            n_threads = threads.update() if threads is not None else torch.get_num_threads()
             start = time.perf_counter()
             sums = torch.zeros(3, dtype=torch.float64)
             order = torch.randperm(n, generator=shuffle)
             for step in range(steps_per_epoch):
                 idx = order[step * train_cfg.batch_size:(step + 1) * train_cfg.batch_size]
-                nll = patch_nll(flow(data[idx.to(device)]))
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    out = flow(data[idx.to(device)])
+                nll = patch_nll(out)
                 loss = tail_aware_loss(nll, loss_cfg, tail_draws)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(f"training diverged: non-finite loss at epoch {epoch}, "
@@ -99,7 +103,7 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
                                          dtype=torch.float64)
             loss_mean, mean_nll, tail_nll = (sums / n).tolist()
             log.append(EpochLog(epoch, loss_mean, mean_nll, tail_nll, opt.param_groups[0]["lr"],
-                                time.perf_counter() - start))
+                                time.perf_counter() - start, n_threads))
             bar.set_postfix(loss=f"{loss_mean:.4f}", tail=f"{tail_nll:.3f}")
     finally:
         if threads is not None:
