@@ -9,7 +9,9 @@
   the CPU with torch's default threads), seconds: the median of the epochs after the first,
   which also pays for the warm-up and is printed beside it; and the same under
   ``torch.autocast`` (bfloat16, float16) around the whole ``fit_flow`` loop (forward, loss,
-  backward, AdamW step; no GradScaler);
+  backward, AdamW step; no GradScaler). Every run is ``TrainConfig(precision="fp32")``, so
+  the float32 rows are float32 and autocast is the bench's own (``TrainConfig()``'s default
+  ``bf16`` autocasts the forward only);
 * inference: ms/image at batch 1 and 32: flow forward + ``patch_nll`` of features already on the
   device, after a warm-up, timed between ``synchronize`` calls, in float32 and under autocast on
   ``--device`` (3200 images a timing), in float32 on the CPU (64 images);
@@ -57,7 +59,7 @@ def epoch_seconds(features: torch.Tensor, device: torch.device, epochs: int,
     from mechanism.train.loss import TailLossConfig
 
     with precision(device, dtype):
-        flow, log = fit_flow(features, FlowConfig(), TailLossConfig(), TrainConfig(epochs=epochs),
+        flow, log = fit_flow(features, FlowConfig(), TailLossConfig(), TrainConfig(epochs=epochs, precision="fp32"),
                              device, progress=False)
     synchronize(device)
     return flow, (log[0].seconds, statistics.median(e.seconds for e in log[1:]))
@@ -112,7 +114,8 @@ def demo_metrics(device: torch.device, quick: bool, work: Path) -> list[tuple[st
         try:
             with precision(device, dtype):
                 run = train_detector(data, category, work / f"{name}-{seed}.pt",
-                                     train_cfg=TrainConfig(epochs=2 if quick else 12, seed=seed),
+                                     train_cfg=TrainConfig(epochs=2 if quick else 12, seed=seed,
+                                                           precision="fp32"),
                                      device=device, cache_dir=cache, progress=False)
         except TrainingDiverged as e:
             rows.append((label, f"diverged ({e})"))

@@ -47,7 +47,7 @@ class CpuThreads:
 
     OpenMP threads that share a core with a busy process hold every parallel region to the
     slowed thread's pace while the others spin: beside one busy core, a 2-thread epoch took
-    ≈ 3.4× its idle time here and a 1-thread epoch 1.7× (``bench/flow_speed.py``). In auto mode
+    2.8× its idle time here and the auto policy's (1 thread) 1.6× (``bench/flow_speed.py``). In auto mode
     ``update()`` reads, from ``/proc/stat``, how many of this process's usable CPUs were busy
     with *other* processes since the previous call (their busy time minus this process's CPU
     time) and sets ``torch.set_num_threads(threads_for_idle_cores(...))``; it never exceeds the
