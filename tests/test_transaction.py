@@ -76,7 +76,7 @@ def test_a_killed_writer_leaves_the_old_folder_and_the_next_run_cleans_up(tmp_pa
     assert child.returncode == -signal.SIGKILL
     assert snapshot(out) == before
     assert any(p.name.startswith(".out.") for p in tmp_path.iterdir())   # the dead stage
-    with output_folder(out) as stage:
+    with output_folder(out):
         pass
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
