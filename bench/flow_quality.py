@@ -78,6 +78,7 @@ def main() -> None:
         generate_demo(data, categories=tuple(categories))
     load_before = os.getloadavg()
     results: dict[tuple[str, float, str], list[tuple[float, float, float]]] = {}
+    threads_seen: set[int] = set()
     for category in categories:
         for seed in seeds:
             for lam in lambdas:
@@ -90,12 +91,14 @@ def main() -> None:
                     m = evaluate_detector(load_detector(out), data, category, cache_dir=work / "cache",
                                           progress=False).metrics
                     epoch_s = statistics.mean(e.seconds for e in run.log)
+                    threads_seen.update(e.threads for e in run.log)
                     results.setdefault((category, lam, name), []).append((m.image_auroc, m.pixel_ap, epoch_s))
                     print(f"  {category} λ={lam:g} seed {seed} {name}: Image AUROC {m.image_auroc:.4f} "
                           f"Pixel AP {m.pixel_ap:.4f} ({epoch_s:.2f} s/epoch)", flush=True)
 
     print(f"\nbench/flow_quality.py  {len(seeds)} seeds × {len(categories)} categories, r = 2%, "
-          f"{args.epochs} epochs, {args.threads} threads at start (then the idle cores)")
+          f"{args.epochs} epochs, threads per epoch seen: {sorted(threads_seen)} "
+          f"(MECHANISM_THREADS={os.environ.get('MECHANISM_THREADS', 'unset')})")
     print(f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} cores")
     ref_name = next(iter(configs))

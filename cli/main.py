@@ -43,15 +43,19 @@ def _threads(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     is applied now."""
     if value is None:
         return value
-    if value != "auto" and (not value.isdigit() or int(value) < 1):
-        raise click.BadParameter(f"{value!r} is neither auto nor a thread count ≥ 1", ctx, param)
     import os
 
-    from mechanism.device import THREADS_ENV
-    if value != "auto":
-        import torch
-        torch.set_num_threads(int(value))
+    from mechanism.device import THREADS_ENV, threads_choice
+    from mechanism.errors import MechanismError
     os.environ[THREADS_ENV] = value
+    try:
+        choice = threads_choice()
+    except MechanismError:
+        del os.environ[THREADS_ENV]
+        raise click.BadParameter(f"{value!r} is neither auto nor a thread count ≥ 1", ctx, param) from None
+    if isinstance(choice, int):
+        import torch
+        torch.set_num_threads(choice)
     return value
 
 

@@ -33,6 +33,27 @@ THREADS_ENV = "MECHANISM_THREADS"
 """``auto``: long loops follow the idle cores; a number: that count; unset: the count in force."""
 
 
+def threads_choice() -> int | str | None:
+    """``MECHANISM_THREADS`` parsed: ``"auto"``, a count ≥ 1, or ``None`` where unset.
+
+    Raises:
+        MechanismError: for any other value.
+    """
+    raw = os.environ.get(THREADS_ENV)
+    if raw is None or raw.strip() == "":
+        return None
+    value = raw.strip().lower()
+    if value == "auto":
+        return value
+    try:
+        count = int(value, 10)
+    except ValueError:
+        count = 0
+    if count < 1 or not value.isascii():
+        raise MechanismError(f"{THREADS_ENV}={raw!r} is neither auto nor a thread count ≥ 1")
+    return count
+
+
 def usable_cpus() -> list[int]:
     """The CPUs this process may run on (its affinity mask; all CPUs where that is unknown)."""
     try:
@@ -52,7 +73,8 @@ class CpuThreads:
     with *other* processes since the previous call (their busy time minus this process's CPU
     time) and sets ``torch.set_num_threads(threads_for_idle_cores(...))``; it never exceeds the
     count in force when the object was made. A number in ``MECHANISM_THREADS`` sets that count
-    (also for callers of the Python API); ``restore()`` puts the earlier count back.
+    for the training (also for callers of the Python API); ``restore()`` puts the earlier count
+    back afterwards.
 
     Thread counts change the rounding of parallel reductions (≈ 1e-7 relative in a trained
     flow's NLL), so auto mode gives bit-identical reruns only where the load was alike; that
@@ -62,9 +84,9 @@ class CpuThreads:
 
     def __init__(self):
         self.before = torch.get_num_threads()
-        choice = os.environ.get(THREADS_ENV, "")
-        if choice.isdigit() and int(choice) >= 1:
-            torch.set_num_threads(int(choice))
+        choice = threads_choice()
+        if isinstance(choice, int):
+            torch.set_num_threads(choice)
         self.limit = torch.get_num_threads()
         self.cpus = usable_cpus()
         self.fixed = choice != "auto" or busy_core_seconds(self.cpus) is None
@@ -81,6 +103,9 @@ class CpuThreads:
         if now[0] - self._last[0] < 0.1:    # too short to tell: /proc/stat counts 10 ms ticks
             time.sleep(0.1 - (now[0] - self._last[0]))
             now = self._sample()
+        if now[1] is None:                  # /proc/stat or a CPU's line went away: stay put
+            self.fixed = True
+            return torch.get_num_threads()
         (t0, busy0, own0), (t1, busy1, own1) = self._last, now
         self._last = now
         others_busy = ((busy1 - busy0) - (own1 - own0)) / (t1 - t0)

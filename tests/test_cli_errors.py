@@ -197,3 +197,15 @@ def test_a_fixed_thread_count_reaches_the_environment(monkeypatch):
     finally:
         torch.set_num_threads(before)
         os.environ.pop(THREADS_ENV, None)
+
+
+def test_threads_auto_reaches_the_environment_and_no_option_leaves_it_unset(monkeypatch):
+    from mechanism.device import THREADS_ENV
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    try:
+        assert CliRunner().invoke(app, ["data", "--help"]).exit_code == 0
+        assert THREADS_ENV not in os.environ
+        assert CliRunner().invoke(app, ["--threads", "auto", "data", "--help"]).exit_code == 0
+        assert os.environ[THREADS_ENV] == "auto"
+    finally:
+        os.environ.pop(THREADS_ENV, None)

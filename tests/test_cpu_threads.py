@@ -22,7 +22,7 @@ def test_threads_are_the_idle_cores_within_the_limit(limit, others, expected):
 
 def test_half_cores_round_up_alike():
     """No banker's rounding: 0.5 and 1.5 busy cores both count as the next core up."""
-    assert threads_for_idle_cores(4, 4, 0.5) == 3 and threads_for_idle_cores(4, 4, 1.5) == 2
+    assert threads_for_idle_cores(4, 4, 0.5) == 3 and threads_for_idle_cores(4, 4, 2.5) == 1
 
 
 def test_busy_core_seconds_counts_everything_but_idle_and_iowait(tmp_path):
@@ -133,3 +133,27 @@ def test_epoch_log_records_threads_and_precision_changes_the_arithmetic():
     assert [e.threads for e in logs["bf16"]] == [1, 1]
     assert logs["bf16"][-1].loss != logs["fp32"][-1].loss
     assert logs["bf16"][-1].loss == pytest.approx(logs["fp32"][-1].loss, rel=1e-2)
+
+
+@pytest.mark.parametrize("value", ["0", "two", "²", "-1"])
+def test_a_bad_environment_value_is_an_error_in_the_api_too(monkeypatch, value):
+    from mechanism.errors import MechanismError
+    monkeypatch.setenv(device.THREADS_ENV, value)
+    with pytest.raises(MechanismError, match="neither auto nor a thread count"):
+        CpuThreads()
+
+
+def test_fp32_training_keeps_a_caller_s_autocast():
+    """``precision="fp32"`` enters no autocast of its own, so an outer autocast (as in
+    ``bench/gpu.py``) still reaches the flow's convolutions."""
+    seen = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda mod, inp, out: seen.append(out.dtype) if isinstance(mod, torch.nn.Conv2d) else None)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fit_flow(torch.randn(2, 4, 3, 3), FlowConfig(n_blocks=1, hidden=8, pos_channels=4),
+                     TailLossConfig(), TrainConfig(epochs=1, batch_size=2, precision="fp32"),
+                     progress=False)
+    finally:
+        hook.remove()
+    assert seen and set(seen) == {torch.bfloat16}

@@ -1,6 +1,7 @@
 """Fit a patch flow to cached backbone features with the Tail-Aware Loss."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -85,7 +86,8 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
             order = torch.randperm(n, generator=shuffle)
             for step in range(steps_per_epoch):
                 idx = order[step * train_cfg.batch_size:(step + 1) * train_cfg.batch_size]
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                # fp32 enters no autocast context, so a caller's own autocast stays in force
+                with torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
                     out = flow(data[idx.to(device)])
                 nll = patch_nll(out)
                 loss = tail_aware_loss(nll, loss_cfg, tail_draws)
