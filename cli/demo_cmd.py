@@ -20,11 +20,14 @@ from cli.options import cache_option, device_option, no_cache_option, resolve_ca
                    "analysis_results/mechanism-quick with --quick].")
 @click.option("--category", default=None, help="Demo category: brick, grass or gravel [default: grass].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per run [default: 12; 2 with --quick].")
+@click.option("--precision", type=click.Choice(["bf16", "fp32"]), default=None,
+              help="Training arithmetic (see `mechanism train --help`) [default: bf16]; fp32 "
+                   "reproduces, and resumes, demo runs made before bf16 was the default.")
 @device_option
 @cache_option
 @no_cache_option
 @click.option("--quiet", is_flag=True, help="No progress bars (step lines are still printed).")
-def demo(quick, data_root, runs, out, category, epochs, device, cache_dir, no_cache, quiet):
+def demo(quick, data_root, runs, out, category, epochs, precision, device, cache_dir, no_cache, quiet):
     """Generate the demo data; train, for three seeds, the λ sweep (its λ = 0 and 0.7 runs are the
     baseline and the tail-aware model), the r sweep (1%, 2%, 10%, 100%) and the random-k
     control; run every analysis and write the report. Interrupted? Run it again: finished runs
@@ -37,6 +40,8 @@ def demo(quick, data_root, runs, out, category, epochs, device, cache_dir, no_ca
         plan = replace(plan, category=category)
     if epochs is not None:
         plan = replace(plan, epochs=epochs)
+    if precision is not None:
+        plan = replace(plan, precision=precision)
     suffix = "-quick" if quick else ""
     outcome = run_demo(data_root or Path(f"data/demo{suffix}"), runs or Path(f"runs/demo{suffix}"),
                        out or Path(f"analysis_results/mechanism{suffix}"), plan, device,

@@ -67,3 +67,17 @@ def test_demo_rejects_bad_epochs_before_writing_anything(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--quick", "--epochs", "0", "--data", str(tmp_path / "d")])
     assert result.exit_code == 2 and "'--epochs': 0 is not in the range x>=1" in result.output
     assert not (tmp_path / "d").exists()
+
+
+def test_demo_precision_reaches_the_runs(quick_demo):
+    """The runs train at the default bf16; ``--precision fp32`` is another setup, refused on
+    the same runs folder before anything trains."""
+    from mechanism.train.checkpoint import load_checkpoint
+    root, _, _ = quick_demo
+    ckpts = sorted((root / "runs").rglob("model.pt"))
+    assert ckpts and {load_checkpoint(c).train.precision for c in ckpts} == {"bf16"}
+    result = CliRunner().invoke(app, ["demo", "--quick", "--quiet", "--precision", "fp32",
+                                      "--data", str(root / "data"), "--runs", str(root / "runs"),
+                                      "--out", str(root / "report-fp32"), "--cache-dir", str(root / "cache")])
+    assert result.exit_code != 0 and "differ in backbone, flow, training settings" in result.output
+    assert ": trained" not in result.output

@@ -51,6 +51,7 @@ class DemoPlan:
     ratios: tuple[float, ...] = (0.01, 0.02, 0.1, 1.0)  # r sweep (at tail_weight); must hold top_k_ratio
     seeds: tuple[int, ...] = (0, 1, 2)                  # training seeds of every condition
     epochs: int = 12
+    precision: str = TrainConfig().precision            # training arithmetic (TrainConfig)
     n_boot: int = 1000
     data: DemoData = field(default_factory=DemoData)
 
@@ -62,7 +63,7 @@ class DemoPlan:
             raise MechanismError(f"the demo's λ sweep must hold 0 and {self.tail_weight:g}")
         if self.top_k_ratio not in self.ratios:
             raise MechanismError(f"the demo's r sweep must hold {self.top_k_ratio:g}")
-        TrainConfig(epochs=self.epochs)        # validates epochs before anything is written
+        TrainConfig(epochs=self.epochs, precision=self.precision)   # validates before anything is written
 
 
 QUICK = DemoPlan(ratios=(0.02, 0.1), seeds=(0, 1), epochs=2, n_boot=100,
@@ -113,7 +114,7 @@ def run_demo(data_root: str | Path = "data/demo", runs: str | Path = "runs/demo"
     for folder in (out, runs) if data_root.is_dir() else (out, runs, data_root):
         check_output_folder(folder)    # before minutes of data generation and training
     _ensure_data(data_root, plan_, log)
-    train = TrainConfig(epochs=plan_.epochs)
+    train = TrainConfig(epochs=plan_.epochs, precision=plan_.precision)
     tail = TailLossConfig(tail_weight=plan_.tail_weight, top_k_ratio=plan_.top_k_ratio)
     common = dict(data_root=data_root, categories=(plan_.category,), seeds=plan_.seeds, train=train)
     lambda_spec = SweepSpec(param="tail_weight", values=plan_.lambdas, loss=tail, **common)
