@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import cache_option, device_option, no_cache_option, resolve_cache_dir
+from cli.options import cache_option, device_option, no_cache_option, precision_option, resolve_cache_dir
 
 
 @click.command()
@@ -20,9 +20,7 @@ from cli.options import cache_option, device_option, no_cache_option, resolve_ca
                    "analysis_results/mechanism-quick with --quick].")
 @click.option("--category", default=None, help="Demo category: brick, grass or gravel [default: grass].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per run [default: 12; 2 with --quick].")
-@click.option("--precision", type=click.Choice(["bf16", "fp32"]), default=None,
-              help="Training arithmetic (see `mechanism train --help`) [default: bf16]; fp32 "
-                   "reproduces, and resumes, demo runs made before bf16 was the default.")
+@precision_option
 @device_option
 @cache_option
 @no_cache_option

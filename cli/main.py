@@ -47,12 +47,11 @@ def _threads(ctx: click.Context, param: click.Parameter, value: str | None) -> s
 
     from mechanism.device import THREADS_ENV, threads_choice
     from mechanism.errors import MechanismError
-    os.environ[THREADS_ENV] = value
     try:
-        choice = threads_choice()
+        choice = threads_choice(value)
     except MechanismError:
-        del os.environ[THREADS_ENV]
         raise click.BadParameter(f"{value!r} is neither auto nor a thread count ≥ 1", ctx, param) from None
+    os.environ[THREADS_ENV] = value
     if isinstance(choice, int):
         import torch
         torch.set_num_threads(choice)

@@ -46,6 +46,13 @@ data_root_option = click.option(
     "--data", "data_root", required=True, type=click.Path(path_type=Path),
     help="MVTec AD-style root (one category folder or a folder of categories).")
 
+precision_option = click.option(
+    "--precision", type=click.Choice(["bf16", "fp32"]), default=None,
+    help="Training arithmetic: bf16 runs the flow's convolutions in bfloat16 (weights, log-dets "
+         "and losses stay float32), fp32 all float32, as every run made before bf16 became "
+         "the default [default: bf16].")
+"""``--precision`` (literal: ``tests/test_train.py`` holds it to ``TrainConfig``'s ``PRECISIONS``)."""
+
 loss_options = compose(
     click.option("--tail-weight", type=float, default=0.7, show_default=True,
                  help="λ ∈ [0, 1]: weight of the top-k term; 0 = mean-only baseline, 1 = pure top-k."),
@@ -59,10 +66,7 @@ model_options = compose(
     click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs [default: TrainConfig]."),
     click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step [default: TrainConfig]."),
     click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak AdamW learning rate [default: TrainConfig]."),
-    click.option("--precision", type=click.Choice(["bf16", "fp32"]), default=None,
-                 help="Training arithmetic: bf16 runs the flow's convolutions in bfloat16 "
-                      "(weights, log-dets and losses stay float32), fp32 all float32 "
-                      "[default: TrainConfig]."),
+    precision_option,
     click.option("--backbone", default="efficientnet_lite0", show_default=True, help="timm model name."),
     backbone_weights_option,
     click.option("--layers", default=None,

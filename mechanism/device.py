@@ -33,25 +33,19 @@ THREADS_ENV = "MECHANISM_THREADS"
 """``auto``: long loops follow the idle cores; a number: that count; unset: the count in force."""
 
 
-def threads_choice() -> int | str | None:
-    """``MECHANISM_THREADS`` parsed: ``"auto"``, a count ≥ 1, or ``None`` where unset.
+def threads_choice(raw: str | None) -> int | str | None:
+    """A ``MECHANISM_THREADS`` / ``--threads`` value parsed: ``"auto"``, a count ≥ 1, or
+    ``None`` for unset or empty.
 
     Raises:
         MechanismError: for any other value.
     """
-    raw = os.environ.get(THREADS_ENV)
-    if raw is None or raw.strip() == "":
-        return None
-    value = raw.strip().lower()
-    if value == "auto":
-        return value
-    try:
-        count = int(value, 10)
-    except ValueError:
-        count = 0
-    if count < 1 or not value.isascii():
+    value = (raw or "").strip().lower()
+    if value in ("", "auto"):
+        return value or None
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise MechanismError(f"{THREADS_ENV}={raw!r} is neither auto nor a thread count ≥ 1")
-    return count
+    return int(value)
 
 
 def usable_cpus() -> list[int]:
@@ -84,7 +78,7 @@ class CpuThreads:
 
     def __init__(self):
         self.before = torch.get_num_threads()
-        choice = threads_choice()
+        choice = threads_choice(os.environ.get(THREADS_ENV))
         if isinstance(choice, int):
             torch.set_num_threads(choice)
         self.limit = torch.get_num_threads()

@@ -72,7 +72,10 @@ def _read_record(path: Path) -> dict:
         raise MechanismError(f"cannot read sweep run record {path} ({e})") from None
     if not isinstance(record, dict) or record.get("format") != RUN_FORMAT:
         raise MechanismError(f"{path} is not a sweep run record")
-    return record
+    try:
+        return {**record, "config": canonical_config(record.get("config"))}
+    except MechanismError as e:
+        raise MechanismError(f"{path}: {e}") from None
 
 
 def _finished_rows(out: Path) -> list[tuple[str, dict[str, str]]]:
@@ -84,8 +87,6 @@ def _finished_rows(out: Path) -> list[tuple[str, dict[str, str]]]:
             rows.append((folder, record_row(_read_record(path), folder)))
         except KeyError as e:
             raise MechanismError(f"sweep run record {path} lacks the field {e}") from None
-        except MechanismError as e:
-            raise MechanismError(f"{path}: {e}") from None
     return rows
 
 
@@ -104,11 +105,7 @@ def _run_one(run: SweepRunSpec, folder: Path, data_root: Path, data: dict[str, s
     record_path, ckpt_path = folder / METRICS_FILE, folder / CHECKPOINT_FILE
     if record_path.is_file():
         record = _read_record(record_path)
-        try:
-            recorded = canonical_config(record.get("config"))
-        except MechanismError as e:
-            raise MechanismError(f"{record_path}: {e}") from None
-        if recorded != config:
+        if record["config"] != config:
             raise MechanismError(f"{folder} holds a finished run of another configuration: delete "
                                  f"it or use another output folder")
         return RunOutcome(run, "skipped", folder, record, None)

@@ -25,7 +25,6 @@ from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.io.atomic import write_text
 from mechanism.io.text import csv_text, markdown_table, read_csv
 from mechanism.io.transaction import check_output_folder, output_folder
-from mechanism.sweep.plan import canonical_config
 from mechanism.sweep.results import (COLUMNS, METRICS, RESULTS_FILE, SWEPT_COLUMN, SweepRun,
                                      read_sweep_results, summarize_sweep)
 
@@ -44,9 +43,9 @@ def _digest(obj) -> str:
 def key_columns(config: dict, folder: str) -> dict[str, str]:
     """The columns a run's configuration fixes (all but metrics, times and grid).
 
-    ``config`` is a run's plain-typed configuration (``SweepRunSpec.config``).
+    ``config`` is a run's plain-typed configuration (``SweepRunSpec.config``; a record's, as
+    ``sweep.run`` reads it, in ``canonical_config`` form).
     """
-    config = canonical_config(config)
     loss, train = config["loss"], config["train"]
     setup = {"backbone": config["backbone"], "flow": config["flow"], "image_score": config["image_score"],
              "map_score": config["map_score"],
