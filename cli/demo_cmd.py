@@ -16,23 +16,27 @@ from cli.options import cache_option, device_option, no_cache_option, precision_
 @click.option("--runs", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Sweep folder of the trained runs [default: runs/demo, runs/demo-quick with --quick].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Report folder [default: analysis_results/mechanism, "
-                   "analysis_results/mechanism-quick with --quick].")
+              help="Report folder [default: analysis_results/demo, analysis_results/demo-quick "
+                   "with --quick].")
 @click.option("--category", default=None, help="Demo category: brick, grass or gravel [default: grass].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per run [default: 12; 2 with --quick].")
 @precision_option
 @device_option
 @cache_option
 @no_cache_option
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Parallel trainings (local processes; the CPU's threads are split among them).")
 @click.option("--quiet", is_flag=True, help="No progress bars (step lines are still printed).")
-def demo(quick, data_root, runs, out, category, epochs, precision, device, cache_dir, no_cache, quiet):
-    """Generate the demo data; train, for three seeds, the λ sweep (its λ = 0 and 0.7 runs are the
-    baseline and the tail-aware model), the r sweep (1%, 2%, 10%, 100%) and the random-k
-    control; run every analysis and write the report. Interrupted? Run it again: finished runs
-    are skipped."""
+def demo(quick, data_root, runs, out, category, epochs, precision, device, cache_dir, no_cache,
+         workers, quiet):
+    """A small study of one demo category: generate the data, train for three seeds the
+    baseline (λ = 0), the tail-aware model (λ = 0.7, r = 2%), its random-k control and the r
+    sweep (1%, 2%, 10%, 100%); run every analysis and write the report (mechanism study's
+    layout). Interrupted? Run it again: finished runs are skipped."""
     from dataclasses import replace
 
     from mechanism.pipelines.demo import QUICK, DemoPlan, run_demo
+    from mechanism.pipelines.workers import Launch
     plan = QUICK if quick else DemoPlan()
     if category is not None:
         plan = replace(plan, category=category)
@@ -42,6 +46,7 @@ def demo(quick, data_root, runs, out, category, epochs, precision, device, cache
         plan = replace(plan, precision=precision)
     suffix = "-quick" if quick else ""
     outcome = run_demo(data_root or Path(f"data/demo{suffix}"), runs or Path(f"runs/demo{suffix}"),
-                       out or Path(f"analysis_results/mechanism{suffix}"), plan, device,
-                       resolve_cache_dir(cache_dir, no_cache), progress=not quiet, log=click.echo)
-    click.echo(f"demo finished in {outcome.seconds / 60:.1f} min: report {outcome.report.report}")
+                       out or Path(f"analysis_results/demo{suffix}"), plan, device,
+                       resolve_cache_dir(cache_dir, no_cache), progress=not quiet,
+                       launch=Launch(workers), log=click.echo)
+    click.echo(f"demo finished in {outcome.seconds / 60:.1f} min: report {outcome.report}")

@@ -12,7 +12,7 @@ SWEEPS = "sweeps"   # subfolder of a results folder holding a sweep's results.cs
 @click.command()
 @click.option("--results", "results_dir", required=True, type=_folder,
               help="An analysis output folder: results from <DIR>/tables/{H1,H3,H4,H7}.json, sweep "
-                   "runs from <DIR>/sweeps/results.csv if present.")
+                   "runs from <DIR>/sweeps/results.csv if present; or a study folder.")
 @click.option("--out", type=_folder, default=None,
               help="Folder of the figures [default: <results>/figures].")
 @click.option("--sweep", "sweeps", multiple=True, type=_folder,
@@ -22,8 +22,25 @@ SWEEPS = "sweeps"   # subfolder of a results folder holding a sweep's results.cs
 def figures(results_dir, out, sweeps, category):
     """Re-render figures fig1–fig8 (PNG and PDF) from saved results, recomputing nothing.
 
+    --results is a report folder, or a study folder (mechanism study): then every
+    category's report under <DIR>/categories/ is re-rendered (into <out>/<category> with --out).
     A figure whose data is missing is skipped with the reason.
     """
+    from mechanism.errors import MechanismError
+    from mechanism.pipelines.study import CATEGORIES
+    categories = results_dir / CATEGORIES
+    if categories.is_dir():
+        reports = sorted(p for p in categories.iterdir() if (p / "tables").is_dir())
+        if not reports:
+            raise MechanismError(f"{categories} holds no category report")
+        for report in reports:
+            click.echo(f"{report.name}:")
+            _render(report, None if out is None else out / report.name, sweeps, category)
+        return
+    _render(results_dir, out, sweeps, category)
+
+
+def _render(results_dir: Path, out: Path | None, sweeps, category) -> None:
     from mechanism.figures.render import FigureInputs, render_figures
     from mechanism.report.files import read_results
     from mechanism.sweep.results import RESULTS_FILE, read_sweep_results

@@ -87,6 +87,7 @@ def _register() -> None:
         evaluate_cmd,
         figures_cmd,
         report_cmd,
+        study_cmd,
         sweep_cmd,
         train_cmd,
     )
@@ -99,6 +100,7 @@ def _register() -> None:
     app.add_command(sweep_cmd.sweep_merge)
     app.add_command(report_cmd.report)
     app.add_command(demo_cmd.demo)
+    app.add_command(study_cmd.study)
 
 
 _register()

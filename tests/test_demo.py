@@ -1,5 +1,5 @@
-"""``mechanism demo --quick`` end to end: data, sweeps, analyses, figures and a complete REPORT.md;
-a second call resumes (trains nothing)."""
+"""``mechanism demo --quick`` end to end: data, the one-category study, analyses, figures, the
+category's complete REPORT.md and the study's; a second call resumes (trains nothing)."""
 import json
 
 import pytest
@@ -28,7 +28,9 @@ def quick_demo(tmp_path_factory):
 
 def test_quick_demo_writes_a_complete_report(quick_demo):
     root, output, _ = quick_demo
-    report = root / "report"
+    study = (root / "report" / "REPORT.md").read_text()
+    assert "](categories/grass/REPORT.md)" in study and "| **macro mean** (1 category) |" in study
+    report = root / "report" / "categories" / "grass"
     text = (report / "REPORT.md").read_text()
     for section in SECTIONS:
         assert section in text, section
@@ -48,14 +50,15 @@ def test_quick_demo_resumes_without_training(quick_demo):
     _, first, second = quick_demo
     # 4 conditions × 2 seeds; the r sweep's 2% runs are the λ sweep's, linked and evaluated
     assert first.count(": trained") == 8 and first.count(": evaluated") == 2
-    assert ": trained" not in second and second.count(": skipped") == 10
+    assert ": trained" not in second and second.count(": skipped") == 8
+    assert "report grass: up to date" in second
 
 
 def test_figures_rerender_from_the_report_folder(quick_demo, tmp_path):
     root, _, _ = quick_demo
     result = CliRunner().invoke(app, ["figures", "--results", str(root / "report"), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert len(list(tmp_path.glob("fig*.png"))) == 8
+    assert len(list((tmp_path / "grass").glob("fig*.png"))) == 8     # a study folder: per category
 
 
 def test_demo_rejects_an_unknown_category():

@@ -15,7 +15,7 @@ from mechanism.io.serialize import from_plain, to_plain
 from mechanism.report import tables
 
 
-def _evaluation(rng, maps_shift=0.0, names=None, map_score="latent"):
+def _evaluation(rng, maps_shift=0.0, names=None, map_score="latent", category="toy"):
     n = 16
     labels = np.array([0] * 6 + [1] * 10)
     masks = np.zeros((n, 16, 16), np.uint8)
@@ -23,7 +23,7 @@ def _evaluation(rng, maps_shift=0.0, names=None, map_score="latent"):
     maps = (rng.normal(size=masks.shape) + (1.0 + maps_shift) * masks).astype(np.float32)
     scores = maps.reshape(n, -1).max(1)
     names = names or [f"{i:03d}.png" for i in range(n)]
-    samples = [Sample(Path(p), "toy", "good" if l == 0 else "hole", int(l), None) for p, l in zip(names, labels)]
+    samples = [Sample(Path(p), category, "good" if l == 0 else "hole", int(l), None) for p, l in zip(names, labels)]
     return Evaluation(detection_metrics(scores, labels, maps, masks), np.zeros((n, 2, 2)),
                       np.zeros((n, 2, 2)), maps, masks, labels, scores, samples, map_score, "max", 4.0)
 
@@ -65,12 +65,12 @@ def test_differently_scored_evaluations_are_refused():
 
 def test_seeds_times_images_interval_equals_brute_force_recomputation():
     """Three seeds on one test set: estimates are the seed means of the exact metrics; every
-    resample's value (the drawn seeds on one shared image draw, ``test_bootstrap`` checks the
+    resample's value (the drawn seeds on one shared image draw, seeded by seed and category, ``test_bootstrap`` checks the
     draws by enumeration) is recomputed by sklearn on the materialised images (few score levels,
     so the bins are exact)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
     from mechanism.eval.metrics.aupro import aupro
-    from mechanism.stats.bootstrap import two_stage_resamples
+    from mechanism.stats.bootstrap import resample_seed, two_stage_resamples
 
     def coarse(ev):
         import dataclasses
@@ -100,7 +100,8 @@ def test_seeds_times_images_interval_equals_brute_force_recomputation():
 
     for key in ("pixel_ap", "pixel_auroc", "image_auroc", "aupro"):
         draws = [np.mean([metric(cands[s], idx, key) - metric(bases[s], idx, key) for s, idx in r])
-                 for r in two_stage_resamples([16] * 3, 40, 7, shared_images=True)]
+                 for r in two_stage_resamples([16] * 3, 40, resample_seed(7, bases[0].samples[0].category),
+                                             shared_images=True)]
         lo, hi = np.percentile(draws, [2.5, 97.5])
         got = oe.metrics[key].difference
         assert (got.low, got.high) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9)), key

@@ -11,6 +11,8 @@ replacement, and the test images with replacement once for all drawn seeds (ever
 evaluated on the same test set, so images are crossed with seeds, not nested in them: drawing
 them anew for each seed would shrink the test-set variance by about S); the same resample for
 both roles, so the difference is paired; a resample's value is the mean over its drawn seeds.
+The resamples are seeded by the analysis seed and the category (``resample_seed``): the
+categories of a study draw independently, as their macro mean's interval needs (§7.2).
 The metrics of a resample come from per-image counts over shared score bins
 (``mechanism.eval.metrics.resampled``); each role's draws are shifted by its binning offset
 (exact − binned on all images), so the interval sits around the exact estimate.
@@ -28,7 +30,8 @@ from mechanism.eval.metrics.resampled import (DEFAULT_BINS, BinnedPixels, aupro_
                                               auroc_from_counts, average_precision_from_counts,
                                               bin_pixels, image_auroc_weighted)
 from mechanism.eval.scoring import MAP_SCORE_WORDS
-from mechanism.stats.bootstrap import Interval, PairedStat, percentile_interval, two_stage_resamples
+from mechanism.stats.bootstrap import (Interval, PairedStat, percentile_interval, resample_seed,
+                                      two_stage_resamples)
 
 OBSERVED_METRICS = ("pixel_ap", "image_auroc", "pixel_auroc", "aupro")
 
@@ -92,6 +95,28 @@ def _check(baselines: Sequence[Evaluation], candidates: Sequence[Evaluation], n_
         raise MechanismError(f"bootstrap resamples must be ≥ 0, got {n_boot}")
 
 
+def effect_draws(baselines: Sequence[Evaluation], candidates: Sequence[Evaluation], n_boot: int,
+                 seed: int = 0, n_bins: int = DEFAULT_BINS) -> dict[str, np.ndarray]:
+    """Each metric's resampled (baseline, candidate, candidate − baseline) means over the drawn
+    seeds, ``(n_boot, 3)`` per ``OBSERVED_METRICS`` key; the resamples are seeded by ``seed`` and
+    the category (``resample_seed``), so the draws of different categories are independent and
+    one category's are the same wherever they are computed.
+
+    Raises:
+        MechanismError: as ``observed_effect``; ``n_boot`` < 1.
+    """
+    _check(baselines, candidates, n_boot)
+    if n_boot < 1:
+        raise MechanismError("resampled draws need n_boot ≥ 1")
+    first = baselines[0]
+    resamples = two_stage_resamples([len(first.labels)] * len(baselines), n_boot,
+                                    resample_seed(seed, first.samples[0].category),
+                                    shared_images=True)
+    db, dc = (_draws(evs, resamples, n_bins) for evs in (baselines, candidates))
+    return {key: np.stack([db[key].mean(axis=1), dc[key].mean(axis=1),
+                           (dc[key] - db[key]).mean(axis=1)], axis=1) for key in OBSERVED_METRICS}
+
+
 def observed_effect(baselines: Sequence[Evaluation], candidates: Sequence[Evaluation],
                     baseline_label: str, candidate_label: str, n_boot: int = 1000, seed: int = 0,
                     n_bins: int = DEFAULT_BINS) -> ObservedEffect:
@@ -105,19 +130,14 @@ def observed_effect(baselines: Sequence[Evaluation], candidates: Sequence[Evalua
     n_seeds, first = len(baselines), baselines[0]
     points = {role: np.array([[getattr(ev.metrics, k) for k in OBSERVED_METRICS] for ev in evs])
               for role, evs in (("baseline", baselines), ("candidate", candidates))}
-    if n_boot:
-        resamples = two_stage_resamples([len(first.labels)] * n_seeds, n_boot, seed,
-                                        shared_images=True)
-        draws = {role: _draws(evs, resamples, n_bins)
-                 for role, evs in (("baseline", baselines), ("candidate", candidates))}
+    draws = effect_draws(baselines, candidates, n_boot, seed, n_bins) if n_boot else None
     metrics = {}
     for i, key in enumerate(OBSERVED_METRICS):
         b, c = points["baseline"][:, i], points["candidate"][:, i]
         estimates = (float(b.mean()), float(c.mean()), float((c - b).mean()))
-        if n_boot:
-            db, dc = draws["baseline"][key], draws["candidate"][key]
-            metrics[key] = PairedStat(*(percentile_interval(e, d.mean(axis=1)) for e, d in
-                                        zip(estimates, (db, dc, dc - db))))
+        if draws is not None:
+            metrics[key] = PairedStat(*(percentile_interval(e, draws[key][:, j])
+                                        for j, e in enumerate(estimates)))
         else:
             metrics[key] = PairedStat(*(Interval(e, None, None, 0.95, 0, 0, "no bootstrap requested")
                                         for e in estimates))

@@ -39,6 +39,11 @@ def percent(ratio: float) -> str:
     return f"{100 * ratio:g}%"
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``"1 category"``, ``"3 categories"`` (``many`` defaults to ``one + "s"``)."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 ANSWERS = {True: "yes", False: "no", None: "undetermined"}
 
 

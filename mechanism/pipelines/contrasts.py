@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from mechanism.eval.detector import load_detector
 from mechanism.eval.evaluate import Evaluation, evaluate_detector
-from mechanism.eval.observed_effect import ObservedEffect, observed_effect
+from mechanism.eval.observed_effect import ObservedEffect, effect_draws, observed_effect
 from mechanism.sweep.plan import CHECKPOINT_FILE
 from mechanism.sweep.results import read_sweep_results
 
@@ -73,12 +74,30 @@ class Evaluations:
                    n_boot: int, seed: int) -> tuple[ObservedEffect | None, str]:
         """The contrast of two sweep conditions, or None with why (also for one condition
         against itself: a difference of 0 by construction is no evidence)."""
-        if baseline == candidate:
-            return None, f"baseline and candidate are the same condition ({describe(baseline)})"
-        missing = [c for c in (baseline, candidate) if c not in index]
-        if missing:
-            return None, f"the sweep has no checkpoints of {describe(missing[0])}"
-        seeds = sorted(set(index[baseline]) & set(index[candidate]))
+        seeds, why = shared_seeds(index, baseline, candidate)
+        if not seeds:
+            return None, why
         effect = self.contrast(index[baseline], index[candidate],
                                (describe(baseline, seeds), describe(candidate, seeds)), n_boot, seed)
-        return effect, "" if effect is not None else "the two conditions share no training seed"
+        return effect, ""
+
+    def draws(self, index: SweepCheckpoints, baseline: Condition, candidate: Condition,
+              n_boot: int, seed: int) -> dict[str, np.ndarray] | None:
+        """``effect_draws`` of the contrast ``conditions`` computes (None where it gives none)."""
+        seeds, _ = shared_seeds(index, baseline, candidate)
+        if not seeds or n_boot < 1:
+            return None
+        return effect_draws([self.of(index[baseline][s]) for s in seeds],
+                            [self.of(index[candidate][s]) for s in seeds], n_boot, seed)
+
+
+def shared_seeds(index: SweepCheckpoints, baseline: Condition, candidate: Condition
+                 ) -> tuple[list[int], str]:
+    """The training seeds both conditions have, or none with why."""
+    if baseline == candidate:
+        return [], f"baseline and candidate are the same condition ({describe(baseline)})"
+    missing = [c for c in (baseline, candidate) if c not in index]
+    if missing:
+        return [], f"the sweep has no checkpoints of {describe(missing[0])}"
+    seeds = sorted(set(index[baseline]) & set(index[candidate]))
+    return seeds, "" if seeds else "the two conditions share no training seed"

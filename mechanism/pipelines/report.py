@@ -89,8 +89,12 @@ def headline_and_control(ckpt: Path, baseline_ckpt: Path | None, index: SweepChe
 def build_report(ckpt: str | Path, out: str | Path, baseline_ckpt: str | Path | None = None,
                  sweeps: list[str | Path] = (), device: torch.device | str = "cpu",
                  settings: AnalysisSettings = AnalysisSettings(), cache_dir: Path | None = None,
-                 progress: bool = True, log: Callable[[str], None] = lambda _: None) -> ReportOutcome:
+                 progress: bool = True, log: Callable[[str], None] = lambda _: None,
+                 evaluations: Evaluations | None = None, provenance: dict | None = None) -> ReportOutcome:
     """Analyse ``ckpt`` (against ``baseline_ckpt``), collect ``sweeps`` and write the report to ``out``.
+
+    ``evaluations``: share evaluated checkpoints with the caller (a study evaluates each once);
+    ``provenance``: extra manifest fields (a study records what the report was built from).
 
     Raises:
         MechanismError: unreadable checkpoints, data or sweeps; incompatible checkpoints.
@@ -100,15 +104,15 @@ def build_report(ckpt: str | Path, out: str | Path, baseline_ckpt: str | Path | 
     sources = sweep_folders(list(sweeps)) if sweeps else []
     with output_folder(out, keep_existing=False) as stage:
         report, results, observed, rendered = _write_report(
-            Path(ckpt), stage, baseline_ckpt, sweeps, sources, device, settings, cache_dir,
-            progress, log)
+            Path(ckpt), stage, baseline_ckpt, sweeps, sources, device, settings,
+            evaluations or Evaluations(device, cache_dir, progress), provenance or {}, log)
     log(f"report: {out / report.relative_to(stage)}")
     return ReportOutcome(out / report.relative_to(stage), results, observed,
                          [out / p.relative_to(stage) for p in rendered.written], rendered.skipped)
 
 
 def _write_report(ckpt: Path, out: Path, baseline_ckpt, sweeps, sources: list[Path], device,
-                  settings: AnalysisSettings, cache_dir: Path | None, progress: bool,
+                  settings: AnalysisSettings, evaluations: Evaluations, provenance: dict,
                   log: Callable[[str], None]):
     """Write every file of the report into ``out`` (the transaction's stage)."""
     runs: list[SweepRun] = []
@@ -118,7 +122,7 @@ def _write_report(ckpt: Path, out: Path, baseline_ckpt, sweeps, sources: list[Pa
         merged = merge_results(sources, sweep_dir)
         runs = read_sweep_results(sweep_dir)
         log(f"sweeps: {merged.n_runs} runs collected")
-    evaluations = Evaluations(device, cache_dir, progress)
+    cache_dir, progress = evaluations.cache_dir, evaluations.progress
     results = analyze(ckpt, HYPOTHESES, out, device, settings, cache_dir, progress, stage=out,
                       on_result=lambda name, _: log(f"{name}: analysed"), sweep_sources=sources,
                       evaluations=evaluations, baseline_ckpt=baseline_ckpt, sweep=sweep_dir)
@@ -142,7 +146,8 @@ def _write_report(ckpt: Path, out: Path, baseline_ckpt, sweeps, sources: list[Pa
         {"root": str(main.ckpt.data.root), "category": category,
          "train_fingerprint": main.ckpt.data.fingerprint},
         {"hypotheses": list(results), "n_boot": settings.n_boot,
-         "sweeps": [str(p) for p in sweeps], "figures": sorted(figures), "skipped_figures": skipped})
+         "sweeps": [str(p) for p in sweeps], "figures": sorted(figures), "skipped_figures": skipped,
+         **provenance})
     write_manifest(out, manifest)
     text = report_markdown(ReportInputs(category, main.ckpt, results, observed, control, runs,
                                         figures, skipped, manifest))

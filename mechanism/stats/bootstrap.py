@@ -2,6 +2,7 @@
 shared resamples for paired statistics."""
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -66,6 +67,12 @@ def _first_seed(fn: Statistic) -> SeedStatistic:
 def seed_mean(per_seed: Sequence[Statistic]) -> SeedStatistic:
     """The mean over the drawn seeds of ``per_seed[s]`` on seed s's resampled images."""
     return lambda draw: float(np.mean([per_seed[s](idx) for s, idx in draw]))
+
+
+def resample_seed(seed: int, stream: str) -> int:
+    """A seed for the resamples of one named stream (e.g. a category) under the analysis
+    ``seed``: different names draw independently, the same name always alike."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(stream.encode("utf-8"))]).generate_state(1)[0])
 
 
 def _check(n_images: Sequence[int], n_boot: int, level: float) -> None:

@@ -131,6 +131,37 @@ def _run_one(run: SweepRunSpec, folder: Path, data_root: Path, data: dict[str, s
     return RunOutcome(run, status, folder, _read_record(record_path), from_cache)
 
 
+def prepare_sweep(spec: SweepSpec, out: str | Path) -> dict[str, dict[str, str]]:
+    """Check, before anything is trained, that ``out`` can hold ``spec``'s runs (one setup with
+    the runs it holds); returns each category's data identity (training and test fingerprints).
+
+    Raises:
+        MechanismError: bad data, or ``out`` holding runs of another setup.
+    """
+    out = Path(out)
+    prepare_output(out / RESULTS_FILE)
+    data = {category: _data_identity(spec.data_root, category) for category in spec.categories}
+    planned = [key_columns(run.config(data[run.category]), f"{run.folder} of this sweep")
+               for run in plan(spec)]
+    check_one_setup([row for _, row in _finished_rows(out)] + planned, str(out))
+    return data
+
+
+def run_planned(runs: list[SweepRunSpec], out: Path, data_root: Path, data: dict[str, dict[str, str]],
+                device: torch.device, cache_dir: Path, progress: bool = True,
+                on_run: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
+    """Skip, evaluate or train each of ``runs`` in its folder under ``out`` (``prepare_sweep``
+    checked them); ``data``: ``prepare_sweep``'s identities."""
+    outcomes = []
+    for run in tqdm(runs, desc="sweep", unit="run", disable=not progress):
+        outcome = _run_one(run, Path(out) / run.folder, data_root, data[run.category], device,
+                           cache_dir, progress)
+        outcomes.append(outcome)
+        if on_run is not None:
+            on_run(outcome)
+    return outcomes
+
+
 def run_sweep(spec: SweepSpec, out: str | Path, shard: tuple[int, int] | None = None,
               device: torch.device | str = "cpu", cache_dir: Path | None = None,
               progress: bool = True,
@@ -149,22 +180,13 @@ def run_sweep(spec: SweepSpec, out: str | Path, shard: tuple[int, int] | None = 
             for the whole plan before anything is trained).
     """
     out = Path(out)
-    prepare_output(out / RESULTS_FILE)
+    data = prepare_sweep(spec, out)
     device = resolve_device(device) if isinstance(device, str) else device
-    data = {category: _data_identity(spec.data_root, category) for category in spec.categories}
-    planned = [key_columns(run.config(data[run.category]), f"{run.folder} of this sweep")
-               for run in plan(spec)]
-    check_one_setup([row for _, row in _finished_rows(out)] + planned, str(out))
-    outcomes = []
     with contextlib.ExitStack() as stack:
         if cache_dir is None:
             cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sweep-features-")))
-        for run in tqdm(_share(spec, shard), desc="sweep", unit="run", disable=not progress):
-            outcome = _run_one(run, out / run.folder, spec.data_root, data[run.category], device,
-                               cache_dir, progress)
-            outcomes.append(outcome)
-            if on_run is not None:
-                on_run(outcome)
+        outcomes = run_planned(_share(spec, shard), out, spec.data_root, data, device, cache_dir,
+                               progress, on_run)
     tables = write_tables(combine(_finished_rows(out), str(out)), out)
     write_manifest(out, build_manifest(
         device, {o.run.folder: o.run.seed for o in outcomes},

@@ -1,16 +1,16 @@
 """The tables of every result: its markdown and its CSV rows, one module per result type.
 
 ``markdown(result)`` and ``csv_rows(result)`` dispatch on the result's type to
-``report/tables/h1.py``, ``h3.py``, ``h4.py``, ``h7.py`` or ``observed_effect.py``; each module
+``report/tables/h1.py``, ``h3.py``, ``h4.py``, ``h7.py``, ``observed_effect.py`` or ``study.py``; each module
 names the type it renders as ``RESULT`` and computes nothing.
 """
 from __future__ import annotations
 
 from types import ModuleType
 
-from mechanism.report.tables import h1, h3, h4, h7, observed_effect
+from mechanism.report.tables import h1, h3, h4, h7, observed_effect, study
 
-_RENDERERS: dict[type, ModuleType] = {m.RESULT: m for m in (h1, h3, h4, h7, observed_effect)}
+_RENDERERS: dict[type, ModuleType] = {m.RESULT: m for m in (h1, h3, h4, h7, observed_effect, study)}
 
 
 def _renderer(result) -> ModuleType:

@@ -10,7 +10,7 @@ RESULT = ObservedEffect
 ROLES = ("baseline", "candidate", "difference")
 
 
-def _format_points(iv: Interval) -> str:
+def format_points(iv: Interval) -> str:
     """A difference of fractions in percentage points: ``"+9.94 [+6.1, +13.2] pts"``."""
     text = f"{100 * iv.estimate:+.2f}"
     if iv.low is not None and iv.high is not None:
@@ -25,7 +25,7 @@ def markdown(result: ObservedEffect, roles: tuple[str, str] = ("baseline", "tail
     for key, name in ((k, METRIC_LABELS[k]) for k in OBSERVED_METRICS):
         p = result.metrics[key]
         rows.append([f"**{name}**", p.baseline.format("{:.2%}"), p.candidate.format("{:.2%}"),
-                     _format_points(p.difference)])
+                     format_points(p.difference)])
     table = markdown_table([f"metric (mean over S = {result.n_seeds} seeds)", *roles,
                             f"difference ({roles[1]} − {roles[0]})"], rows)
     return (f"{table}\n\n{roles[0].capitalize()}: {result.baseline}. "

@@ -1,0 +1,240 @@
+"""``mechanism study``: categories × seeds × the conditions of SPEC §7.5, trained, evaluated,
+analysed and reported in one resumable batch.
+
+Steps: (1) the backbone runs once per image of every category (features cache); (2) the
+distinct trainings are trained and evaluated in the runs folder, here or by the workers of a
+``Launch`` (local processes, one per GPU, or a Slurm array); (3) the sweeps' shared runs are
+linked and their tables rebuilt; (4) every category gets a full report (``build_report``:
+the analyses on its first seed's pair, every contrast over all its seeds) in
+``out/categories/<category>/``, rebuilt only when its checkpoints changed; (5) the contrasts
+of every category and their macro mean, and the study's REPORT.md, tables and manifest.
+
+Layout of ``out``::
+
+    REPORT.md, manifest.json
+    tables/study.{json,csv,md}      per-category rows and the macro mean of each contrast
+    categories/<category>/          a full report per category (REPORT.md, tables, figures)
+
+Every file appears whole (atomic writes, folder transactions); a killed study resumes.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from mechanism.backbone.features import cached_features
+from mechanism.backbone.model import BackboneConfig, load_backbone
+from mechanism.data.mvtec import read_split
+from mechanism.device import resolve_device, usable_cpus
+from mechanism.eval.macro_effect import MacroContrast, StudyContrasts, macro_contrast
+from mechanism.io.atomic import write_text
+from mechanism.io.hashing import file_sha256
+from mechanism.io.manifest import build_manifest
+from mechanism.io.text import plural
+from mechanism.io.transaction import check_output_folder, commit_together, output_folder
+from mechanism.pipelines.analyze import AnalysisSettings
+from mechanism.pipelines.contrasts import Condition, Evaluations, describe, sweep_checkpoints
+from mechanism.pipelines.report import build_report
+from mechanism.pipelines.study_plan import (ShardJob, StudyPlan, linked_runs, study_specs,
+                                            train_shard, unique_runs)
+from mechanism.pipelines.workers import Launch, run_jobs
+from mechanism.report.files import read_results, write_result
+from mechanism.report.study_document import StudyInputs, study_markdown
+from mechanism.sweep.plan import CHECKPOINT_FILE, METRICS_FILE
+from mechanism.sweep.run import RunOutcome, prepare_sweep, run_sweep
+
+CATEGORIES = "categories"
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    report: Path                        # REPORT.md
+    contrasts: tuple[MacroContrast, ...]
+    seconds: float
+
+
+def study_contrasts(plan_: StudyPlan) -> tuple[tuple[str, Condition, Condition], ...]:
+    """(name, baseline, candidate) of SPEC §7.3's contrasts: the headline, the random-k
+    control and H4's pre-registered r = 10% and 100% → 2%."""
+    lam, r = plan_.tail_weight, plan_.top_k_ratio
+    tail = (lam, r, "topk")
+    return (("headline", (0.0, r, "topk"), tail), ("random_k_control", (lam, r, "random"), tail),
+            *((f"H4.performance({100 * q:g}%)", (lam, q, "topk"), tail)
+              for q in (0.1, 1.0) if q in plan_.ratios and q != r))
+
+
+class _Progress:
+    """``study: 7/18 runs finished, about 4 min left`` — from the finished runs on disk."""
+
+    def __init__(self, runs: Path, folders: list[str], log: Callable[[str], None]):
+        self.runs, self.folders, self.log = runs, folders, log
+        self.start, self.first = time.perf_counter(), self._finished()
+        self.last = self.first
+
+    def _finished(self) -> int:
+        return sum((self.runs / f / METRICS_FILE).is_file() for f in self.folders)
+
+    def __call__(self, *_):
+        done = self._finished()
+        if done == self.last:
+            return
+        self.last = done
+        rate = (time.perf_counter() - self.start) / max(done - self.first, 1)
+        left = (len(self.folders) - done) * rate
+        eta = "" if done == len(self.folders) else \
+            f", about {left:.0f} s left" if left < 90 else f", about {left / 60:.0f} min left"
+        self.log(f"study: {done}/{len(self.folders)} runs finished{eta}")
+
+
+def _precompute_features(plan_: StudyPlan, data_root: Path, device: torch.device,
+                         cache_dir: Path, progress: bool, log: Callable[[str], None]) -> None:
+    backbone = load_backbone(BackboneConfig(), device)
+    for category in plan_.categories:
+        for split in ("train", "test"):
+            samples = read_split(data_root, category, split)
+            got = cached_features(backbone, samples, cache_dir, device=device, progress=progress)
+            log(f"features: {category}/{split}, {len(samples)} images"
+                f"{' (cached)' if got.from_cache else ''}")
+
+
+def _worker_jobs(plan_: StudyPlan, data_root: Path, runs: Path, device: torch.device,
+                 cache_dir: Path, launch: Launch) -> list[ShardJob]:
+    n = launch.workers
+    if device.type == "cuda" and launch.cluster is None:
+        count = torch.cuda.device_count()
+        devices = [f"cuda:{i % count}" for i in range(n)]     # one worker per GPU
+    else:
+        devices = [str(device)] * n
+    env = os.environ.get("MECHANISM_THREADS", "")
+    threads = int(env) if env.isdigit() else max(1, len(usable_cpus()) // n)
+    return [ShardJob(plan_, str(data_root), str(runs), (i + 1, n), devices[i], str(cache_dir),
+                     threads if device.type == "cpu" else None) for i in range(n)]
+
+
+def _link(runs: Path, pairs: list[tuple[str, str]]) -> None:
+    for owner, linked in pairs:
+        source, target = runs / owner / CHECKPOINT_FILE, runs / linked / CHECKPOINT_FILE
+        if source.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+
+
+def _category_report(plan_: StudyPlan, category: str, runs: Path, out: Path, device: torch.device,
+                     evaluations: Evaluations, log: Callable[[str], None]) -> None:
+    """``out/categories/<category>``, rebuilt only when its checkpoints or settings changed."""
+    index = sweep_checkpoints([runs], category)
+    seed = plan_.seeds[0]
+    ckpt = index[(plan_.tail_weight, plan_.top_k_ratio, "topk")][seed]
+    baseline = index[(0.0, plan_.top_k_ratio, "topk")][seed]
+    inputs = {"n_boot": plan_.n_boot, "checkpoints": {
+        f"{describe(c)} seed {s}": file_sha256(p) for c, by_seed in sorted(index.items())
+        for s, p in sorted(by_seed.items())}}
+    folder = out / CATEGORIES / category
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(manifest.read_text(encoding="utf-8")).get("study_inputs") == inputs:
+                log(f"report {category}: up to date")
+                return
+    log(f"report {category}: analyses on seed {seed}, contrasts over seeds {list(plan_.seeds)}")
+    build_report(ckpt, folder, baseline_ckpt=baseline, sweeps=[runs], device=device,
+                 settings=AnalysisSettings(n_boot=plan_.n_boot), log=log,
+                 evaluations=evaluations, provenance={"study_inputs": inputs})
+
+
+def _contrasts(plan_: StudyPlan, runs: Path, evaluations: Evaluations) -> tuple[MacroContrast, ...]:
+    out = []
+    for name, baseline, candidate in study_contrasts(plan_):
+        effects, draws, missing = [], [], {}
+        for category in plan_.categories:
+            index = sweep_checkpoints([runs], category)
+            effect, why = evaluations.conditions(index, baseline, candidate, plan_.n_boot, 0)
+            if effect is None:
+                missing[category] = why
+                continue
+            effects.append(effect)
+            draws.append(evaluations.draws(index, baseline, candidate, plan_.n_boot, 0))
+        out.append(macro_contrast(name, describe(baseline), describe(candidate), effects, draws, missing))
+    return tuple(out)
+
+
+def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: StudyPlan,
+              device: torch.device | str = "cpu", cache_dir: Path | None = None,
+              launch: Launch = Launch(), progress: bool = True,
+              log: Callable[[str], None] = print) -> StudyOutcome:
+    """Train, evaluate, analyse and report ``plan_`` (see the module docstring).
+
+    Raises:
+        MechanismError: bad data, an output or runs folder that cannot be written or holds
+            another setup's runs, a failed worker.
+    """
+    start = time.perf_counter()
+    data_root, out, runs = Path(data_root), check_output_folder(out), check_output_folder(runs)
+    device = resolve_device(device) if isinstance(device, str) else device
+    specs = study_specs(plan_, data_root)
+    for spec in specs.values():
+        prepare_sweep(spec, runs)                     # every setup check before any training
+    trainings = unique_runs(specs)
+    log(f"study: {plural(len(plan_.categories), 'category', 'categories')} × "
+        f"{plural(len(plan_.seeds), 'seed')}, "
+        f"{len(trainings)} trainings of {plan_.epochs} epochs")
+    with contextlib.ExitStack() as stack:
+        if cache_dir is None:
+            runs.mkdir(parents=True, exist_ok=True)
+            cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix=".features-", dir=runs)))      # beside the runs: a cluster's workers see it
+        _precompute_features(plan_, data_root, device, cache_dir, progress, log)
+        tracker = _Progress(runs, [run.folder for _, run in trainings], log)
+        tracker()
+        if launch.inline:
+            def on_run(outcome: RunOutcome) -> None:
+                log(f"  {outcome.run.folder}: {outcome.status}")
+                tracker()
+            train_shard(ShardJob(plan_, str(data_root), str(runs), (1, 1), str(device),
+                                 str(cache_dir), progress=progress), on_run=on_run)
+        else:
+            jobs = _worker_jobs(plan_, data_root, runs, device, cache_dir, launch)
+            log(f"study: {len(jobs)} workers ({', '.join(sorted({j.device for j in jobs}))}"
+                f"{f', {launch.cluster} cluster' if launch.cluster else ''})")
+            run_jobs(train_shard, jobs, Launch(launch.workers, launch.cluster, launch.options,
+                                               launch.folder or runs / ".submitit"), poll=tracker)
+        _link(runs, linked_runs(specs))
+        for spec in specs.values():                   # evaluates the linked runs, rebuilds tables
+            run_sweep(spec, runs, device=device, cache_dir=cache_dir, progress=False,
+                      on_run=lambda o: o.status == "skipped" or log(f"  {o.run.folder}: {o.status}"))
+        evaluations = Evaluations(device, cache_dir, progress)
+        for category in plan_.categories:
+            _category_report(plan_, category, runs, out, device, evaluations, log)
+        contrasts = _contrasts(plan_, runs, evaluations)
+    report = _write_study(out, plan_, data_root, runs, device,
+                          StudyContrasts(plan_.categories, plan_.seeds, contrasts))
+    seconds = time.perf_counter() - start
+    log(f"study: {out / 'REPORT.md'} ({seconds / 60:.1f} min)")
+    return StudyOutcome(report, contrasts, seconds)
+
+
+def _write_study(out: Path, plan_: StudyPlan, data_root: Path, runs: Path, device: torch.device,
+                 contrasts: StudyContrasts) -> Path:
+    results = {c: read_results(out / CATEGORIES / c) for c in plan_.categories}
+    with output_folder(out / "tables", keep_existing=False) as stage:
+        write_result(contrasts, stage, "study")
+    manifest = build_manifest(device, {"analysis": 0, "training": list(plan_.seeds)}, {},
+                              {"root": str(data_root), "categories": list(plan_.categories)},
+                              {"study": plan_.to_dict(), "runs": str(runs)})
+    text = study_markdown(StudyInputs(plan_.to_dict(), contrasts, results, manifest))
+    with commit_together(out / "REPORT.md", out / "manifest.json") as (report, man):
+        write_text(report, text)
+        write_text(man, json.dumps(manifest, indent=2) + "\n")
+    return out / "REPORT.md"
