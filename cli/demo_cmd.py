@@ -24,8 +24,10 @@ from cli.options import cache_option, device_option, no_cache_option, precision_
 @device_option
 @cache_option
 @no_cache_option
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Parallel trainings (local processes; the CPU's threads are split among them).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Parallel trainings: local processes sharing the CPU's threads (2 single-thread "
+                   "trainings finish 1.3× sooner than one 2-thread training on 2 cores), or one per "
+                   "GPU [default: 2; 1 with --quick].")
 @click.option("--quiet", is_flag=True, help="No progress bars (step lines are still printed).")
 def demo(quick, data_root, runs, out, category, epochs, precision, device, cache_dir, no_cache,
          workers, quiet):
@@ -48,5 +50,5 @@ def demo(quick, data_root, runs, out, category, epochs, precision, device, cache
     outcome = run_demo(data_root or Path(f"data/demo{suffix}"), runs or Path(f"runs/demo{suffix}"),
                        out or Path(f"analysis_results/demo{suffix}"), plan, device,
                        resolve_cache_dir(cache_dir, no_cache), progress=not quiet,
-                       launch=Launch(workers), log=click.echo)
+                       launch=Launch(workers or (1 if quick else 2)), log=click.echo)
     click.echo(f"demo finished in {outcome.seconds / 60:.1f} min: report {outcome.report}")

@@ -35,13 +35,16 @@ _folder = click.Path(file_okay=False, path_type=Path)
 @click.option("--cluster-option", "cluster_options", multiple=True, metavar="KEY=VALUE",
               help="A submitit executor parameter, e.g. slurm_partition=gpu, timeout_min=240, "
                    "gpus_per_node=1, cpus_per_task=8; repeatable.")
+@click.option("--report-device", default=None,
+              help="Device of the evaluations, analyses and reports made by this process "
+                   "[default: --device]; with --cluster on a node without a GPU, e.g. cpu.")
 @precision_option
 @device_option
 @cache_option
 @no_cache_option
 @click.option("--quiet", is_flag=True, help="No progress bars (step lines are still printed).")
 def study(data_root, categories, seeds, epochs, lambda_sweep, out, runs, n_boot, workers, cluster,
-          cluster_options, precision, device, cache_dir, no_cache, quiet):
+          cluster_options, report_device, precision, device, cache_dir, no_cache, quiet):
     """Train λ = 0, the tail-aware model (λ = 0.7, r = 2%), its random-k control and the r sweep
     (1%, 2%, 10%, 100%) for every category and seed, evaluate them, run the four analyses on
     every category and write REPORT.md with per-category rows and the macro mean.
@@ -66,4 +69,5 @@ def study(data_root, categories, seeds, epochs, lambda_sweep, out, runs, n_boot,
                      **({"precision": precision} if precision else {}))
     launch = Launch(workers, cluster, tuple(parse_option(o) for o in cluster_options))
     run_study(data_root, out, runs or Path("runs") / out.name, plan, device,
-              resolve_cache_dir(cache_dir, no_cache), launch, progress=not quiet, log=click.echo)
+              resolve_cache_dir(cache_dir, no_cache), launch, progress=not quiet, log=click.echo,
+              report_device=report_device)

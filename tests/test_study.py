@@ -71,6 +71,10 @@ def test_tiny_study_writes_every_category_and_the_macro_mean(tiny):
                                          "H4.performance(100%)"]
     assert all(e["n_seeds"] == 2 for c in rows for e in c["effects"])
     assert "study: 24/24 runs finished" in output
+    assert text.count("Macro mean over 2 categories, candidate against baseline:") == 4
+    assert "Check, not evidence: r = 100% makes the top-k term the plain mean" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["study"]["categories"] == list(CATEGORIES) and manifest["study"]["seeds"] == [0, 1]
 
 
 def test_study_rows_are_the_category_reports_numbers(tiny):

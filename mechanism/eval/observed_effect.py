@@ -119,8 +119,11 @@ def effect_draws(baselines: Sequence[Evaluation], candidates: Sequence[Evaluatio
 
 def observed_effect(baselines: Sequence[Evaluation], candidates: Sequence[Evaluation],
                     baseline_label: str, candidate_label: str, n_boot: int = 1000, seed: int = 0,
-                    n_bins: int = DEFAULT_BINS) -> ObservedEffect:
+                    n_bins: int = DEFAULT_BINS, draws: dict[str, np.ndarray] | None = None
+                    ) -> ObservedEffect:
     """Compare seed-paired evaluations of the same test images (same order, same masks).
+    ``draws``: their ``effect_draws`` with these ``n_boot``, ``seed`` and ``n_bins``, if the
+    caller has them (else they are computed).
 
     Raises:
         MechanismError: unpaired seeds, evaluations of different images or scoring, or
@@ -130,7 +133,10 @@ def observed_effect(baselines: Sequence[Evaluation], candidates: Sequence[Evalua
     n_seeds, first = len(baselines), baselines[0]
     points = {role: np.array([[getattr(ev.metrics, k) for k in OBSERVED_METRICS] for ev in evs])
               for role, evs in (("baseline", baselines), ("candidate", candidates))}
-    draws = effect_draws(baselines, candidates, n_boot, seed, n_bins) if n_boot else None
+    if n_boot and draws is None:
+        draws = effect_draws(baselines, candidates, n_boot, seed, n_bins)
+    if not n_boot:
+        draws = None
     metrics = {}
     for i, key in enumerate(OBSERVED_METRICS):
         b, c = points["baseline"][:, i], points["candidate"][:, i]

@@ -47,11 +47,18 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
+def command_line() -> str:
+    """This process's command line, the console script named ``mechanism`` also when it runs
+    as ``python -m cli``."""
+    name = Path(sys.argv[0]).name
+    return " ".join(["mechanism" if name in ("__main__.py", "mechanism") else name, *sys.argv[1:]])
+
+
 def build_manifest(device: torch.device, seeds: dict[str, int], checkpoints: dict[str, dict],
                    data: dict[str, str], extra: dict | None = None) -> dict:
     """Command line, versions, device, seeds, checkpoint and data hashes, git commit."""
     return {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command_line(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),

@@ -51,6 +51,7 @@ class Evaluations:
     def __init__(self, device: torch.device, cache_dir: Path | None, progress: bool):
         self.device, self.cache_dir, self.progress = device, cache_dir, progress
         self._done: dict[Path, Evaluation] = {}
+        self._draws: dict[tuple, dict[str, np.ndarray]] = {}
 
     def of(self, path: Path) -> Evaluation:
         path = Path(path)
@@ -68,7 +69,19 @@ class Evaluations:
             return None
         return observed_effect([self.of(baseline[s]) for s in seeds],
                                [self.of(candidate[s]) for s in seeds], *labels, n_boot=n_boot,
-                               seed=seed)
+                               seed=seed, draws=self._paired_draws(baseline, candidate, seeds,
+                                                                   n_boot, seed))
+
+    def _paired_draws(self, baseline: dict[int, Path], candidate: dict[int, Path],
+                      seeds: list[int], n_boot: int, seed: int) -> dict[str, np.ndarray] | None:
+        """``effect_draws`` of these checkpoints, computed once per (pairs, n_boot, seed)."""
+        if n_boot < 1:
+            return None
+        key = (tuple((baseline[s], candidate[s]) for s in seeds), n_boot, seed)
+        if key not in self._draws:
+            self._draws[key] = effect_draws([self.of(baseline[s]) for s in seeds],
+                                            [self.of(candidate[s]) for s in seeds], n_boot, seed)
+        return self._draws[key]
 
     def conditions(self, index: SweepCheckpoints, baseline: Condition, candidate: Condition,
                    n_boot: int, seed: int) -> tuple[ObservedEffect | None, str]:
@@ -85,10 +98,9 @@ class Evaluations:
               n_boot: int, seed: int) -> dict[str, np.ndarray] | None:
         """``effect_draws`` of the contrast ``conditions`` computes (None where it gives none)."""
         seeds, _ = shared_seeds(index, baseline, candidate)
-        if not seeds or n_boot < 1:
+        if not seeds:
             return None
-        return effect_draws([self.of(index[baseline][s]) for s in seeds],
-                            [self.of(index[candidate][s]) for s in seeds], n_boot, seed)
+        return self._paired_draws(index[baseline], index[candidate], seeds, n_boot, seed)
 
 
 def shared_seeds(index: SweepCheckpoints, baseline: Condition, candidate: Condition

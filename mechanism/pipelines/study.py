@@ -1,7 +1,8 @@
 """``mechanism study``: categories × seeds × the conditions of SPEC §7.5, trained, evaluated,
 analysed and reported in one resumable batch.
 
-Steps: (1) the backbone runs once per image of every category (features cache); (2) the
+Steps: (1) the backbone runs once per image of every category (features cache; on a cluster
+the jobs fill it, so ``cache_dir`` must be on a file system they share); (2) the
 distinct trainings are trained and evaluated in the runs folder, here or by the workers of a
 ``Launch`` (local processes, one per GPU, or a Slurm array); (3) the sweeps' shared runs are
 linked and their tables rebuilt; (4) every category gets a full report (``build_report``:
@@ -107,9 +108,13 @@ def _precompute_features(plan_: StudyPlan, data_root: Path, device: torch.device
 
 
 def _worker_jobs(plan_: StudyPlan, data_root: Path, runs: Path, device: torch.device,
-                 cache_dir: Path, launch: Launch) -> list[ShardJob]:
+                 choice: str, cache_dir: Path, launch: Launch) -> list[ShardJob]:
+    """Local workers train on ``device`` (one per GPU on CUDA); a cluster's jobs resolve the
+    ``--device`` ``choice`` themselves, on their own nodes."""
     n = launch.workers
-    if device.type == "cuda" and launch.cluster is None:
+    if launch.cluster is not None:
+        devices = [choice] * n
+    elif device.type == "cuda":
         count = torch.cuda.device_count()
         devices = [f"cuda:{i % count}" for i in range(n)]     # one worker per GPU
     else:
@@ -117,7 +122,7 @@ def _worker_jobs(plan_: StudyPlan, data_root: Path, runs: Path, device: torch.de
     env = os.environ.get("MECHANISM_THREADS", "")
     threads = int(env) if env.isdigit() else max(1, len(usable_cpus()) // n)
     return [ShardJob(plan_, str(data_root), str(runs), (i + 1, n), devices[i], str(cache_dir),
-                     threads if device.type == "cpu" else None) for i in range(n)]
+                     threads if devices[i] == "cpu" else None) for i in range(n)]
 
 
 def _link(runs: Path, pairs: list[tuple[str, str]]) -> None:
@@ -173,8 +178,12 @@ def _contrasts(plan_: StudyPlan, runs: Path, evaluations: Evaluations) -> tuple[
 def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: StudyPlan,
               device: torch.device | str = "cpu", cache_dir: Path | None = None,
               launch: Launch = Launch(), progress: bool = True,
-              log: Callable[[str], None] = print) -> StudyOutcome:
+              log: Callable[[str], None] = print, report_device: str | None = None) -> StudyOutcome:
     """Train, evaluate, analyse and report ``plan_`` (see the module docstring).
+
+    ``device`` trains (and, unless ``report_device`` is given, evaluates and analyses); a
+    cluster's jobs resolve it on their nodes, so a submitting node without a GPU passes
+    ``report_device="cpu"`` for its own share.
 
     Raises:
         MechanismError: bad data, an output or runs folder that cannot be written or holds
@@ -182,7 +191,8 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
     """
     start = time.perf_counter()
     data_root, out, runs = Path(data_root), check_output_folder(out), check_output_folder(runs)
-    device = resolve_device(device) if isinstance(device, str) else device
+    choice = device if isinstance(device, str) else str(device)
+    device = resolve_device(report_device or choice)
     specs = study_specs(plan_, data_root)
     for spec in specs.values():
         prepare_sweep(spec, runs)                     # every setup check before any training
@@ -195,7 +205,8 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
             runs.mkdir(parents=True, exist_ok=True)
             cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix=".features-", dir=runs)))      # beside the runs: a cluster's workers see it
-        _precompute_features(plan_, data_root, device, cache_dir, progress, log)
+        if launch.cluster is None:                    # a cluster's jobs fill the cache themselves
+            _precompute_features(plan_, data_root, device, cache_dir, progress, log)
         tracker = _Progress(runs, [run.folder for _, run in trainings], log)
         tracker()
         if launch.inline:
@@ -205,7 +216,7 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
             train_shard(ShardJob(plan_, str(data_root), str(runs), (1, 1), str(device),
                                  str(cache_dir), progress=progress), on_run=on_run)
         else:
-            jobs = _worker_jobs(plan_, data_root, runs, device, cache_dir, launch)
+            jobs = _worker_jobs(plan_, data_root, runs, device, choice, cache_dir, launch)
             log(f"study: {len(jobs)} workers ({', '.join(sorted({j.device for j in jobs}))}"
                 f"{f', {launch.cluster} cluster' if launch.cluster else ''})")
             run_jobs(train_shard, jobs, Launch(launch.workers, launch.cluster, launch.options,

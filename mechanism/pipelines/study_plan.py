@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
 from mechanism.sweep.plan import SweepRunSpec, SweepSpec, plan, shard
 from mechanism.sweep.run import RunOutcome, prepare_sweep, run_planned
@@ -108,7 +109,7 @@ class ShardJob:
     data_root: str
     runs: str                       # the study's runs folder
     shard: tuple[int, int]          # (i, n), 1-based
-    device: str                     # e.g. "cpu", "cuda:1"
+    device: str                     # e.g. "cpu", "cuda:1", "auto" (resolved by the worker)
     cache_dir: str                  # the feature cache folder the workers share
     threads: int | None = None      # torch CPU threads of this worker (None: as set)
     progress: bool = False          # progress bars (a single worker in the study's process)
@@ -126,6 +127,6 @@ def train_shard(job: ShardJob, on_run: Callable[[RunOutcome], None] | None = Non
     for name, spec in specs.items():
         data = prepare_sweep(spec, job.runs)
         runs = [run for owner, run in mine if owner == name]
-        done += run_planned(runs, Path(job.runs), spec.data_root, data, torch.device(job.device),
+        done += run_planned(runs, Path(job.runs), spec.data_root, data, resolve_device(job.device),
                             Path(job.cache_dir), job.progress, on_run)
     return [o.run.folder for o in done]
