@@ -105,7 +105,7 @@ def resolve_cache_dir(cache_dir: Path | None, no_cache: bool) -> Path | None:
 def parse_list(text: str, what: str, kind: type = int) -> tuple:
     """``"2,3"`` → ``(2, 3)``; ``kind`` converts each item (``int`` or ``float``)."""
     try:
-        values = tuple(kind(v) for v in text.split(",") if v.strip())
+        values = tuple(kind(v.strip()) for v in text.split(",") if v.strip())
     except ValueError:
         raise MechanismError(f"{what} must be comma-separated {kind.__name__}s, got {text!r}") from None
     if not values:

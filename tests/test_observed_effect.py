@@ -65,7 +65,7 @@ def test_differently_scored_evaluations_are_refused():
 
 def test_seeds_times_images_interval_equals_brute_force_recomputation():
     """Three seeds on one test set: estimates are the seed means of the exact metrics; every
-    resample's value (the drawn seeds on one shared image draw, seeded by seed and category, ``test_bootstrap`` checks the
+    resample's value (the drawn seeds on one shared image draw; images streamed by seed and category, ``test_bootstrap`` checks the
     draws by enumeration) is recomputed by sklearn on the materialised images (few score levels,
     so the bins are exact)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
@@ -100,8 +100,8 @@ def test_seeds_times_images_interval_equals_brute_force_recomputation():
 
     for key in ("pixel_ap", "pixel_auroc", "image_auroc", "aupro"):
         draws = [np.mean([metric(cands[s], idx, key) - metric(bases[s], idx, key) for s, idx in r])
-                 for r in two_stage_resamples([16] * 3, 40, resample_seed(7, bases[0].samples[0].category),
-                                             shared_images=True)]
+                 for r in two_stage_resamples([16] * 3, 40, 7, shared_images=True,
+                                             image_seed=resample_seed(7, bases[0].samples[0].category))]
         lo, hi = np.percentile(draws, [2.5, 97.5])
         got = oe.metrics[key].difference
         assert (got.low, got.high) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9)), key

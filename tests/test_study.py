@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from cli.main import app
 from mechanism.data.demo import generate_demo
 from mechanism.eval.macro_effect import macro_contrast
-from mechanism.eval.observed_effect import OBSERVED_METRICS, effect_draws, observed_effect
+from mechanism.eval.observed_effect import effect_draws, observed_effect
 from test_observed_effect import _evaluation
 
 CATEGORIES = ("brick", "grass")
@@ -51,10 +51,17 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     generate_demo(root / "data", categories=CATEGORIES, n_train=10, n_test_good=3, n_test_defect=5,
                   size=64)
+    before = os.environ.get("MECHANISM_THREADS")
     os.environ["MECHANISM_THREADS"] = "1"          # one thread for every path compared here
-    result = CliRunner().invoke(app, _args(root / "data", root / "out", root / "runs", root / "cache"))
-    assert result.exit_code == 0, result.output
-    return root, result.output
+    try:
+        result = CliRunner().invoke(app, _args(root / "data", root / "out", root / "runs", root / "cache"))
+        assert result.exit_code == 0, result.output
+        yield root, result.output
+    finally:
+        if before is None:
+            os.environ.pop("MECHANISM_THREADS", None)
+        else:
+            os.environ["MECHANISM_THREADS"] = before
 
 
 def test_tiny_study_writes_every_category_and_the_macro_mean(tiny):
@@ -71,8 +78,8 @@ def test_tiny_study_writes_every_category_and_the_macro_mean(tiny):
                                          "H4.performance(100%)"]
     assert all(e["n_seeds"] == 2 for c in rows for e in c["effects"])
     assert "study: 24/24 runs finished" in output
-    assert text.count("Macro mean over 2 categories, candidate against baseline:") == 4
-    assert "Check, not evidence: r = 100% makes the top-k term the plain mean" in text
+    assert text.count("Not resolved (S = 2 < 3 training seeds)") == 4      # S = 2 decides nothing
+    assert "Identity check, not evidence: r = 100% makes the top-k term the plain mean" in text
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["study"]["categories"] == list(CATEGORIES) and manifest["study"]["seeds"] == [0, 1]
 
@@ -97,8 +104,8 @@ def test_second_call_trains_and_analyses_nothing(tiny):
 
 
 def test_resume_after_a_kill_gives_identical_results(tiny, tmp_path):
-    """Kill the study (SIGKILL) once a few runs finished, run it again: every table and run
-    metric equals the uninterrupted run's."""
+    """Kill the study (SIGKILL) once a few runs finished, run it again — as two local worker
+    processes — and every table and run metric equals the uninterrupted, single-process run's."""
     root, _ = tiny
     out, runs = tmp_path / "out", tmp_path / "runs"
     cmd = [sys.executable, "-m", "cli", *_args(root / "data", out, runs, root / "cache")]
@@ -112,8 +119,9 @@ def test_resume_after_a_kill_gives_identical_results(tiny, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "REPORT.md").exists()
-    again = CliRunner().invoke(app, _args(root / "data", out, runs, root / "cache"))
+    again = CliRunner().invoke(app, _args(root / "data", out, runs, root / "cache", "--workers", "2"))
     assert again.exit_code == 0, again.output
+    assert "study: 2 workers (cpu)" in again.output
     assert _metrics(runs) == _metrics(root / "runs")
     assert _tables(out, runs) == _tables(root / "out", root / "runs")
 
@@ -131,28 +139,66 @@ def test_local_executor_gives_the_same_tables(tiny, tmp_path):
     assert _tables(out, runs) == _tables(root / "out", root / "runs")
 
 
+def _coarse(ev):
+    """Few score levels, so the binned resample metrics are exact."""
+    import dataclasses
+    from mechanism.eval.metrics import detection_metrics
+    ev.maps[:] = np.round(ev.maps * 2) / 2
+    ev.scores[:] = ev.maps.reshape(len(ev.maps), -1).max(1)
+    return dataclasses.replace(ev, metrics=detection_metrics(ev.scores, ev.labels, ev.maps, ev.masks))
+
+
 def test_macro_mean_against_a_hand_computation():
-    """Two categories: the macro estimate is the mean of the two categories' differences; each
-    resample's macro value is the mean of the categories' resample values, and the interval is
-    their 2.5/97.5 percentiles."""
+    """Two categories × 2 seeds: the macro estimate is the mean of the categories' differences;
+    resample b's macro value is the mean over categories of their resample-b differences,
+    recomputed here by sklearn on the materialised images — the seed draw shared by the
+    categories, each category's images drawn from its own stream — and the interval is the
+    2.5/97.5 percentiles of those."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    from mechanism.stats.bootstrap import resample_seed, two_stage_resamples
     rng = np.random.default_rng(0)
-    effects, draws = [], []
+    effects, draws, pairs = [], [], []
     for shift, category in ((0.3, "a"), (0.8, "b")):
-        bases = [_evaluation(rng, category=category) for _ in range(2)]
-        cands = [_evaluation(rng, maps_shift=shift, category=category) for _ in range(2)]
+        bases = [_coarse(_evaluation(rng, category=category)) for _ in range(2)]
+        cands = [_coarse(_evaluation(rng, maps_shift=shift, category=category)) for _ in range(2)]
         effects.append(observed_effect(bases, cands, "b", "c", n_boot=50, seed=3))
         draws.append(effect_draws(bases, cands, 50, 3))
+        pairs.append((bases, cands))
     macro = macro_contrast("headline", "b", "c", effects, draws, {})
-    assert not np.array_equal(draws[0]["pixel_ap"], draws[1]["pixel_ap"])   # independent streams
-    for key in OBSERVED_METRICS:
+
+    def metric(ev, idx, key):
+        if key == "pixel_ap":
+            return average_precision_score(ev.masks[idx].ravel(), ev.maps[idx].ravel())
+        return roc_auc_score(ev.labels[idx], ev.scores[idx])
+
+    for key in ("pixel_ap", "image_auroc"):
         d = macro.macro[key].difference
-        by_hand = (effects[0].metrics[key].difference.estimate + effects[1].metrics[key].difference.estimate) / 2
+        by_hand = np.mean([e.metrics[key].difference.estimate for e in effects])
         assert d.estimate == pytest.approx(by_hand)
-        mean_draws = (draws[0][key][:, 2] + draws[1][key][:, 2]) / 2
-        assert (d.low, d.high) == tuple(pytest.approx(v) for v in np.percentile(mean_draws, [2.5, 97.5]))
-        # each category's draws are the ones its own interval came from
-        own = effects[0].metrics[key].difference
-        assert own.low == pytest.approx(np.percentile(draws[0][key][:, 2], 2.5))
+        per_category = []
+        for (bases, cands), category in zip(pairs, "ab"):
+            resamples = two_stage_resamples([16, 16], 50, 3, shared_images=True,
+                                            image_seed=resample_seed(3, category))
+            per_category.append([np.mean([metric(cands[s], idx, key) - metric(bases[s], idx, key)
+                                          for s, idx in r]) for r in resamples])
+        lo, hi = np.percentile(np.mean(per_category, axis=0), [2.5, 97.5])
+        assert (d.low, d.high) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9)), key
+
+
+def test_categories_share_seed_draws_and_draw_images_apart():
+    """The same evaluations under two category names: the seed draws agree, the image draws
+    do not (so the two categories' resampled values differ)."""
+    from mechanism.stats.bootstrap import resample_seed, two_stage_resamples
+    a, b = (two_stage_resamples([16] * 3, 30, 3, shared_images=True, image_seed=resample_seed(3, c))
+            for c in ("a", "b"))
+    assert [[s for s, _ in r] for r in a] == [[s for s, _ in r] for r in b]
+    assert any(not np.array_equal(x[0][1], y[0][1]) for x, y in zip(a, b))
+    def pair(category):       # identical data under a category's name
+        rng = np.random.default_rng(2)
+        return ([_evaluation(rng, category=category) for _ in range(3)],
+                [_evaluation(rng, maps_shift=0.5, category=category) for _ in range(3)])
+    da, db = effect_draws(*pair("a"), 30, 3), effect_draws(*pair("b"), 30, 3)
+    assert not np.array_equal(da["image_auroc"], db["image_auroc"])
 
 
 def test_no_macro_mean_when_a_category_lacks_the_contrast():
@@ -164,10 +210,37 @@ def test_no_macro_mean_when_a_category_lacks_the_contrast():
     assert c.macro is None and "wood: the sweep has no checkpoints" in c.note
 
 
+def test_study_refuses_a_folder_that_is_not_a_study(tiny, tmp_path):
+    root, _ = tiny
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "figures").mkdir()          # e.g. a single report's folder
+    result = CliRunner().invoke(app, _args(root / "data", tmp_path / "o", tmp_path / "r", root / "cache"))
+    assert result.exit_code == 2 and "is not a study folder (it holds figures)" in result.output
+
+
 def test_study_refuses_an_unknown_category_before_training(tiny, tmp_path):
     root, _ = tiny
     args = _args(root / "data", tmp_path / "o", tmp_path / "r", root / "cache")
     args[args.index("--categories") + 1] = "brick,wood"
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "category 'wood' not found" in result.output
-    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("model.pt"))
+    assert not (tmp_path / "r").exists() and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--cluster-option", "a=1"], "cluster options need --cluster"),
+    (["--cluster", "local", "--cluster-option", "nonsense"], "a cluster option is KEY=VALUE"),
+    (["--seeds", "0,0"], "the study lists a seed twice"),
+    (["--seeds", "a"], "--seeds must be comma-separated ints"),
+])
+def test_study_refuses_bad_options_with_one_line(tiny, tmp_path, extra, message):
+    root, _ = tiny
+    args = _args(root / "data", tmp_path / "o", tmp_path / "r", root / "cache")
+    for i in range(0, len(extra), 2):
+        if extra[i] in args:
+            args[args.index(extra[i]) + 1] = extra[i + 1]
+        else:
+            args += extra[i:i + 2]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "r").exists()

@@ -3,8 +3,11 @@
 
 The macro mean's interval resamples seeds and images within each category, categories fixed:
 resample b's macro value is the mean over categories of each category's resample b
-(``effect_draws``; the categories' resamples are seeded apart, so they are independent). Its
-estimate is the mean of the categories' estimates.
+(``effect_draws``: the categories share resample b's draw of training seeds — seed s starts
+from the same initialisation everywhere, so seed effects may correlate across categories — and
+draw their images independently). Its estimate is the mean of the categories' estimates. With
+S = 3 seeds a seed draw takes one of 10 multisets, so the seed part of the interval is coarse
+and tends to be narrow (the bootstrap's (S − 1)/S variance factor).
 """
 from __future__ import annotations
 

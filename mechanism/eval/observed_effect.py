@@ -11,8 +11,9 @@ replacement, and the test images with replacement once for all drawn seeds (ever
 evaluated on the same test set, so images are crossed with seeds, not nested in them: drawing
 them anew for each seed would shrink the test-set variance by about S); the same resample for
 both roles, so the difference is paired; a resample's value is the mean over its drawn seeds.
-The resamples are seeded by the analysis seed and the category (``resample_seed``): the
-categories of a study draw independently, as their macro mean's interval needs (§7.2).
+Seed draws follow the analysis seed, image draws the analysis seed and the category
+(``resample_seed``): a study's categories share their seed draws (seed s starts from the same
+initialisation in every category) and draw their images independently (§7.2's macro mean).
 The metrics of a resample come from per-image counts over shared score bins
 (``mechanism.eval.metrics.resampled``); each role's draws are shifted by its binning offset
 (exact − binned on all images), so the interval sits around the exact estimate.
@@ -98,9 +99,11 @@ def _check(baselines: Sequence[Evaluation], candidates: Sequence[Evaluation], n_
 def effect_draws(baselines: Sequence[Evaluation], candidates: Sequence[Evaluation], n_boot: int,
                  seed: int = 0, n_bins: int = DEFAULT_BINS) -> dict[str, np.ndarray]:
     """Each metric's resampled (baseline, candidate, candidate − baseline) means over the drawn
-    seeds, ``(n_boot, 3)`` per ``OBSERVED_METRICS`` key; the resamples are seeded by ``seed`` and
-    the category (``resample_seed``), so the draws of different categories are independent and
-    one category's are the same wherever they are computed.
+    seeds, ``(n_boot, 3)`` per ``OBSERVED_METRICS`` key. The seed draws follow ``seed`` alone, so
+    categories with the same training seeds (same initialisations and data orders) share them;
+    the image draws follow ``seed`` and the category (``resample_seed``), so different
+    categories' images draw independently and one category's draws are the same wherever they
+    are computed.
 
     Raises:
         MechanismError: as ``observed_effect``; ``n_boot`` < 1.
@@ -109,9 +112,9 @@ def effect_draws(baselines: Sequence[Evaluation], candidates: Sequence[Evaluatio
     if n_boot < 1:
         raise MechanismError("resampled draws need n_boot ≥ 1")
     first = baselines[0]
-    resamples = two_stage_resamples([len(first.labels)] * len(baselines), n_boot,
-                                    resample_seed(seed, first.samples[0].category),
-                                    shared_images=True)
+    resamples = two_stage_resamples([len(first.labels)] * len(baselines), n_boot, seed,
+                                    shared_images=True,
+                                    image_seed=resample_seed(seed, first.samples[0].category))
     db, dc = (_draws(evs, resamples, n_bins) for evs in (baselines, candidates))
     return {key: np.stack([db[key].mean(axis=1), dc[key].mean(axis=1),
                            (dc[key] - db[key]).mean(axis=1)], axis=1) for key in OBSERVED_METRICS}

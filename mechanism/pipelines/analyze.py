@@ -36,6 +36,7 @@ class AnalysisSettings:
     max_images: int | None = None       # use at most this many images per split (None: each
                                         # analyzer's default: all, except H4's 64 training images)
     overrides: tuple[tuple[str, Any], ...] = ()   # (hypothesis-qualified) extra fields, e.g. ("H3.lambdas", (0, 1))
+    training_seeds: tuple[int, ...] | None = None  # the sweeps' training seeds to use (None: all)
 
     def config_for(self, hypothesis: str):
         cls = CONFIGS[hypothesis]
@@ -201,7 +202,8 @@ def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
     inputs = load_inputs(ckpt, device, **input_kwargs)
     if inputs.sweep is not None:
         inputs.sweep_sources = tuple(sweep_sources or [inputs.sweep])
-        inputs.checkpoints = sweep_checkpoints(list(inputs.sweep_sources), inputs.category)
+        inputs.checkpoints = sweep_checkpoints(list(inputs.sweep_sources), inputs.category,
+                                               settings.training_seeds)
         inputs.evaluations = evaluations or Evaluations(device, cache_dir, progress)
         if inputs.baseline is not None:
             inputs.replicates = replicate_pairs(inputs, Path(ckpt), Path(input_kwargs["baseline_ckpt"]),

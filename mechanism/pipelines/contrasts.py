@@ -24,14 +24,17 @@ Condition = tuple[float, float, str]   # (λ, r, selection)
 SweepCheckpoints = dict[Condition, dict[int, Path]]   # condition → seed → checkpoint
 
 
-def sweep_checkpoints(folders: Sequence[Path], category: str) -> SweepCheckpoints:
-    """Every finished checkpoint the sweep folders list for ``category``, by condition and seed
-    (a condition trained in two sweeps counts once per seed: the runs are deterministic)."""
+def sweep_checkpoints(folders: Sequence[Path], category: str,
+                      seeds: Sequence[int] | None = None) -> SweepCheckpoints:
+    """Every finished checkpoint the sweep folders list for ``category`` (of the training
+    ``seeds`` only, when given), by condition and seed (a condition trained in two sweeps counts
+    once per seed: the runs are deterministic)."""
     index: SweepCheckpoints = {}
     for folder in folders:
         for run in read_sweep_results(folder):
             path = Path(folder) / run.folder / CHECKPOINT_FILE
-            if run.category == category and run.folder and path.is_file():
+            if run.category == category and run.folder and path.is_file() \
+                    and (seeds is None or run.seed in seeds):
                 index.setdefault((run.tail_weight, run.top_k_ratio, run.selection), {}) \
                     .setdefault(run.seed, path)
     return index

@@ -128,7 +128,7 @@ def _write_report(ckpt: Path, out: Path, baseline_ckpt, sweeps, sources: list[Pa
                       evaluations=evaluations, baseline_ckpt=baseline_ckpt, sweep=sweep_dir)
     category = next(iter(results.values())).context.category
     observed, control = headline_and_control(Path(ckpt), baseline_ckpt, sweep_checkpoints(
-        sources, category), evaluations, settings)
+        sources, category, settings.training_seeds), evaluations, settings)
     for name, effect in (("observed_effect", observed), ("random_k_control", control)):
         if effect is not None:
             write_result(effect, out / "tables", name)

@@ -34,14 +34,15 @@ import torch
 
 from mechanism.backbone.features import cached_features
 from mechanism.backbone.model import BackboneConfig, load_backbone
-from mechanism.data.mvtec import read_split
-from mechanism.device import resolve_device, usable_cpus
+from mechanism.data.mvtec import category_folder, read_split
+from mechanism.device import THREADS_ENV, resolve_device, threads_choice, usable_cpus
+from mechanism.errors import MechanismError
 from mechanism.eval.macro_effect import MacroContrast, StudyContrasts, macro_contrast
 from mechanism.io.atomic import write_text
 from mechanism.io.hashing import file_sha256
-from mechanism.io.manifest import build_manifest
+from mechanism.io.manifest import build_manifest, git_commit, package_versions
 from mechanism.io.text import plural
-from mechanism.io.transaction import check_output_folder, commit_together, output_folder
+from mechanism.io.transaction import check_output_folder, commit_together, locked, output_folder
 from mechanism.pipelines.analyze import AnalysisSettings
 from mechanism.pipelines.contrasts import Condition, Evaluations, describe, sweep_checkpoints
 from mechanism.pipelines.report import build_report
@@ -54,6 +55,7 @@ from mechanism.sweep.plan import CHECKPOINT_FILE, METRICS_FILE
 from mechanism.sweep.run import RunOutcome, prepare_sweep, run_sweep
 
 CATEGORIES = "categories"
+STUDY_ENTRIES = ("REPORT.md", "manifest.json", "tables", CATEGORIES)
 
 
 @dataclass(frozen=True)
@@ -119,31 +121,44 @@ def _worker_jobs(plan_: StudyPlan, data_root: Path, runs: Path, device: torch.de
         devices = [f"cuda:{i % count}" for i in range(n)]     # one worker per GPU
     else:
         devices = [str(device)] * n
-    env = os.environ.get("MECHANISM_THREADS", "")
-    threads = int(env) if env.isdigit() else max(1, len(usable_cpus()) // n)
+    choice_threads = threads_choice(os.environ.get(THREADS_ENV))
+    threads = choice_threads if isinstance(choice_threads, int) else max(1, len(usable_cpus()) // n)
+    if launch.cluster == "slurm":
+        threads = None                      # the job's allocation (cpus_per_task) decides
+    on_cpu = [d == "cpu" or (d == "auto" and not torch.cuda.is_available()) for d in devices]
     return [ShardJob(plan_, str(data_root), str(runs), (i + 1, n), devices[i], str(cache_dir),
-                     threads if devices[i] == "cpu" else None) for i in range(n)]
+                     threads if on_cpu[i] else None) for i in range(n)]
 
 
 def _link(runs: Path, pairs: list[tuple[str, str]]) -> None:
+    """Give each linked folder its owner's checkpoint (a hard link, else a copy), atomically;
+    a link left from an earlier owner file is replaced."""
     for owner, linked in pairs:
         source, target = runs / owner / CHECKPOINT_FILE, runs / linked / CHECKPOINT_FILE
-        if source.is_file() and not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copy2(source, target)
+        if not source.is_file() or (target.exists() and os.path.samefile(source, target)):
+            continue
+        if target.exists() and (target.parent / METRICS_FILE).is_file() \
+                and file_sha256(target) == file_sha256(source):
+            continue                                  # a finished copy of the same file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_name(f".{target.name}.link-tmp")
+        staged.unlink(missing_ok=True)
+        try:
+            os.link(source, staged)
+        except OSError:
+            shutil.copy2(source, staged)
+        os.replace(staged, target)
 
 
 def _category_report(plan_: StudyPlan, category: str, runs: Path, out: Path, device: torch.device,
                      evaluations: Evaluations, log: Callable[[str], None]) -> None:
     """``out/categories/<category>``, rebuilt only when its checkpoints or settings changed."""
-    index = sweep_checkpoints([runs], category)
+    index = sweep_checkpoints([runs], category, plan_.seeds)
     seed = plan_.seeds[0]
     ckpt = index[(plan_.tail_weight, plan_.top_k_ratio, "topk")][seed]
     baseline = index[(0.0, plan_.top_k_ratio, "topk")][seed]
-    inputs = {"n_boot": plan_.n_boot, "checkpoints": {
+    inputs = {"n_boot": plan_.n_boot, "analysed_seed": seed, "training_seeds": list(plan_.seeds),
+              "code": git_commit() or package_versions().get("tailflow-mechanism"), "checkpoints": {
         f"{describe(c)} seed {s}": file_sha256(p) for c, by_seed in sorted(index.items())
         for s, p in sorted(by_seed.items())}}
     folder = out / CATEGORIES / category
@@ -155,24 +170,40 @@ def _category_report(plan_: StudyPlan, category: str, runs: Path, out: Path, dev
                 return
     log(f"report {category}: analyses on seed {seed}, contrasts over seeds {list(plan_.seeds)}")
     build_report(ckpt, folder, baseline_ckpt=baseline, sweeps=[runs], device=device,
-                 settings=AnalysisSettings(n_boot=plan_.n_boot), log=log,
+                 settings=AnalysisSettings(n_boot=plan_.n_boot, training_seeds=plan_.seeds), log=log,
                  evaluations=evaluations, provenance={"study_inputs": inputs})
 
 
-def _contrasts(plan_: StudyPlan, runs: Path, evaluations: Evaluations) -> tuple[MacroContrast, ...]:
-    out = []
+def _category_contrasts(plan_: StudyPlan, category: str, runs: Path, evaluations: Evaluations,
+                        into: dict[str, tuple[list, list, dict]]) -> None:
+    """Add ``category``'s effect and draws of every study contrast to ``into`` (name →
+    effects, draws, missing), or why it has none."""
+    index = sweep_checkpoints([runs], category, plan_.seeds)
     for name, baseline, candidate in study_contrasts(plan_):
-        effects, draws, missing = [], [], {}
-        for category in plan_.categories:
-            index = sweep_checkpoints([runs], category)
-            effect, why = evaluations.conditions(index, baseline, candidate, plan_.n_boot, 0)
-            if effect is None:
-                missing[category] = why
-                continue
-            effects.append(effect)
-            draws.append(evaluations.draws(index, baseline, candidate, plan_.n_boot, 0))
-        out.append(macro_contrast(name, describe(baseline), describe(candidate), effects, draws, missing))
-    return tuple(out)
+        effects, draws, missing = into[name]
+        effect, why = evaluations.conditions(index, baseline, candidate, plan_.n_boot, 0)
+        if effect is None:
+            missing[category] = why
+            continue
+        effects.append(effect)
+        draws.append(evaluations.draws(index, baseline, candidate, plan_.n_boot, 0))
+
+
+def _check_study_folder(out: Path, plan_: StudyPlan) -> None:
+    """Refuse an ``out`` holding something else than a study's files, or other categories."""
+    if not out.is_dir():
+        return
+    foreign = sorted(p.name for p in out.iterdir()
+                     if not p.name.startswith(".") and p.name not in STUDY_ENTRIES)
+    if foreign:
+        raise MechanismError(f"{out} is not a study folder (it holds {', '.join(foreign)}): choose "
+                             "another --out or empty it")
+    reports = out / CATEGORIES
+    extra = sorted(set(p.name for p in reports.iterdir() if not p.name.startswith("."))
+                   - set(plan_.categories)) if reports.is_dir() else []
+    if extra:
+        raise MechanismError(f"{out} holds reports of categories this study does not run "
+                             f"({', '.join(extra)}): choose another --out or delete them")
 
 
 def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: StudyPlan,
@@ -193,16 +224,19 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
     data_root, out, runs = Path(data_root), check_output_folder(out), check_output_folder(runs)
     choice = device if isinstance(device, str) else str(device)
     device = resolve_device(report_device or choice)
+    for category in plan_.categories:
+        category_folder(data_root, category)          # a clear error before any folder is made
+    _check_study_folder(out, plan_)
     specs = study_specs(plan_, data_root)
     for spec in specs.values():
-        prepare_sweep(spec, runs)                     # every setup check before any training
+        data = prepare_sweep(spec, runs)              # every setup check before any training
     trainings = unique_runs(specs)
     log(f"study: {plural(len(plan_.categories), 'category', 'categories')} × "
         f"{plural(len(plan_.seeds), 'seed')}, "
         f"{len(trainings)} trainings of {plan_.epochs} epochs")
     with contextlib.ExitStack() as stack:
+        stack.enter_context(locked(runs))             # one study (and its workers) per runs folder
         if cache_dir is None:
-            runs.mkdir(parents=True, exist_ok=True)
             cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix=".features-", dir=runs)))      # beside the runs: a cluster's workers see it
         if launch.cluster is None:                    # a cluster's jobs fill the cache themselves
@@ -225,11 +259,14 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
         for spec in specs.values():                   # evaluates the linked runs, rebuilds tables
             run_sweep(spec, runs, device=device, cache_dir=cache_dir, progress=False,
                       on_run=lambda o: o.status == "skipped" or log(f"  {o.run.folder}: {o.status}"))
-        evaluations = Evaluations(device, cache_dir, progress)
-        for category in plan_.categories:
+        by_name = {name: ([], [], {}) for name, _, _ in study_contrasts(plan_)}
+        for category in plan_.categories:             # one category's evaluations in memory at a time
+            evaluations = Evaluations(device, cache_dir, progress)
             _category_report(plan_, category, runs, out, device, evaluations, log)
-        contrasts = _contrasts(plan_, runs, evaluations)
-    report = _write_study(out, plan_, data_root, runs, device,
+            _category_contrasts(plan_, category, runs, evaluations, by_name)
+        contrasts = tuple(macro_contrast(name, describe(b), describe(c), *by_name[name])
+                          for name, b, c in study_contrasts(plan_))
+    report = _write_study(out, plan_, data_root, runs, device, data, [r for _, r in trainings],
                           StudyContrasts(plan_.categories, plan_.seeds, contrasts))
     seconds = time.perf_counter() - start
     log(f"study: {out / 'REPORT.md'} ({seconds / 60:.1f} min)")
@@ -237,12 +274,16 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
 
 
 def _write_study(out: Path, plan_: StudyPlan, data_root: Path, runs: Path, device: torch.device,
-                 contrasts: StudyContrasts) -> Path:
+                 data: dict[str, dict[str, str]], trained: list, contrasts: StudyContrasts) -> Path:
     results = {c: read_results(out / CATEGORIES / c) for c in plan_.categories}
     with output_folder(out / "tables", keep_existing=False) as stage:
         write_result(contrasts, stage, "study")
-    manifest = build_manifest(device, {"analysis": 0, "training": list(plan_.seeds)}, {},
-                              {"root": str(data_root), "categories": list(plan_.categories)},
+    checkpoints = {run.folder: {"path": str(runs / run.folder / CHECKPOINT_FILE), "sha256": json.loads(
+        (runs / run.folder / METRICS_FILE).read_text(encoding="utf-8"))["checkpoint_sha256"]}
+        for run in trained}
+    manifest = build_manifest(device, {"analysis": 0, "training": list(plan_.seeds)}, checkpoints,
+                              {"root": str(data_root), **{f"{c}/{k}": v for c, d in data.items()
+                                                          for k, v in d.items()}},
                               {"study": plan_.to_dict(), "runs": str(runs)})
     text = study_markdown(StudyInputs(plan_.to_dict(), contrasts, results, manifest))
     with commit_together(out / "REPORT.md", out / "manifest.json") as (report, man):

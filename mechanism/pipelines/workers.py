@@ -94,7 +94,7 @@ def _processes(fn, jobs, workers: int, poll, poll_seconds: float) -> list[Any]:
                 for f in pending:
                     f.cancel()
                 wait(pending)
-                raise _job_error(failed[0].exception())
+                raise _job_error(failed[0].exception(), "")
         return [f.result() for f in futures]
 
 
@@ -109,22 +109,27 @@ def _submitit(fn, jobs, launch: Launch, poll, poll_seconds: float) -> list[Any]:
     except (TypeError, ValueError) as e:
         raise MechanismError(f"bad cluster option ({e})") from None
     submitted = executor.map_array(fn, list(jobs))
-    while not all(job.done() for job in submitted):
-        time.sleep(poll_seconds)
-        poll()
+    try:
+        while not all(job.done() for job in submitted):
+            time.sleep(poll_seconds)
+            poll()
+    except BaseException:                          # Ctrl-C: no job keeps writing the runs folder
+        for job in submitted:
+            job.cancel(check=False)
+        raise
     poll()
     results = []
     for job in submitted:
         try:
             results.append(job.result())
         except Exception as e:                     # submitit re-raises the job's error
-            raise _job_error(e) from None
+            raise _job_error(e, f" (its log: {job.paths.stderr})") from None
     return results
 
 
-def _job_error(error: BaseException) -> MechanismError:
+def _job_error(error: BaseException, where: str) -> MechanismError:
+    """One line: the worker's own error message (a library error as it is), and its log."""
     if isinstance(error, MechanismError):
-        return MechanismError(f"a worker failed: {error}")
+        return MechanismError(f"a worker failed: {error}{where}")
     text = str(error).strip().splitlines()
-    return MechanismError(f"a worker failed: {type(error).__name__}: {text[-1] if text else ''}"
-                          f" (its log holds the traceback)")
+    return MechanismError(f"a worker failed: {type(error).__name__}: {text[-1] if text else ''}{where}")

@@ -87,7 +87,8 @@ def _check(n_images: Sequence[int], n_boot: int, level: float) -> None:
 
 
 def two_stage_resamples(n_images: Sequence[int], n_boot: int, seed: int,
-                        shared_images: bool = False) -> list[list[tuple[int, np.ndarray]]]:
+                        shared_images: bool = False, image_seed: int | None = None
+                        ) -> list[list[tuple[int, np.ndarray]]]:
     """``n_boot`` two-stage resamples (SPEC §7.2): each draws S seeds with replacement, then
     images with replacement, as ``[(seed index, image indices), …]``.
 
@@ -97,20 +98,25 @@ def two_stage_resamples(n_images: Sequence[int], n_boot: int, seed: int,
     *same* images (one test set), whose sampling variance independent draws would divide by
     about S. With one seed there is nothing to draw at the first stage, and both give
     ``bootstrap``'s draws.
+
+    ``image_seed``: draw the images from a stream of their own, the seeds staying on ``seed``'s:
+    categories trained with the same seeds (the same initialisations and data orders) then
+    share their seed draws, while their images — different images — draw independently.
     """
     _check(n_images, n_boot, 0.95)
     if shared_images and len(set(n_images)) != 1:
         raise MechanismError(f"shared images need the same number per seed, got {list(n_images)}")
     rng = np.random.default_rng(seed)
+    images = rng if image_seed is None else np.random.default_rng(image_seed)
     n_seeds = len(n_images)
     out = []
     for _ in range(n_boot):
         seeds = rng.integers(0, n_seeds, size=n_seeds) if n_seeds > 1 else [0]
         if shared_images:
-            idx = rng.integers(0, n_images[0], size=n_images[0])
+            idx = images.integers(0, n_images[0], size=n_images[0])
             out.append([(int(s), idx) for s in seeds])
         else:
-            out.append([(int(s), rng.integers(0, n_images[s], size=n_images[s])) for s in seeds])
+            out.append([(int(s), images.integers(0, n_images[s], size=n_images[s])) for s in seeds])
     return out
 
 

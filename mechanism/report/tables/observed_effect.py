@@ -31,7 +31,8 @@ def markdown(result: ObservedEffect, roles: tuple[str, str] = ("baseline", "tail
     return (f"{table}\n\n{roles[0].capitalize()}: {result.baseline}. "
             f"{roles[1].capitalize()}: {result.candidate}. {result.category}: {result.n_good} good + "
             f"{result.n_defective} defective test images, S = {result.n_seeds} training seeds; "
-            f"{result.scoring}; {result.interval_method}; seed {result.seed}.")
+            f"{result.scoring}; {result.interval_method}; resample seed {result.seed} (image draws "
+            f"streamed by seed and category).")
 
 
 def csv_rows(result: ObservedEffect) -> list[dict]:
