@@ -134,7 +134,9 @@ def test_local_executor_gives_the_same_tables(tiny, tmp_path):
                                            "--cluster", "local"))
     assert result.exit_code == 0, result.output
     assert "2 workers (cpu, local cluster)" in result.output
-    assert len(list((runs / ".submitit").rglob("*_result.pkl"))) == 2      # the jobs ran there
+    # the jobs ran there: one feature job per category, then the two training shards
+    assert len(list((runs / ".submitit").rglob("*_result.pkl"))) == 4
+    assert "features: brick/train, 10 images" in result.output
     assert _metrics(runs) == _metrics(root / "runs")
     assert _tables(out, runs) == _tables(root / "out", root / "runs")
 

@@ -1,8 +1,8 @@
 """``mechanism study``: categories × seeds × the conditions of SPEC §7.5, trained, evaluated,
 analysed and reported in one resumable batch.
 
-Steps: (1) the backbone runs once per image of every category (features cache; on a cluster
-the jobs fill it, so ``cache_dir`` must be on a file system they share); (2) the
+Steps: (1) the backbone runs once per image of every category into the feature cache (here,
+or on a cluster one job per category, so ``cache_dir`` must be on a file system they share); (2) the
 distinct trainings are trained and evaluated in the runs folder, here or by the workers of a
 ``Launch`` (local processes, one per GPU, or a Slurm array); (3) the sweeps' shared runs are
 linked and their tables rebuilt; (4) every category gets a full report (``build_report``:
@@ -32,9 +32,7 @@ from typing import Callable
 
 import torch
 
-from mechanism.backbone.features import cached_features
-from mechanism.backbone.model import BackboneConfig, load_backbone
-from mechanism.data.mvtec import category_folder, read_split
+from mechanism.data.mvtec import category_folder
 from mechanism.device import THREADS_ENV, resolve_device, threads_choice, usable_cpus
 from mechanism.errors import MechanismError
 from mechanism.eval.macro_effect import MacroContrast, StudyContrasts, macro_contrast
@@ -46,8 +44,8 @@ from mechanism.io.transaction import check_output_folder, commit_together, locke
 from mechanism.pipelines.analyze import AnalysisSettings
 from mechanism.pipelines.contrasts import Condition, Evaluations, describe, sweep_checkpoints
 from mechanism.pipelines.report import build_report
-from mechanism.pipelines.study_plan import (ShardJob, StudyPlan, linked_runs, study_specs,
-                                            train_shard, unique_runs)
+from mechanism.pipelines.study_plan import (FeatureJob, ShardJob, StudyPlan, category_features,
+                                            linked_runs, study_specs, train_shard, unique_runs)
 from mechanism.pipelines.workers import Launch, run_jobs
 from mechanism.report.files import read_results, write_result
 from mechanism.report.study_document import StudyInputs, study_markdown
@@ -96,17 +94,6 @@ class _Progress:
         eta = "" if done == len(self.folders) else \
             f", about {left:.0f} s left" if left < 90 else f", about {left / 60:.0f} min left"
         self.log(f"study: {done}/{len(self.folders)} runs finished{eta}")
-
-
-def _precompute_features(plan_: StudyPlan, data_root: Path, device: torch.device,
-                         cache_dir: Path, progress: bool, log: Callable[[str], None]) -> None:
-    backbone = load_backbone(BackboneConfig(), device)
-    for category in plan_.categories:
-        for split in ("train", "test"):
-            samples = read_split(data_root, category, split)
-            got = cached_features(backbone, samples, cache_dir, device=device, progress=progress)
-            log(f"features: {category}/{split}, {len(samples)} images"
-                f"{' (cached)' if got.from_cache else ''}")
 
 
 def _worker_jobs(plan_: StudyPlan, data_root: Path, runs: Path, device: torch.device,
@@ -239,8 +226,14 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
         if cache_dir is None:
             cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix=".features-", dir=runs)))      # beside the runs: a cluster's workers see it
-        if launch.cluster is None:                    # a cluster's jobs fill the cache themselves
-            _precompute_features(plan_, data_root, device, cache_dir, progress, log)
+        feature_jobs = [FeatureJob(str(data_root), c, str(device) if launch.cluster is None else choice,
+                                   str(cache_dir), progress and launch.cluster is None)
+                        for c in plan_.categories]    # the backbone once per image, before training
+        cluster = Launch(launch.workers, launch.cluster, launch.options, launch.folder or runs / ".submitit")
+        lines = run_jobs(category_features, feature_jobs, cluster) if launch.cluster else \
+            [category_features(job) for job in feature_jobs]
+        for line in (line for per_job in lines for line in per_job):
+            log(line)
         tracker = _Progress(runs, [run.folder for _, run in trainings], log)
         tracker()
         if launch.inline:
@@ -253,8 +246,7 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
             jobs = _worker_jobs(plan_, data_root, runs, device, choice, cache_dir, launch)
             log(f"study: {len(jobs)} workers ({', '.join(sorted({j.device for j in jobs}))}"
                 f"{f', {launch.cluster} cluster' if launch.cluster else ''})")
-            run_jobs(train_shard, jobs, Launch(launch.workers, launch.cluster, launch.options,
-                                               launch.folder or runs / ".submitit"), poll=tracker)
+            run_jobs(train_shard, jobs, cluster, poll=tracker)
         _link(runs, linked_runs(specs))
         for spec in specs.values():                   # evaluates the linked runs, rebuilds tables
             run_sweep(spec, runs, device=device, cache_dir=cache_dir, progress=False,

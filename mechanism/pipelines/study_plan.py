@@ -16,6 +16,9 @@ from typing import Callable
 
 import torch
 
+from mechanism.backbone.features import cached_features
+from mechanism.backbone.model import BackboneConfig, load_backbone
+from mechanism.data.mvtec import read_split
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
 from mechanism.sweep.plan import SweepRunSpec, SweepSpec, plan, shard
@@ -100,6 +103,30 @@ def linked_runs(specs: dict[str, SweepSpec]) -> list[tuple[str, str]]:
     owner = {_training(run): run.folder for _, run in unique_runs(specs)}
     return [(owner[_training(run)], run.folder) for spec in specs.values() for run in plan(spec)
             if owner[_training(run)] != run.folder]
+
+
+@dataclass(frozen=True)
+class FeatureJob:
+    """The backbone's features of one category's train and test images, into the cache."""
+    data_root: str
+    category: str
+    device: str
+    cache_dir: str
+    progress: bool = False
+
+
+def category_features(job: FeatureJob) -> list[str]:
+    """Fill the feature cache for ``job``'s category; one line per split."""
+    device = resolve_device(job.device)
+    backbone = load_backbone(BackboneConfig(), device)
+    lines = []
+    for split in ("train", "test"):
+        samples = read_split(job.data_root, job.category, split)
+        got = cached_features(backbone, samples, Path(job.cache_dir), device=device,
+                              progress=job.progress)
+        lines.append(f"features: {job.category}/{split}, {len(samples)} images"
+                     f"{' (cached)' if got.from_cache else ''}")
+    return lines
 
 
 @dataclass(frozen=True)
