@@ -1,6 +1,7 @@
 """The ``mechanism`` console script: a click group whose commands are thin calls into the library."""
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -23,6 +24,7 @@ class _Group(click.Group):
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as e:
@@ -36,6 +38,12 @@ class _Group(click.Group):
             click.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupt(signum: int, frame) -> None:
+    """SIGTERM (``kill``, a scheduler's preemption) ends a command as Ctrl-C does: locks
+    released, worker processes stopped, temporary files removed, finished results kept."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _threads(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -126,6 +126,55 @@ def test_resume_after_a_kill_gives_identical_results(tiny, tmp_path):
     assert _tables(out, runs) == _tables(root / "out", root / "runs")
 
 
+def _workers(pid: int) -> list[int]:
+    """Process ids of the multiprocessing workers whose parent is ``pid`` (from /proc; the
+    resource tracker, which exits on its own, is not one)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process parents from /proc")
+def test_sigterm_stops_the_workers_and_releases_the_lock(tiny, tmp_path):
+    """``kill`` during a 2-worker training ends the study as Ctrl-C does: no worker process
+    outlives it (an orphan would go on writing the runs folder unlocked), the lock is gone, no
+    report is written, and a rerun resumes."""
+    root, _ = tiny
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    cmd = [sys.executable, "-m", "cli", *_args(root / "data", out, runs, root / "cache", "--workers", "2")]
+    proc = subprocess.Popen(cmd, env={**os.environ, "MECHANISM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).parents[1])
+    deadline = time.time() + 300
+    while not list(runs.rglob("metrics.json")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    workers = _workers(proc.pid)
+    assert proc.poll() is None and workers, "the study ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in err, err
+    assert not [pid for pid in workers if _alive(pid)]
+    assert not list(tmp_path.glob(".*lock*")) and not (out / "REPORT.md").exists()
+    again = CliRunner().invoke(app, _args(root / "data", out, runs, root / "cache"))
+    assert again.exit_code == 0, again.output
+    assert _tables(out, runs) == _tables(root / "out", root / "runs")
+
+
 def test_local_executor_gives_the_same_tables(tiny, tmp_path):
     pytest.importorskip("submitit")
     root, _ = tiny

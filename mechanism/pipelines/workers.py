@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -84,18 +85,32 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], launch: Launch,
 def _processes(fn, jobs, workers: int, poll, poll_seconds: float) -> list[Any]:
     context = multiprocessing.get_context("spawn")   # no forked torch/OpenMP state
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(fn, job) for job in jobs]
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=poll_seconds, return_when=FIRST_EXCEPTION)
-            poll()
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                for f in pending:
-                    f.cancel()
-                wait(pending)
-                raise _job_error(failed[0].exception(), "")
-        return [f.result() for f in futures]
+        try:
+            futures = [pool.submit(fn, job) for job in jobs]
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=poll_seconds, return_when=FIRST_EXCEPTION)
+                poll()
+                failed = [f for f in done if f.exception() is not None]
+                if failed:
+                    for f in pending:
+                        f.cancel()
+                    wait(pending)
+                    raise _job_error(failed[0].exception(), "")
+            return [f.result() for f in futures]
+        except BaseException:      # Ctrl-C, SIGTERM (the CLI raises it as an interrupt), a failure
+            _stop_workers(pool)
+            raise
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """No worker outlives its caller: an orphaned worker would go on writing the runs folder
+    after the lock on it is released."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for child in multiprocessing.active_children():
+        child.terminate()
+    for child in multiprocessing.active_children():
+        child.join(timeout=10)
 
 
 def _submitit(fn, jobs, launch: Launch, poll, poll_seconds: float) -> list[Any]:
@@ -131,5 +146,8 @@ def _job_error(error: BaseException, where: str) -> MechanismError:
     """One line: the worker's own error message (a library error as it is), and its log."""
     if isinstance(error, MechanismError):
         return MechanismError(f"a worker failed: {error}{where}")
+    if isinstance(error, BrokenProcessPool):
+        return MechanismError("a worker process died (killed, or out of memory?); the runs it "
+                              "finished are kept: run the same command again to resume")
     text = str(error).strip().splitlines()
     return MechanismError(f"a worker failed: {type(error).__name__}: {text[-1] if text else ''}{where}")
