@@ -23,7 +23,7 @@ from mechanism.report.files import read_results
 from mechanism.sweep.results import read_sweep_results
 from test_figures import draw_text, drawn, make_h1, make_h3, make_h4, make_h7, make_runs
 
-REPORT = Path(__file__).resolve().parents[1] / "analysis_results" / "mechanism"
+REPORT = Path(__file__).resolve().parents[1] / "analysis_results" / "mechanism" / "categories" / "grass"
 
 
 def covered_marks(ax) -> list[str]:

@@ -1,7 +1,7 @@
 """``report.files``: a result's three files are a function of its JSON alone.
 
-The committed reference report (``analysis_results/mechanism/tables``) is read back with the
-shared deserialiser and written again: JSON, CSV and markdown must come out byte for byte.
+A category report of the committed reference study
+(``analysis_results/mechanism/categories/grass/tables``) is read back with the shared deserialiser and written again: JSON, CSV and markdown must come out byte for byte.
 """
 import json
 from pathlib import Path
@@ -13,7 +13,8 @@ from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.io.serialize import from_plain
 from mechanism.report.files import read_result, write_result
 
-REFERENCE = Path(__file__).resolve().parents[1] / "analysis_results" / "mechanism" / "tables"
+REFERENCE = (Path(__file__).resolve().parents[1] / "analysis_results" / "mechanism" / "categories"
+             / "grass" / "tables")   # one category report of the reference study
 TYPES = {**RESULT_TYPES, "observed_effect": ObservedEffect}
 
 
