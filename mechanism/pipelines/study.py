@@ -230,8 +230,7 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
                                    str(cache_dir), progress and launch.cluster is None)
                         for c in plan_.categories]    # the backbone once per image, before training
         cluster = Launch(launch.workers, launch.cluster, launch.options, launch.folder or runs / ".submitit")
-        lines = run_jobs(category_features, feature_jobs, cluster) if launch.cluster else \
-            [category_features(job) for job in feature_jobs]
+        lines = run_jobs(category_features, feature_jobs, cluster if launch.cluster else Launch())
         for line in (line for per_job in lines for line in per_job):
             log(line)
         tracker = _Progress(runs, [run.folder for _, run in trainings], log)
