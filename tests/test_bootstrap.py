@@ -111,3 +111,27 @@ def test_crossed_two_stage_matches_brute_force_enumeration():
     assert exact.std() > nested.std()          # nesting hides the shared images' variance
     with pytest.raises(MechanismError):
         two_stage_draws({"m": seed_mean(per_seed)}, [3, 4], 10, 0, shared_images=True)
+
+
+def test_seeds_bootstrap_is_the_crossed_two_stage_mean_of_each_seeds_statistic():
+    """Against the brute-force enumeration of crossed resamples (2 seeds × 3 images): its
+    estimate is the mean over seeds, its draws follow the exact distribution, one seed gives
+    ``bootstrap``, and a statistic undefined for a seed is left out."""
+    import itertools
+    from mechanism.stats.bootstrap import seeds_bootstrap
+    values = np.array([[0.0, 1.0, 5.0], [2.0, 2.5, 9.0]])
+    per_seed = [{"m": lambda i, v=v: float(v[i].mean())} for v in values]
+    per_seed[0]["only_first"] = lambda i: 1.0
+    out = seeds_bootstrap(per_seed, 3, 4000, seed=1)
+    assert set(out) == {"m"}
+    assert out["m"].estimate == pytest.approx(values.mean())
+    exact = np.array([np.mean([values[sd, list(d)].mean() for sd in seeds])
+                      for seeds in itertools.product(range(2), repeat=2)
+                      for d in itertools.product(range(3), repeat=3)])
+    low, high = np.quantile(exact, [0.025, 0.975])
+    assert out["m"].low == pytest.approx(low, abs=0.15) and out["m"].high == pytest.approx(high, abs=0.15)
+    x = np.random.default_rng(5).normal(size=40)
+    stat = {"m": lambda i: float(x[i].mean())}
+    assert seeds_bootstrap([stat], 40, 300, seed=2) == bootstrap(stat, 40, 300, seed=2)
+    with pytest.raises(MechanismError):
+        seeds_bootstrap([], 3, 10, 0)

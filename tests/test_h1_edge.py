@@ -344,3 +344,45 @@ def test_flip_control_grid_anchored_model(bright_right):
     assert tb.anchoring.estimate == pytest.approx(1.0)
     assert control.uniform_sides == {"top": 0.25, "bottom": 0.25, "left": 0.25, "right": 0.25,
                                      "corners": 0.25}
+
+
+def test_several_seeds_average_each_seed_and_pool_the_maps(stub_data):
+    """Two training seeds' checkpoints: each estimate is the mean of the two single-seed
+    analyses, the tests' p the larger, maps and counts the sums; the claims carry S = 2."""
+    rng = np.random.default_rng(11)
+    nll = [rng.normal(size=(N_IMAGES, GRID, GRID)).astype(np.float32) for _ in range(4)]
+    cfg = H1Config(n_boot=50, seed=2, flip_control=False)
+    one = [run(stub_detector(nll[s]), stub_data, "cat", cfg, baseline=stub_detector(nll[s + 2], tail_weight=0.0),
+               progress=False) for s in (0, 1)]
+    both = run(stub_detector(nll[0]), stub_data, "cat", cfg, baseline=stub_detector(nll[2], tail_weight=0.0),
+               progress=False, replicates=[(stub_detector(nll[1]), stub_detector(nll[3], tail_weight=0.0))])
+    for field in ("tail_distance_mean", "gradient_ratio", "interior_gradient_ratio", "cliffs_delta"):
+        assert getattr(both, field).estimate == pytest.approx(np.mean([getattr(r, field).estimate for r in one]))
+    assert both.paired.tail_distance_mean.difference.estimate == pytest.approx(
+        np.mean([r.paired.tail_distance_mean.difference.estimate for r in one]))
+    np.testing.assert_array_equal(both.tail_counts_map, np.add(*(r.tail_counts_map for r in one)))
+    assert np.sum(both.tail_share_map) == pytest.approx(1.0)
+    assert both.ks_p == max(r.ks_p for r in one) and both.mw_p == max(r.mw_p for r in one)
+    assert both.context.training_seeds == (0, 0) and both.context.n_seeds == 2
+    assert {c.n_seeds for c in both.evidence.claims} == {2}
+    assert "largest over 2 seeds" in both.evidence.claim("H1.location").note
+    width = lambda i: i.high - i.low
+    assert width(both.tail_distance_mean) != width(one[0].tail_distance_mean)
+    with pytest.raises(MechanismError, match="all have a baseline"):
+        run(stub_detector(nll[0]), stub_data, "cat", cfg, baseline=stub_detector(nll[2], tail_weight=0.0),
+            progress=False, replicates=[(stub_detector(nll[1]), None)])
+
+
+def test_flip_control_over_a_grid_anchored_and_a_content_following_seed(bright_right):
+    """One seed's model follows the content (G = −1), the other's is anchored to the grid
+    (G = +1): G is their mean, 0, and its interval over seeds × images spans both."""
+    position = torch.linspace(0, 1, GRID * GRID).reshape(1, 1, GRID, GRID).transpose(2, 3)
+    content = PooledModel(lambda x: x)
+    anchored = PooledModel(lambda x: position.expand(len(x), -1, -1, -1))
+    res = run(content, bright_right, "cat", H1Config(n_boot=300), progress=False,
+              replicates=[(anchored, None)])
+    lr = res.flip_control.flips[0]
+    assert lr.anchoring.estimate == pytest.approx(0.0)
+    assert lr.anchoring.low == pytest.approx(-1.0) and lr.anchoring.high == pytest.approx(1.0)
+    assert "undecided" in lr.reading
+    assert res.flip_control.original_sides["right"].estimate == 1.0   # both put the tail right

@@ -2,6 +2,7 @@
 their closed forms, own-path gradients against the autograd Jacobian's diagonal blocks, batched
 backward against a per-image loop, the bootstrap against recomputation, the claims, and an
 end-to-end run on the tiny checkpoints."""
+import dataclasses
 import json
 import math
 
@@ -228,6 +229,33 @@ def test_bootstrap_equals_recomputation_and_paired_differences():
                    baseline=BaselineMeasurement("same", 0.0, cand))
     for stat in (*same.paired.ratio, same.paired.amplification[1]):
         assert (stat.difference.estimate, stat.difference.low, stat.difference.high) == (0, 0, 0)
+
+
+
+def test_seed_replicates_average_each_seeds_statistics():
+    """A second training seed's model (a replicate): every estimate is the mean of the two
+    single-seed summaries, the paired differences too; the claim carries S = 2; a replicate
+    measured on other images is refused."""
+    flows, x = [random_flow(s) for s in (4, 5, 6, 7)], features(8, seed=6)
+    cand, rep, base, rep_base = (measure(f, x, (0.0, 0.7, 1.0), R, batch_size=4) for f in flows)
+    bm = lambda m: BaselineMeasurement("b", 0.0, m)
+    ctx = context(8, 40, 3)
+    one = [summary(c, ctx, interact=True, direct=None, baseline=bm(b))
+           for c, b in ((cand, base), (rep, rep_base))]
+    both = summary(cand, dataclasses.replace(ctx, training_seeds=(0, 1)), interact=True,
+                   direct=None, baseline=bm(base), replicates=[(rep, bm(rep_base))])
+    for i in (1, 2):
+        for field in ("ratio", "amplification", "tail_gain", "gini"):
+            assert getattr(both.conditions[i], field).estimate == pytest.approx(
+                np.mean([getattr(r.conditions[i], field).estimate for r in one])), field
+        assert both.paired.amplification[i].difference.estimate == pytest.approx(
+            np.mean([r.paired.amplification[i].difference.estimate for r in one]))
+    np.testing.assert_allclose(both.conditions[1].mean_gradient_map,
+                               np.mean([r.conditions[1].mean_gradient_map for r in one], axis=0))
+    assert both.evidence.claim("H3.survives_interaction").n_seeds == 2
+    with pytest.raises(MechanismError, match="other conditions or images"):
+        summary(cand, ctx, interact=True, direct=None, baseline=bm(base),
+                replicates=[(measure(flows[1], features(5), (0.0, 0.7, 1.0), R, 4), bm(rep_base))])
 
 
 # --- identities and claims ------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_identity_views_reproduce_the_clean_nll(detector, tiny_data, tiny_cache)
     samples = read_split(tiny_data, "brick", "train")
     cfg = H4Config(augment=AugmentConfig(flip_prob=0.0, max_contrast=0.0, max_brightness=0.0,
                                          noise_std=0.0), batch_size=3)
-    nll = augmented_nll(detector, samples, [0, 2], cfg, progress=False)
+    (nll,) = augmented_nll([detector], samples, [0, 2], cfg, progress=False)
     clean = detector.patch_nll(detector.features(samples, tiny_cache, progress=False))
     for v in (0, 2):
         torch.testing.assert_close(nll[v], clean, rtol=1e-4, atol=1e-4)
@@ -96,8 +96,9 @@ def test_each_image_gets_its_own_view_whatever_the_batching(detector, tiny_data)
     """Image i's view v is draw_view(cfg.augment, seed, v, i), applied, scored and mapped back."""
     samples = read_split(tiny_data, "brick", "train")
     cfg = H4Config(augment=AugmentConfig(flip_prob=0.5, noise_std=0.05), seed=3, batch_size=3)
-    nll = augmented_nll(detector, samples, [1, 2], cfg, progress=False)
-    whole = augmented_nll(detector, samples, [2], dataclasses.replace(cfg, batch_size=8), progress=False)
+    (nll,) = augmented_nll([detector], samples, [1, 2], cfg, progress=False)
+    (whole,) = augmented_nll([detector], samples, [2], dataclasses.replace(cfg, batch_size=8),
+                             progress=False)
     torch.testing.assert_close(whole[2], nll[2], rtol=1e-4, atol=1e-4)
     assert not torch.allclose(nll[1], nll[2])
     for i in (0, 4, 7):
@@ -195,3 +196,16 @@ def test_h4_analyses_64_images_unless_told_otherwise():
 
 
 # ---- the committed reference tables ---------------------------------------------------------------
+
+
+def test_seed_replicates_average_each_models_purity(detector, tiny_data, tiny_cache, tiny_baseline_ckpt):
+    """A replicate model scored on the views computed once: every purity is the mean of the
+    two single-model analyses, and H4.selection carries S = 2."""
+    other = load_detector(tiny_baseline_ckpt, "cpu")
+    cfg = H4Config(n_boot=40, batch_size=4, ratios=(0.02, 0.1, 0.5))
+    one = [run(d, tiny_data, "brick", cfg, cache_dir=tiny_cache, progress=False) for d in (detector, other)]
+    both = run(detector, tiny_data, "brick", cfg, cache_dir=tiny_cache, progress=False, replicates=[other])
+    for i, row in enumerate(both.rows):
+        assert row.purity.estimate == pytest.approx(np.mean([r.rows[i].purity.estimate for r in one]))
+        assert row.purity.low <= row.purity.estimate <= row.purity.high
+    assert both.context.n_seeds == 2 and both.evidence.claim("H4.selection").n_seeds == 2

@@ -23,6 +23,13 @@ class AnalysisContext:
     top_k_ratio: float     # r of the checkpoint's loss (or the analysis' override)
     seed: int              # seed of every random choice in the analysis
     n_boot: int            # bootstrap resamples (0 = none)
+    training_seeds: tuple[int, ...] = ()   # seeds of the checkpoints analysed (the first is
+                           # ``checkpoint``'s): intervals over seeds × images; () = that one only
+
+    @property
+    def n_seeds(self) -> int:
+        """Training seeds S behind every estimate."""
+        return max(1, len(self.training_seeds))
 
 
 def checkpoint_label(ckpt: Checkpoint) -> str:

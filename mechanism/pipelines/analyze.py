@@ -83,7 +83,8 @@ def run_hypothesis(name: str, inputs: AnalysisInputs, settings: AnalysisSettings
     common = dict(cache_dir=cache_dir, progress=progress)
     det, root, cat = inputs.detector, inputs.data_root, inputs.category
     if name == "H1":
-        return h1_edge.run(det, root, cat, cfg, baseline=inputs.baseline, **common)
+        return h1_edge.run(det, root, cat, cfg, baseline=inputs.baseline,
+                           replicates=inputs.replicates, **common)
     if name == "H3":
         return h3_gradient.run(det, root, cat, cfg, baseline=inputs.baseline,
                                replicates=inputs.replicates, **common)
@@ -91,7 +92,8 @@ def run_hypothesis(name: str, inputs: AnalysisInputs, settings: AnalysisSettings
         return h4_dilution.run(det, root, cat, cfg, selection=inputs.selection,
                                reference=inputs.reference, measured=measured_ratios(inputs),
                                performance=performance_contrasts(inputs, settings),
-                               mean_loss_check=mean_loss_check(inputs, settings), **common)
+                               mean_loss_check=mean_loss_check(inputs, settings),
+                               replicates=tuple(c for c, _ in inputs.replicates), **common)
     if name == "H7":
         return h7_calibration.run(det, root, cat, cfg, baseline=inputs.baseline,
                                   replicates=inputs.replicates, **common)

@@ -6,7 +6,7 @@ or on a cluster one job per category, so ``cache_dir`` must be on a file system 
 distinct trainings are trained and evaluated in the runs folder, here or by the workers of a
 ``Launch`` (local processes, one per GPU, or a Slurm array); (3) the sweeps' shared runs are
 linked and their tables rebuilt; (4) every category gets a full report (``build_report``:
-the analyses on its first seed's pair, every contrast over all its seeds) in
+the analyses and every contrast over all its seeds) in
 ``out/categories/<category>/``, rebuilt only when its checkpoints changed; (5) the contrasts
 of every category and their macro mean, and the study's REPORT.md, tables and manifest.
 
@@ -155,7 +155,7 @@ def _category_report(plan_: StudyPlan, category: str, runs: Path, out: Path, dev
             if json.loads(manifest.read_text(encoding="utf-8")).get("study_inputs") == inputs:
                 log(f"report {category}: up to date")
                 return
-    log(f"report {category}: analyses on seed {seed}, contrasts over seeds {list(plan_.seeds)}")
+    log(f"report {category}: analyses and contrasts over seeds {list(plan_.seeds)}")
     build_report(ckpt, folder, baseline_ckpt=baseline, sweeps=[runs], device=device,
                  settings=AnalysisSettings(n_boot=plan_.n_boot, training_seeds=plan_.seeds), log=log,
                  evaluations=evaluations, provenance={"study_inputs": inputs})

@@ -92,6 +92,20 @@ def _facts(inputs: ReportInputs) -> list[str]:
     for name, what in (("H1", "H1/H3 training images"), ("H7", "H7 test images")):
         if name in r:
             rows.append([what, f"{r[name].context.n_images} ({r[name].context.split})"])
+    if "H4" in r:
+        n = r["H4"].context.n_images
+        rows.append(["H4 training images", f"{n}" + (
+            f" of {c.data.n_train}: H4 runs the backbone on {r['H4'].n_views} augmented views per "
+            "image, which no feature cache serves, so it takes the first images (`--max-images`)"
+            if r["H4"].n_views and n < c.data.n_train else "")])
+    analysed = [f"{name} S = {r[name].context.n_seeds}"
+                + (f" (seeds {', '.join(map(str, r[name].context.training_seeds))})"
+                   if r[name].context.training_seeds else f" (seed {c.train.seed})")
+                for name in HYPOTHESIS_ORDER if name in r]
+    if analysed:
+        rows.append(["training seeds (analyses)", "; ".join(analysed)
+                     + "; each interval runs over seeds × images (H3.training and H7's claims "
+                       "pair every seed's two checkpoints)"])
     return [markdown_table(["fact", "value"], rows), ""]
 
 

@@ -52,6 +52,19 @@ def _verdicts(inputs: StudyInputs) -> list[str]:
     return lines
 
 
+def _analysed_seeds(inputs: StudyInputs) -> str:
+    """Which training seeds' checkpoints the analyses ran on, from the results themselves."""
+    counts = sorted({r.context.n_seeds for per in inputs.results.values() for r in per.values()})
+    if not counts:
+        return "No category has analyses."
+    s = f"S = {counts[0]}" if len(counts) == 1 else f"S = {counts[0]}–{counts[-1]}"
+    every = counts == [len(inputs.plan["seeds"])]
+    return (f"Every analysis ran on the checkpoints of {s} training seeds per category"
+            f"{' (every seed of the study, SPEC §7.5)' if every else ' (S in each claim)'}: each "
+            "claim's interval runs over seeds × images, each estimate is the mean over seeds, "
+            "and S and the images per seed stand beside it.")
+
+
 def _macro_sentence(c: MacroContrast) -> str:
     """What the macro mean's intervals decide, metric by metric, in one sentence."""
     if c.macro is None:
@@ -124,12 +137,8 @@ def study_markdown(inputs: StudyInputs) -> str:
     n = len(inputs.contrasts.contrasts) + 1
     lines += [f"## {n}. The hypotheses in each category", "",
               "Verdicts follow SPEC §7.1 from each category's claims; claims are not pooled across "
-              "categories. The analyses ran on each category's first seed's checkpoint pair "
-              f"(seed {p['seeds'][0]}): H1's claims, H3.survives_interaction and H4.selection "
-              "rest on that one training seed (S = 1, intervals over images only), and SPEC "
-              "§7.5's every-seed analysis is not done yet; the claims about what training "
-              "changes (H3.training, H4.performance, H7) use every seed (S in each claim). "
-              "Identity checks are in the per-category reports.", ""]
+              f"categories. {_analysed_seeds(inputs)} Identity checks are in the per-category "
+              "reports.", ""]
     lines += _verdicts(inputs)
     lines += [f"## {n + 1}. Per-category reports", "",
               *(f"* [{c}](categories/{c}/REPORT.md): tables, figures fig1–fig8, manifest" for c in cats),

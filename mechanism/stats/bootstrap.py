@@ -69,6 +69,24 @@ def seed_mean(per_seed: Sequence[Statistic]) -> SeedStatistic:
     return lambda draw: float(np.mean([per_seed[s](idx) for s, idx in draw]))
 
 
+def seeds_bootstrap(per_seed: Sequence[dict[str, Statistic]], n_images: int, n_boot: int,
+                    seed: int, level: float = 0.95) -> dict[str, Interval]:
+    """Intervals over training seeds × images of statistics measured on every seed's model
+    over the *same* ``n_images`` images (SPEC §7.2, crossed draws: one image draw per resample
+    serves every drawn seed).
+
+    ``per_seed[s]``: name → statistic of seed s's model on resampled image indices. A
+    statistic's value on a resample is the mean over the drawn seeds; its estimate the mean over
+    all seeds on all images. Names missing from any seed are left out (undefined there). With
+    one seed this is ``bootstrap`` (the same draws).
+    """
+    names = [name for name in per_seed[0] if all(name in stats for stats in per_seed)] \
+        if per_seed else []
+    return two_stage_bootstrap({name: seed_mean([stats[name] for stats in per_seed])
+                                for name in names}, [n_images] * len(per_seed), n_boot, seed,
+                               level, shared_images=True)
+
+
 def resample_seed(seed: int, stream: str) -> int:
     """A seed for the resamples of one named stream (e.g. a category) under the analysis
     ``seed``: different names draw independently, the same name always alike."""

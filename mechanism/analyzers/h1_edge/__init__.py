@@ -28,7 +28,7 @@ of each patch footprint), ``flip_control`` (the control), ``claims`` (the eviden
 ``mechanism.report.tables.h1``.
 """
 from mechanism.analyzers.h1_edge.claims import evidence
-from mechanism.analyzers.h1_edge.flip_control import FLIPS, FlipControl, flip_control, flipped_nll
+from mechanism.analyzers.h1_edge.flip_control import FLIPS, FlipControl, flip_control, flipped_features
 from mechanism.analyzers.h1_edge.gradient import (GRADIENT_METHOD, LUMA_601, image_patch_gradients,
                                                   patch_gradient)
 from mechanism.analyzers.h1_edge.analysis import run
@@ -37,5 +37,5 @@ from mechanism.analyzers.h1_edge.result import (QUANTILE_LEVELS, RATIO_THRESHOLD
 
 __all__ = ["FLIPS", "FlipControl", "GRADIENT_METHOD", "LUMA_601", "QUANTILE_LEVELS",
            "RATIO_THRESHOLD", "GradientDistribution", "H1Config", "H1Paired", "H1Result",
-           "evidence", "flip_control", "flipped_nll", "image_patch_gradients", "patch_gradient",
+           "evidence", "flip_control", "flipped_features", "image_patch_gradients", "patch_gradient",
            "run"]

@@ -1,11 +1,11 @@
 """H1's computation: the tail of each training image, its edge distances and image gradients
-(all cells and interior cells), the bootstrap intervals over images, the flip control, and
-``run``."""
+(all cells and interior cells), the bootstrap intervals over images — over training seeds ×
+images when several seeds' checkpoints are given —, the flip control, and ``run``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -13,14 +13,14 @@ from scipy import stats
 
 from mechanism.analyzers.context import AnalysisContext, checkpoint_label, paired_stat, tail_setup
 from mechanism.analyzers.h1_edge.claims import evidence
-from mechanism.analyzers.h1_edge.flip_control import FLIPS, flip_control, flipped_nll, tail_mask
+from mechanism.analyzers.h1_edge.flip_control import FLIPS, flip_control, flipped_features, tail_mask
 from mechanism.analyzers.h1_edge.gradient import GRADIENT_METHOD, image_patch_gradients
 from mechanism.analyzers.h1_edge.result import (QUANTILE_LEVELS, GradientDistribution, H1Config,
                                                 H1Paired, H1Result)
 from mechanism.data.mvtec import read_split
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector
-from mechanism.stats.bootstrap import Interval, bootstrap
+from mechanism.stats.bootstrap import Interval, seeds_bootstrap
 from mechanism.stats.edge_distance import (KS_METHOD, edge_distance_grid, edge_distance_ks,
                                            uniform_edge_distance_mean, uniform_edge_distance_pmf)
 from mechanism.stats.effect_size import cliffs_sign_matrix, resampled_cliffs_delta
@@ -108,11 +108,11 @@ def _gradient_distribution(tail: np.ndarray, nontail: np.ndarray, bins: int) -> 
         tuple(float(q) for q in np.quantile(nontail, QUANTILE_LEVELS)))
 
 
-def _intervals(cand: _TailSplit, base: _TailSplit | None, cfg: H1Config) -> dict[str, Interval]:
-    """Bootstrap intervals over images (shared resamples) of the candidate's tail edge-distance
-    mean, Cliff's δ and gradient ratio, and with ``base`` the baseline's values and the
-    differences. A ratio whose denominator is zero on the full data is left out."""
-    n, k = cand.distances.shape
+def _statistics(cand: _TailSplit, base: _TailSplit | None) -> dict[str, Callable]:
+    """One seed's statistics of image weights: the candidate's tail edge-distance mean, Cliff's
+    δ and gradient ratios, and with ``base`` the baseline's values and the differences. A ratio
+    whose denominator is zero on the full data is left out."""
+    k = cand.distances.shape[1]
     signs = cliffs_sign_matrix(cand.gradient_tail, cand.gradient_nontail)
     k_other = cand.gradient_nontail.shape[1]
     statistics = {"tail_distance_mean": cand.tail_distance_mean,
@@ -129,8 +129,16 @@ def _intervals(cand: _TailSplit, base: _TailSplit | None, cfg: H1Config) -> dict
             statistics["baseline_gradient_ratio"] = base.gradient_ratio
             statistics["difference_gradient_ratio"] = \
                 lambda wt: cand.gradient_ratio(wt) - base.gradient_ratio(wt)
-    return bootstrap({name: _by_index(fn, n) for name, fn in statistics.items()}, n, cfg.n_boot,
-                     cfg.seed)
+    return statistics
+
+
+def _intervals(cands: Sequence[_TailSplit], bases: Sequence[_TailSplit | None],
+               cfg: H1Config) -> dict[str, Interval]:
+    """Intervals over seeds × images (shared resamples) of ``_statistics`` per training seed,
+    each the mean over seeds; a statistic undefined for one seed is left out."""
+    n = len(cands[0].distances)
+    return seeds_bootstrap([{name: _by_index(fn, n) for name, fn in _statistics(c, b).items()}
+                            for c, b in zip(cands, bases)], n, cfg.n_boot, cfg.seed)
 
 
 def _paired(intervals: dict[str, Interval], baseline: Checkpoint) -> H1Paired:
@@ -141,34 +149,59 @@ def _paired(intervals: dict[str, Interval], baseline: Checkpoint) -> H1Paired:
                     paired_stat(intervals, "tail_distance_mean"), ratio, note)
 
 
-def _gradient_notes(gradient: np.ndarray, cand: _TailSplit) -> str:
+def _gradient_notes(gradient: np.ndarray, cands: Sequence[_TailSplit]) -> str:
     notes = []
-    if not cand.ratio_defined:
+    if not all(c.ratio_defined for c in cands):
         notes.append("Gradient ratio undefined: the non-tail patches have zero gradient.")
     if np.ptp(gradient) == 0:
         notes.append("Mann-Whitney test undefined: every patch gradient is equal.")
     return " ".join(notes)
 
 
+def _mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Two-sided Mann-Whitney p of ``a`` against ``b`` (None: a group is empty or every value
+    is equal)."""
+    if not len(a) or not len(b) or np.ptp(np.concatenate([a, b])) == 0:
+        return None
+    return float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def _weakest(values: Sequence[float | None]) -> float | None:
+    """The largest p-value over seeds (None if any is undefined)."""
+    return None if any(v is None for v in values) else max(values)
+
+
 def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config = H1Config(),
         baseline: Detector | None = None, cache_dir: Path | None = None,
-        progress: bool = True) -> H1Result:
+        progress: bool = True, replicates: Sequence[tuple[Detector, Detector | None]] = ()
+        ) -> H1Result:
     """Run H1 on the training images of ``category``.
 
-    The baseline's tail uses the analysis' k, and the analysed checkpoint's features when both
-    share a backbone.
+    With ``replicates`` — (candidate, baseline) checkpoints of further training seeds — every
+    interval runs over training seeds × images (SPEC §7.2), each statistic the mean over seeds;
+    the tests' p-values are the largest over seeds (each seed's test must reject); maps,
+    histograms and counts pool the seeds. The baseline's tail uses the analysis' k, and the
+    analysed checkpoint's features when both share a backbone.
 
     Args:
-        detector: the analysed checkpoint.
-        baseline: a λ = 0 checkpoint with the same grid; adds the paired table.
+        detector: the analysed checkpoint (the first seed).
+        baseline: a λ = 0 checkpoint with the same grid; adds the paired table (its seed's
+            replicate baselines pair with the replicate candidates).
         cache_dir: feature cache folder, or ``None`` for no cache.
 
     Raises:
-        MechanismError: for missing data, k = N (no non-tail patches) or a baseline on
-            another grid.
+        MechanismError: for missing data, k = N (no non-tail patches), a baseline on
+            another grid, or replicates with another backbone or grid.
     """
     ckpt = detector.ckpt
     h, w, r, k = tail_setup(ckpt, cfg.top_k_ratio, "H1", baseline.ckpt if baseline is not None else None)
+    models = [(detector, baseline), *replicates]
+    for cand_det, base_det in models[1:]:
+        if cand_det.ckpt.backbone != ckpt.backbone or cand_det.ckpt.grid != ckpt.grid:
+            raise MechanismError("H1's seed replicates must share the analysed checkpoint's "
+                                 "backbone and grid")
+        if (base_det is None) != (baseline is None):
+            raise MechanismError("H1's seed replicates must all have a baseline, or none")
     n_patches = h * w
     samples = read_split(data_root, category, "train")[:cfg.max_images]
     n = len(samples)
@@ -177,54 +210,60 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config 
     gradient = image_patch_gradients(samples, detector.backbone.cfg.input_size, h, w,
                                      progress).reshape(n, -1).astype(np.float64)
     distance = edge_distance_grid(h, w).ravel()
-    cand = _split_tail(detector.patch_nll(features, cfg.batch_size, progress), k, distance, gradient)
-    base = None
-    if baseline is not None:
-        if baseline.ckpt.backbone != ckpt.backbone:
-            features = baseline.features(samples, cache_dir, progress)
-        base = _split_tail(baseline.patch_nll(features, cfg.batch_size, progress), k, distance,
-                           gradient)
 
-    tail_g, nontail_g = cand.gradient_tail.ravel(), cand.gradient_nontail.ravel()
-    ks = edge_distance_ks(cand.distances.ravel(), h, w)
+    def split(model: Detector) -> _TailSplit:
+        feats = features if model.ckpt.backbone == ckpt.backbone else \
+            model.features(samples, cache_dir, progress)
+        return _split_tail(model.patch_nll(feats, cfg.batch_size, progress), k, distance, gradient)
+
+    cands = [split(c) for c, _ in models]
+    bases = [None if b is None else split(b) for _, b in models]
+
+    tail_g = np.concatenate([c.gradient_tail.ravel() for c in cands])
+    nontail_g = np.concatenate([c.gradient_nontail.ravel() for c in cands])
+    distances = np.concatenate([c.distances.ravel() for c in cands])
+    tests = [edge_distance_ks(c.distances.ravel(), h, w) for c in cands]
+    weakest = max(tests, key=lambda t: t.p_value)
     uniform_mean = uniform_edge_distance_mean(h, w)
     pmf = uniform_edge_distance_pmf(h, w)
-    mw_p = float(stats.mannwhitneyu(tail_g, nontail_g, alternative="two-sided").pvalue) \
-        if np.ptp(gradient) > 0 else None
-    inner = np.broadcast_to(distance >= 1, cand.mask.shape)
-    interior_tail, interior_other = gradient[cand.mask & inner], gradient[~cand.mask & inner]
-    interior_mw_p = float(stats.mannwhitneyu(interior_tail, interior_other,
-                                             alternative="two-sided").pvalue) \
-        if len(interior_tail) and len(interior_other) and \
-        np.ptp(np.concatenate([interior_tail, interior_other])) > 0 else None
-    intervals = _intervals(cand, base, cfg)
+    inner = np.broadcast_to(distance >= 1, cands[0].mask.shape)
+    mw_p = _weakest([_mann_whitney_p(c.gradient_tail.ravel(), c.gradient_nontail.ravel())
+                     for c in cands])
+    interior_mw_p = _weakest([_mann_whitney_p(gradient[c.mask & inner], gradient[~c.mask & inner])
+                              for c in cands])
+    intervals = _intervals(cands, bases, cfg)
     ratio = intervals.get("gradient_ratio")
     interior_ratio = intervals.get("interior_gradient_ratio")
     control = None
     if cfg.flip_control:
-        flipped = {flip: tail_mask(flipped_nll(detector, samples, flip, cfg.batch_size, progress), k)
+        flipped = {flip: flipped_features(detector, samples, flip, cfg.batch_size, progress)
                    for flip in FLIPS}
-        control = flip_control(cand.mask, flipped, h, w, cfg.n_boot, cfg.seed)
-    counts = cand.mask.sum(axis=0).reshape(h, w)
+        control = flip_control(
+            [c.mask for c in cands],
+            [{flip: tail_mask(model.patch_nll(x, cfg.batch_size, progress), k)
+              for flip, x in flipped.items()} for model, _ in models], h, w, cfg.n_boot, cfg.seed)
+    counts = sum(c.mask.sum(axis=0) for c in cands).reshape(h, w)
+    n_seeds = len(models)
+    interior_note = next((c.interior_ratio_note for c in cands if c.interior_ratio_note), "")
     return H1Result(
         context=AnalysisContext(checkpoint_label(ckpt), category, "train", n, h, w, n_patches, k,
-                                float(r), cfg.seed, cfg.n_boot),
+                                float(r), cfg.seed, cfg.n_boot,
+                                tuple(m.ckpt.train.seed for m, _ in models) if replicates else ()),
         tail_distance_mean=intervals["tail_distance_mean"],
-        tail_distance_std=float(cand.distances.std()),
+        tail_distance_std=float(distances.std()),
         uniform_distance_mean=uniform_mean,
-        ks_statistic=ks.statistic, ks_p=ks.p_value, ks_method=KS_METHOD,
+        ks_statistic=weakest.statistic, ks_p=weakest.p_value, ks_method=KS_METHOD,
         gradient_method=GRADIENT_METHOD,
         gradient_tail_mean=float(tail_g.mean()), gradient_nontail_mean=float(nontail_g.mean()),
         gradient_ratio=ratio, mw_p=mw_p, interior_gradient_ratio=interior_ratio,
         interior_mw_p=interior_mw_p, cliffs_delta=intervals["cliffs_delta"],
-        gradient_note=_gradient_notes(gradient, cand),
+        gradient_note=_gradient_notes(gradient, cands),
         tail_counts_map=tuple(tuple(int(c) for c in row) for row in counts),
-        tail_share_map=tuple(tuple(float(c) / (n * k) for c in row) for row in counts),
-        tail_distance_counts=tuple(int(c) for c in np.bincount(cand.distances.ravel(),
-                                                               minlength=len(pmf))),
+        tail_share_map=tuple(tuple(float(c) / (n_seeds * n * k) for c in row) for row in counts),
+        tail_distance_counts=tuple(int(c) for c in np.bincount(distances, minlength=len(pmf))),
         uniform_distance_pmf=tuple(float(p) for p in pmf),
         gradient_distribution=_gradient_distribution(tail_g, nontail_g, cfg.gradient_bins),
         flip_control=control,
         paired=None if baseline is None else _paired(intervals, baseline.ckpt),
-        evidence=evidence(intervals["tail_distance_mean"], uniform_mean, ks.p_value, interior_ratio,
-                          interior_mw_p, ratio, n, cand.interior_ratio_note))
+        evidence=evidence(intervals["tail_distance_mean"], uniform_mean, weakest.p_value,
+                          interior_ratio, interior_mw_p, ratio, n, interior_note, n_seeds))

@@ -20,7 +20,9 @@ G tests only the asymmetric part of an edge preference (right − left, bottom �
 the border onto itself, so an excess shared by all four sides is neither anchored nor freed by
 it and needs another control (a shift of the grid against the image).
 
-Intervals: percentile bootstrap over images (shared resamples) from per-image counts.
+Intervals: percentile bootstrap over images (shared resamples) from per-image counts; with
+several training seeds' models, over seeds × images (``seeds_bootstrap``), each statistic the
+mean over seeds.
 """
 from __future__ import annotations
 
@@ -33,8 +35,7 @@ from tqdm.auto import tqdm
 from mechanism.data.images import load_image
 from mechanism.data.mvtec import Sample
 from mechanism.eval.detector import Detector
-from mechanism.flow import patch_nll
-from mechanism.stats.bootstrap import Interval, bootstrap
+from mechanism.stats.bootstrap import Interval, seeds_bootstrap
 from mechanism.stats.edge_distance import SIDES, edge_distance_grid, grid_sides
 from mechanism.train.loss import select_tail
 
@@ -42,7 +43,8 @@ FLIPS = {"left-right": ("right", "left"), "top-bottom": ("bottom", "top")}   # f
 _FLIP_DIMS = {"left-right": (-1,), "top-bottom": (-2,)}
 METHOD = ("the model on each image flipped left–right and top–bottom (backbone re-run on the "
           "flipped input, features not cached); tails in the grid coordinates of their input; "
-          "95% percentile bootstrap over images from per-image counts, shared resamples")
+          "95% percentile bootstrap over training seeds × images from per-image counts, "
+          "shared resamples")
 
 
 @dataclass(frozen=True)
@@ -81,16 +83,17 @@ class FlipControl:
 
 
 @torch.inference_mode()
-def flipped_nll(detector: Detector, samples: list[Sample], flip: str, batch_size: int,
-                progress: bool = True) -> torch.Tensor:
-    """Per-patch NLL ``(n, H, W)`` (nats/dim, CPU) of each image flipped by ``flip`` (a FLIPS
-    key), in the grid coordinates of the flipped input."""
+def flipped_features(detector: Detector, samples: list[Sample], flip: str, batch_size: int,
+                     progress: bool = True) -> torch.Tensor:
+    """Backbone features ``(n, D, H, W)`` float32 (CPU) of each image flipped by ``flip`` (a
+    FLIPS key), in the grid coordinates of the flipped input; every model sharing
+    ``detector``'s backbone scores them."""
     size = detector.backbone.cfg.input_size
     out = []
     for start in tqdm(range(0, len(samples), batch_size), desc=f"H1 {flip} flip", disable=not progress):
         batch = samples[start:start + batch_size]
         images = torch.from_numpy(np.stack([load_image(s.path, size) for s in batch]))
-        out.append(patch_nll(detector.flow(detector.image_features(images.flip(_FLIP_DIMS[flip])))).cpu())
+        out.append(detector.image_features(images.flip(_FLIP_DIMS[flip])).cpu())
     return torch.cat(out)
 
 
@@ -131,10 +134,11 @@ def _reading(g: Interval | None, note: str) -> str:
     return "undecided: the interval of G includes 0"
 
 
-def flip_control(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w: int,
-                 n_boot: int, seed: int) -> FlipControl:
-    """The control from tail masks ``(n, H·W)``: ``original`` and ``flipped[flip]`` per FLIPS key
-    (grid coordinates of each input)."""
+def _seed_statistics(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w: int
+                     ) -> tuple[dict, dict[tuple[str, str], int], dict[tuple[str, str], tuple[int, int]]]:
+    """One model's control statistics (name → function of image weights), its original tail
+    cells per (flip, region), and the counts of chance agreement with image i + 1's flipped
+    tail per (flip, region): (grid-anchored, content-following)."""
     n, n_patches = original.shape
     k = int(original[0].sum())
     sides = grid_sides(h, w)
@@ -163,11 +167,24 @@ def flip_control(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w
             stats[f"{flip}.{region}.grid"] = _share((mine & flipped[flip]).sum(1).astype(float), total)
             stats[f"{flip}.{region}.content"] = _share((mine & flipped[flip][:, mirror]).sum(1)
                                                        .astype(float), total)
-            if total.sum() > 0:
-                chance[(flip, region)] = (float((mine & other).sum() / total.sum()),
-                                          float((mine & other[:, mirror]).sum() / total.sum()))
-    intervals = bootstrap({name: (lambda idx, f=fn: f(np.bincount(idx, minlength=n).astype(float)))
-                           for name, fn in stats.items()}, n, n_boot, seed)
+            chance[(flip, region)] = (int((mine & other).sum()), int((mine & other[:, mirror]).sum()))
+    return stats, cell_counts, chance
+
+
+def flip_control(originals: list[np.ndarray], flipped: list[dict[str, np.ndarray]], h: int, w: int,
+                 n_boot: int, seed: int) -> FlipControl:
+    """The control from tail masks ``(n, H·W)`` of each training seed's model on the same
+    images: ``originals[s]`` and ``flipped[s][flip]`` per FLIPS key (grid coordinates of each
+    input). Shares are means over seeds; counts and chance levels pool the seeds."""
+    n, n_patches = originals[0].shape
+    k = int(originals[0][0].sum())
+    measured = [_seed_statistics(o, f, h, w) for o, f in zip(originals, flipped)]
+    intervals = seeds_bootstrap(
+        [{name: (lambda idx, f=fn: f(np.bincount(idx, minlength=n).astype(float)))
+          for name, fn in stats.items()} for stats, _, _ in measured], n, n_boot, seed)
+    cell_counts = {key: sum(m[1][key] for m in measured) for key in measured[0][1]}
+    chance = {key: tuple(sum(m[2][key][i] for m in measured) / cell_counts[key] for i in (0, 1))
+              for key in measured[0][2] if cell_counts[key] > 0}
     flips = []
     for flip, (plus, minus) in FLIPS.items():
         orig = intervals[f"{flip}.asym_original"]
@@ -175,16 +192,17 @@ def flip_control(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w
             (orig.low > 0 or orig.high < 0)
         note = "" if excludes_zero else (f"no asymmetry: the original {plus} − {minus} share "
                                          f"{orig.format('{:.3f}')} does not exclude 0")
-        g = intervals[f"{flip}.G"] if excludes_zero else None
+        g = intervals.get(f"{flip}.G") if excludes_zero else None
         cells = tuple(CellAgreement(
             region,
-            *(None if cell_counts[(flip, region)] == 0 else intervals[f"{flip}.{region}.{kind}"]
+            *(None if cell_counts[(flip, region)] == 0 else intervals.get(f"{flip}.{region}.{kind}")
               for kind in ("grid", "content")),
             cell_counts[(flip, region)], *chance.get((flip, region), (None, None)))
             for region in ("border", "interior"))
         flips.append(FlipOutcome(flip, {s: intervals[f"{flip}.{s}"] for s in SIDES},
                                  f"{plus} − {minus}", orig, intervals[f"{flip}.asym_flipped"], g,
                                  note, _reading(g, note), cells))
+    sides = grid_sides(h, w)
     return FlipControl({s: float(m.mean()) for s, m in sides.items()},
                        {s: intervals[f"original.{s}"] for s in SIDES}, tuple(flips),
                        k / n_patches, METHOD)

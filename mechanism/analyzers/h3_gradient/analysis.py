@@ -1,5 +1,6 @@
-"""H3's summary (bootstrap intervals, amplification per condition, identities, paired baseline,
-claims) and the end-to-end run on a checkpoint."""
+"""H3's summary (bootstrap intervals — over training seeds × images with several seeds' models —,
+amplification per condition, identities, paired baseline, claims) and the end-to-end run on a
+checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +17,7 @@ from mechanism.analyzers.h3_gradient.tail_excess import paired_tail_excess, tail
 from mechanism.data.mvtec import read_split
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import Detector
-from mechanism.stats.bootstrap import Interval, PairedStat, bootstrap
+from mechanism.stats.bootstrap import Interval, PairedStat, seeds_bootstrap
 
 
 def _amplification_note(mean_only: ConditionSums, cond: ConditionSums) -> str:
@@ -64,26 +65,35 @@ def _paired(cand: Sequence[ConditionSums], base: BaselineMeasurement,
                     "; ".join(dict.fromkeys(notes)))
 
 
-def _condition(cand: Sequence[ConditionSums], i: int, intervals: dict[str, Interval]) -> H3Condition:
+def _condition(seeds: Sequence[Sequence[ConditionSums]], i: int,
+               intervals: dict[str, Interval]) -> H3Condition:
+    """Condition ``i`` of the per-seed measurements ``seeds``: the intervals, the notes of the
+    first seed's model, maps and per-image means averaged over seeds."""
+    cand = seeds[0]
     c = cand[i]
     n = len(c.tail_sum)
     note = "" if i == 0 else _amplification_note(cand[0], c)
     if note and c.ratio_unbounded and not _amplification_note(cand[0], cand[0]):
         note = f"unbounded: {note}"
+    if i > 0 and f"amplification_{i}" not in intervals and not note:
+        note = "undefined for another training seed's model"
+    per_seed = [m[i] for m in seeds]
     return H3Condition(
         c.tail_weight, intervals[f"tail_{i}"], intervals[f"nontail_{i}"],
         intervals.get(f"ratio_{i}"), intervals.get(f"gini_{i}"), c.ratio_note(), c.gini_note(),
         intervals.get(f"amplification_{i}"), note, intervals.get(f"tail_gain_{i}"),
         intervals.get(f"nontail_share_{i}"),
-        tuple(tuple(float(v) for v in row) for row in c.map_sum / n),
-        tuple(float(v) for v in c.tail_sum / c.k),
-        tuple(float(v) for v in c.nontail_sum / (c.n_patches - c.k)))
+        tuple(tuple(float(v) for v in row) for row in np.mean([m.map_sum for m in per_seed], 0) / n),
+        tuple(float(v) for v in np.mean([m.tail_sum for m in per_seed], 0) / c.k),
+        tuple(float(v) for v in np.mean([m.nontail_sum for m in per_seed], 0) / (c.n_patches - c.k)))
 
 
 def summarise(cand: Sequence[ConditionSums], context: AnalysisContext, own_tail_weight: float,
               interact: bool, direct: Sequence[ConditionSums] | None,
               baseline: BaselineMeasurement | None = None, tail_excess: PairedStat | None = None,
-              tail_excess_images: int = 0, tail_excess_seeds: int = 0) -> H3Result:
+              tail_excess_images: int = 0, tail_excess_seeds: int = 0,
+              replicates: Sequence[tuple[Sequence[ConditionSums], BaselineMeasurement | None]] = ()
+              ) -> H3Result:
     """The H3 result of measured conditions (``cand[0]`` at λ = 0, sorted by λ), bootstrapped
     with ``context.n_boot`` resamples seeded by ``context.seed``.
 
@@ -94,28 +104,30 @@ def summarise(cand: Sequence[ConditionSums], context: AnalysisContext, own_tail_
             ``cand`` itself for non-interacting patches; None: paths not separable).
         tail_excess: H3.training's paired measurement on ``tail_excess_images`` good test
             images of ``tail_excess_seeds`` seed pairs.
+        replicates: (candidate, baseline) measurements of further training seeds' models on
+            the same images and conditions: every interval then runs over seeds × images
+            (``seeds_bootstrap``), each statistic the mean over seeds.
 
     Raises:
-        MechanismError: if the first condition is not λ = 0, or the baseline was measured on
-            other conditions or another number of images.
+        MechanismError: if the first condition is not λ = 0, or a baseline or replicate was
+            measured on other conditions or another number of images.
     """
     lambdas = [c.tail_weight for c in cand]
     if lambdas[0] != 0.0 or lambdas != sorted(lambdas) or len(lambdas) < 2:
         raise MechanismError(f"H3 needs conditions sorted by λ from λ = 0, got {lambdas}")
     n = len(cand[0].tail_sum)
-    stats = _statistics(cand, "")
-    if baseline is not None:
-        if [c.tail_weight for c in baseline.conditions] != lambdas or \
-                len(baseline.conditions[0].tail_sum) != n:
-            raise MechanismError("the baseline was measured on other conditions or images")
-        base_stats = _statistics(baseline.conditions, "baseline_")
-        for name in [s for s in stats if s.startswith(("ratio_", "amplification_"))]:
-            if f"baseline_{name}" in base_stats:
-                stats[f"baseline_{name}"] = base_stats[f"baseline_{name}"]
-                stats[f"difference_{name}"] = \
-                    lambda idx, c=stats[name], b=base_stats[f"baseline_{name}"]: c(idx) - b(idx)
-    intervals = bootstrap(stats, n, context.n_boot, context.seed)
-    conditions = tuple(_condition(cand, i, intervals) for i in range(len(cand)))
+    seeds = [(cand, baseline), *replicates]
+    for conditions, base in seeds:
+        for measured in (conditions, None if base is None else base.conditions):
+            if measured is not None and ([c.tail_weight for c in measured] != lambdas
+                                         or len(measured[0].tail_sum) != n):
+                raise MechanismError("a baseline or replicate was measured on other conditions "
+                                     "or images")
+        if (base is None) != (baseline is None):
+            raise MechanismError("H3's seed replicates must all have a baseline, or none")
+    intervals = seeds_bootstrap([_seed_statistics(c, b) for c, b in seeds], n, context.n_boot,
+                                context.seed)
+    conditions = tuple(_condition([c for c, _ in seeds], i, intervals) for i in range(len(cand)))
     n_over_k = context.n_patches / context.k
     ids = identities(direct, lambdas, n_over_k)
     return H3Result(
@@ -125,7 +137,21 @@ def summarise(cand: Sequence[ConditionSums], context: AnalysisContext, own_tail_
         tail_excess_seeds=tail_excess_seeds,
         paired=None if baseline is None else _paired(cand, baseline, intervals),
         evidence=evidence(conditions, own_tail_weight, n_over_k, interact, tail_excess, n,
-                          tail_excess_images, tail_excess_seeds, ids))
+                          tail_excess_images, tail_excess_seeds, ids, context.n_seeds))
+
+
+def _seed_statistics(cand: Sequence[ConditionSums], baseline: BaselineMeasurement | None) -> dict:
+    """One seed's named statistics: the candidate's, and with a baseline its ratios and
+    amplifications and the differences."""
+    stats = _statistics(cand, "")
+    if baseline is not None:
+        base_stats = _statistics(baseline.conditions, "baseline_")
+        for name in [s for s in stats if s.startswith(("ratio_", "amplification_"))]:
+            if f"baseline_{name}" in base_stats:
+                stats[f"baseline_{name}"] = base_stats[f"baseline_{name}"]
+                stats[f"difference_{name}"] = \
+                    lambda idx, c=stats[name], b=base_stats[f"baseline_{name}"]: c(idx) - b(idx)
+    return stats
 
 
 def _good_test_excess(pairs: list[tuple[Detector, Detector]], data_root: str | Path,
@@ -156,7 +182,8 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config 
     Args:
         detector: the analysed checkpoint.
         baseline: a (λ = 0) checkpoint with the same grid; adds the paired table and H3.training.
-        replicates: (candidate, baseline) checkpoints of further training seeds for H3.training.
+        replicates: (candidate, baseline) checkpoints of further training seeds: H3.training
+            pairs them, and every gradient statistic runs over seeds × images.
         cache_dir: feature cache folder (``None``: no cache).
 
     Raises:
@@ -176,18 +203,30 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config 
         with flow.own_paths_only():
             direct = measure(flow, features, lambdas, r, cfg.batch_size, progress,
                              "H3 gradients (own paths)")
+
+    def measure_baseline(model: Detector) -> BaselineMeasurement:
+        feats = features if model.ckpt.backbone == ckpt.backbone else \
+            model.features(samples, cache_dir, progress)
+        return BaselineMeasurement(checkpoint_label(model.ckpt), model.ckpt.loss.tail_weight,
+                                   measure(model.flow, feats, lambdas, r, cfg.batch_size, progress,
+                                           "H3 gradients (baseline)"))
+
+    for other, _ in replicates:
+        if other.ckpt.backbone != ckpt.backbone or other.ckpt.grid != ckpt.grid:
+            raise MechanismError("H3's seed replicates must share the analysed checkpoint's "
+                                 "backbone and grid")
+    seeds = [(measure(c.flow, features, lambdas, r, cfg.batch_size, progress,
+                      f"H3 gradients (seed {c.ckpt.train.seed})"),
+              None if baseline is None else measure_baseline(b)) for c, b in replicates]
     base, excess, n_test, n_pairs = None, None, 0, 0
     if baseline is not None:
-        if baseline.ckpt.backbone != ckpt.backbone:
-            features = baseline.features(samples, cache_dir, progress)
-        base = BaselineMeasurement(
-            checkpoint_label(baseline.ckpt), baseline.ckpt.loss.tail_weight,
-            measure(baseline.flow, features, lambdas, r, cfg.batch_size, progress,
-                    "H3 gradients (baseline)"))
+        base = measure_baseline(baseline)
         pairs = [(detector, baseline), *replicates]
         excess, n_test = _good_test_excess(pairs, data_root, category, k, cfg, cache_dir, progress)
         n_pairs = len(pairs)
     context = AnalysisContext(checkpoint_label(ckpt), category, "train", len(samples), h, w,
-                              n_patches, k, float(r), cfg.seed, cfg.n_boot)
+                              n_patches, k, float(r), cfg.seed, cfg.n_boot,
+                              tuple(m.ckpt.train.seed for m in (detector, *(c for c, _ in replicates)))
+                              if replicates else ())
     return summarise(cand, context, ckpt.loss.tail_weight, flow.patches_interact, direct, base,
-                     excess, n_test, n_pairs)
+                     excess, n_test, n_pairs, seeds)

@@ -72,9 +72,9 @@ def identities(direct: Sequence[ConditionSums] | None, lambdas: Sequence[float],
 
 def evidence(conditions: Sequence[H3Condition], own_tail_weight: float, n_over_k: float,
              interact: bool, tail_excess: PairedStat | None, n_train: int, n_test: int,
-             n_pairs: int, ids: tuple[Identity, ...]) -> Evidence:
-    """H3's claims — survives_interaction on the analysed checkpoint, training over ``n_pairs``
-    seed pairs — and the identity checks ``ids``."""
+             n_pairs: int, ids: tuple[Identity, ...], n_seeds: int = 1) -> Evidence:
+    """H3's claims — survives_interaction on ``n_seeds`` training seeds' checkpoints, training
+    over ``n_pairs`` seed pairs — and the identity checks ``ids``."""
     claims = []
     lam = claim_weight([c.tail_weight for c in conditions], own_tail_weight)
     if interact and 0.0 < lam < 1.0:
@@ -83,7 +83,7 @@ def evidence(conditions: Sequence[H3Condition], own_tail_weight: float, n_over_k
         bar, what = SURVIVING_SHARE * identity, f"{SURVIVING_SHARE:g} × identity {identity:.4g}"
         claims.append(Claim.of("H3.survives_interaction",
                                f"amplification at λ = {lam:g} (patches interact)", cond.amplification,
-                               "≥", bar, 1, n_train, note=f"threshold {what}; {cond.amplification_note}"
+                               "≥", bar, n_seeds, n_train, note=f"threshold {what}; {cond.amplification_note}"
                                if cond.amplification_note else f"threshold {what}"))
     claims.append(Claim.of(
         "H3.training", "Δ (mean top-k NLL − mean NLL), tail-aware − baseline, good test images "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import Sequence
 
 from mechanism.analyzers.context import AnalysisContext, checkpoint_label
 from mechanism.analyzers.h4_dilution.purity import ratio_rows, selection_and_reference
@@ -23,7 +24,7 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
         measured: MeasuredRatios | None = None,
         performance: tuple[PerformanceContrast, ...] = (), mean_loss_check: float | None = None,
         cache_dir: Path | None = None,
-        progress: bool = True) -> H4Result:
+        progress: bool = True, replicates: Sequence[Detector] = ()) -> H4Result:
     """Measure top-k ratio dilution on ``category``'s training images.
 
     Args:
@@ -38,6 +39,9 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
         mean_loss_check: measured Pixel AP(r = 100%) − Pixel AP(λ = 0) of identically seeded
             runs (an identity: r = 100% is the mean loss); None: not measured.
         cache_dir: feature cache folder (``None``: no cache).
+        replicates: the same condition's checkpoints of further training seeds: purity then
+            runs over seeds × images (each value the mean over seeds); the augmented views'
+            backbone features are computed once for all of them.
 
     Raises:
         MechanismError: unreadable data, a selection/reference checkpoint on another grid, or
@@ -49,12 +53,17 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
         if other is not None and other.ckpt.grid != detector.ckpt.grid:
             raise MechanismError(f"{role} checkpoint has grid {other.ckpt.grid} (H, W, D), the "
                                  f"analysed one {detector.ckpt.grid}")
+    for other in replicates:
+        if other.ckpt.backbone != detector.ckpt.backbone or other.ckpt.grid != detector.ckpt.grid:
+            raise MechanismError("H4's seed replicates must share the analysed checkpoint's "
+                                 "backbone and grid")
+    models = [detector, *replicates]
     extra = [] if measured is None else \
         [r for r in measured.metrics if not any(math.isclose(r, c) for c in cfg.ratios)]
     ratios = sorted(set(list(cfg.ratios) + extra))
     samples = read_split(data_root, category, "train")[:cfg.max_images]
     selection_nll, selection_source, reference_nll, reference_source = selection_and_reference(
-        detector, samples, cfg, selection, reference, cache_dir, progress)
+        models, samples, cfg, selection, reference, cache_dir, progress)
 
     k_ref = tail_k(n_patches, cfg.reference_ratio)
     rows = ratio_rows(selection_nll, reference_nll, ratios, k_ref, measured, cfg)
@@ -68,8 +77,10 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
         checkpoint=checkpoint_label(detector.ckpt), category=category, split="train",
         n_images=len(samples), grid_h=h, grid_w=w, n_patches=n_patches,
         k=tail_k(n_patches, detector.ckpt.loss.top_k_ratio),
-        top_k_ratio=detector.ckpt.loss.top_k_ratio, seed=cfg.seed, n_boot=cfg.n_boot)
+        top_k_ratio=detector.ckpt.loss.top_k_ratio, seed=cfg.seed, n_boot=cfg.n_boot,
+        training_seeds=tuple(m.ckpt.train.seed for m in models) if replicates else ())
     return H4Result(context, {**asdict(cfg), "ratios": list(cfg.ratios)}, k_ref, chance,
                     cfg.n_views if reference is None else None, selection_source, reference_source,
                     sweep, tuple(rows), best, basis, tuple(performance),
-                    evidence(rows, chance, performance, len(samples), sweep, mean_loss_check))
+                    evidence(rows, chance, performance, len(samples), sweep, mean_loss_check,
+                             context.n_seeds))

@@ -37,7 +37,8 @@ def best_ratio(ratios: Sequence[float], effective: Sequence[float],
 
 
 def evidence(rows: Sequence[RatioRow], chance: float, performance: Sequence[PerformanceContrast],
-             n_images: int, sweep: str | None, mean_loss_check: float | None = None) -> Evidence:
+             n_images: int, sweep: str | None, mean_loss_check: float | None = None,
+             n_seeds: int = 1) -> Evidence:
     """H4's claims and identity checks from the ratio rows, the performance contrasts and the
     measured Pixel AP(r = 100%) − Pixel AP(λ = 0) (None: not measured)."""
     ids = tuple(Identity(f"H4.purity(r={percent(row.ratio)})",
@@ -50,7 +51,7 @@ def evidence(rows: Sequence[RatioRow], chance: float, performance: Sequence[Perf
     study = next((row for row in rows if math.isclose(row.ratio, STUDY_RATIO)), None)
     selection = Claim.of(
         "H4.selection", f"purity at r = {percent(STUDY_RATIO)}", None if study is None else study.purity,
-        ">", chance, 1, n_images,
+        ">", chance, n_seeds, n_images,
         note=f"r = {percent(STUDY_RATIO)} not analysed" if study is None else
         f"chance k_ref/N = {chance:.4g}; precision purity/oracle = "
         f"{study.purity.estimate / study.oracle_purity:.3f}")
