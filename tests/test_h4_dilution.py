@@ -71,6 +71,8 @@ def test_claims_on_hand_made_rows_and_contrasts():
     assert forced.name == "H4.purity(r=100%)" and forced.agrees
     assert mean_loss.name == "H4.r100_is_mean_loss" and mean_loss.agrees
     assert evidence(rows, 16 / 784, contrasts, 64, "runs/x", 0.004).identities[1].agrees is False
+    assert evidence(rows, 16 / 784, contrasts, 64, "runs/x", 6e-6).identities[1].agrees       # rounding
+    assert evidence(rows, 16 / 784, contrasts, 64, "runs/x", 2e-4).identities[1].agrees is False
     no_sweep = evidence(rows, 16 / 784, (), 64, None)
     assert all("no sweep" in c.note for c in no_sweep.claims[1:])
 

@@ -82,6 +82,17 @@ def test_tiny_study_writes_every_category_and_the_macro_mean(tiny):
     assert "Identity check, not evidence: r = 100% makes the top-k term the plain mean" in text
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["study"]["categories"] == list(CATEGORIES) and manifest["study"]["seeds"] == [0, 1]
+    assert "Every claim rests on the checkpoints of S = 2 training seeds per category (every " \
+        "seed of the study" in text
+    assert text.count("| 2 × 8 per category |") == 4 and "Multiplicity: the contrast tables" in text
+    assert "Data, brick: 10 training images, 3 good + 5 defective test images of 64×64 px" in text
+    for category in CATEGORIES:                        # every analysis over both seeds
+        for name in ("H1", "H3", "H4", "H7"):
+            table = json.loads((out / "categories" / category / "tables" / f"{name}.json").read_text())
+            claims = table["evidence"]["claims"]
+            assert claims and all(c["n_seeds"] == 2 for c in claims), (category, name)
+        h1 = (out / "categories" / category / "tables" / "H1.md").read_text()
+        assert "checkpoints of S = 2 training seeds (0, 1;" in h1
 
 
 def test_study_rows_are_the_category_reports_numbers(tiny):
@@ -100,6 +111,7 @@ def test_second_call_trains_and_analyses_nothing(tiny):
     again = CliRunner().invoke(app, _args(root / "data", root / "out", root / "runs", root / "cache"))
     assert again.exit_code == 0, again.output
     assert ": trained" not in again.output and again.output.count("up to date") == 2
+    assert "every run is trained already" in again.output and "workers" not in again.output
     assert _tables(root / "out", root / "runs") == before
 
 

@@ -32,6 +32,7 @@ from typing import Callable
 
 import torch
 
+from mechanism.data.facts import data_facts
 from mechanism.data.mvtec import category_folder
 from mechanism.device import THREADS_ENV, resolve_device, threads_choice, usable_cpus
 from mechanism.errors import MechanismError
@@ -51,6 +52,7 @@ from mechanism.report.files import read_results, write_result
 from mechanism.report.study_document import StudyInputs, study_markdown
 from mechanism.sweep.plan import CHECKPOINT_FILE, METRICS_FILE
 from mechanism.sweep.run import RunOutcome, prepare_sweep, run_sweep
+from mechanism.train.checkpoint import load_checkpoint
 
 CATEGORIES = "categories"
 STUDY_ENTRIES = ("REPORT.md", "manifest.json", "tables", CATEGORIES)
@@ -235,7 +237,9 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
             log(line)
         tracker = _Progress(runs, [run.folder for _, run in trainings], log)
         tracker()
-        if launch.inline:
+        if tracker.first == len(trainings):
+            log("study: every run is trained already")
+        elif launch.inline:
             def on_run(outcome: RunOutcome) -> None:
                 log(f"  {outcome.run.folder}: {outcome.status}")
                 tracker()
@@ -267,6 +271,12 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
 def _write_study(out: Path, plan_: StudyPlan, data_root: Path, runs: Path, device: torch.device,
                  data: dict[str, dict[str, str]], trained: list, contrasts: StudyContrasts) -> Path:
     results = {c: read_results(out / CATEGORIES / c) for c in plan_.categories}
+    facts = {}
+    for category in plan_.categories:
+        ckpt = load_checkpoint(next(iter(next(iter(
+            sweep_checkpoints([runs], category, plan_.seeds).values())).values())))
+        facts[category] = data_facts(data_root, category, ckpt.backbone["config"]["input_size"],
+                                     ckpt.grid[:2])
     with output_folder(out / "tables", keep_existing=False) as stage:
         write_result(contrasts, stage, "study")
     checkpoints = {run.folder: {"path": str(runs / run.folder / CHECKPOINT_FILE), "sha256": json.loads(
@@ -276,7 +286,7 @@ def _write_study(out: Path, plan_: StudyPlan, data_root: Path, runs: Path, devic
                               {"root": str(data_root), **{f"{c}/{k}": v for c, d in data.items()
                                                           for k, v in d.items()}},
                               {"study": plan_.to_dict(), "runs": str(runs)})
-    text = study_markdown(StudyInputs(plan_.to_dict(), contrasts, results, manifest))
+    text = study_markdown(StudyInputs(plan_.to_dict(), contrasts, results, manifest, facts))
     with commit_together(out / "REPORT.md", out / "manifest.json") as (report, man):
         write_text(report, text)
         write_text(man, json.dumps(manifest, indent=2) + "\n")

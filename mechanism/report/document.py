@@ -15,6 +15,7 @@ from mechanism.report.headline import claim_text, headline
 from mechanism.report.study import STUDY_CLAIMS, STUDY_OBSERVED, STUDY_OPTIMUM
 from mechanism.report.sweeps import PARAM_LABELS, ablation
 from mechanism.report.tables import observed_effect as effect_table
+from mechanism.report.tables.h1 import control_sentence
 from mechanism.stats.evidence import MIN_SEEDS, Claim, Evidence, Status
 from mechanism.sweep.results import SweepRun
 from mechanism.train.checkpoint import Checkpoint
@@ -160,7 +161,9 @@ def _hypothesis_section(number: int, name: str, inputs: ReportInputs) -> list[st
     return [f"### 2.{number} {TITLES[name]}", "", f"**Hypothesis:** {study.claim}.", "",
             f"**Method:** {METHODS[name]}", "", "**Result:**", "", tables.markdown(result).rstrip(), "",
             *_figure_lines(FIGURES_OF[name], inputs), "",
-            f"**Our verdict: {ev.verdict.value}** — {headline(ev)}.", "",
+            f"**Our verdict: {ev.verdict.value}** — {headline(ev)}."
+            + (f" {control_sentence(result.flip_control)}"
+               if getattr(result, "flip_control", None) is not None else ""), "",
             f"The study: {study.verdict} ({study.evidence}); SPEC §7's rules on the study's own "
             f"numbers: {study.v2.verdict.value}. {_agreement(name, ev)}", ""]
 
@@ -231,7 +234,9 @@ def _conclusion(inputs: ReportInputs) -> list[str]:
     for name in HYPOTHESIS_ORDER:
         if name in inputs.results:
             ev = inputs.results[name].evidence
-            lines.append(f"- {name}: **{ev.verdict.value}** — {ev.reason}.")
+            control = getattr(inputs.results[name], "flip_control", None)
+            lines.append(f"- {name}: **{ev.verdict.value}** — {ev.reason}."
+                         + (f" {control_sentence(control)}" if control is not None else ""))
     lines += ["", "Our data (the synthetic demo set or the given data set) differ from the study's, so "
               "the numbers differ; verdicts come from the claims of SPEC §7 (identities are checks, "
               "never evidence), not tuned.", ""]

@@ -2,15 +2,18 @@
 claims and verdicts, the study's numbers beside ours, and links to the per-category reports."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from mechanism.analyzers.h4_dilution.claims import MEAN_LOSS_TOLERANCE
 from mechanism.analyzers.registry import HYPOTHESES
+from mechanism.data.facts import DataFacts
 from mechanism.eval.macro_effect import MacroContrast, StudyContrasts
 from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.eval.observed_effect import OBSERVED_METRICS
 from mechanism.io.text import markdown_table, plural
 from mechanism.report.headline import claim_text
 from mechanism.report.study import STUDY_CLAIMS, STUDY_OBSERVED
+from mechanism.report.tables.h1 import control_sentence
 from mechanism.report.tables.study import contrast_markdown
 from mechanism.stats.evidence import MIN_SEEDS
 
@@ -24,6 +27,7 @@ class StudyInputs:
     contrasts: StudyContrasts
     results: dict[str, dict]          # category → hypothesis → analyzer result
     manifest: dict
+    data: dict[str, DataFacts] = field(default_factory=dict)   # category → its data's facts
 
 
 def _contrast_title(name: str, top_k_ratio: float) -> str:
@@ -47,22 +51,35 @@ def _verdicts(inputs: StudyInputs) -> list[str]:
                 continue
             ev = inputs.results[c][h].evidence
             claims = "; ".join(claim_text(claim) for claim in ev.claims)
-            lines.append(f"* {c}: **{ev.verdict.value}** — {claims}")
+            control = getattr(inputs.results[c][h], "flip_control", None)
+            lines.append(f"* {c}: **{ev.verdict.value}** — {claims}"
+                         + (f". {control_sentence(control)}" if control is not None else ""))
         lines.append("")
     return lines
 
 
 def _analysed_seeds(inputs: StudyInputs) -> str:
-    """Which training seeds' checkpoints the analyses ran on, from the results themselves."""
-    counts = sorted({r.context.n_seeds for per in inputs.results.values() for r in per.values()})
+    """How many training seeds the claims rest on, from the claims themselves."""
+    counts = sorted({c.n_seeds for per in inputs.results.values() for r in per.values()
+                     for c in r.evidence.claims if c.n_seeds > 0})
     if not counts:
-        return "No category has analyses."
+        return "No category has a measured claim."
     s = f"S = {counts[0]}" if len(counts) == 1 else f"S = {counts[0]}–{counts[-1]}"
     every = counts == [len(inputs.plan["seeds"])]
-    return (f"Every analysis ran on the checkpoints of {s} training seeds per category"
-            f"{' (every seed of the study, SPEC §7.5)' if every else ' (S in each claim)'}: each "
-            "claim's interval runs over seeds × images, each estimate is the mean over seeds, "
-            "and S and the images per seed stand beside it.")
+    return (f"Every claim rests on the checkpoints of {s} training seeds per category"
+            f"{' (every seed of the study, SPEC §7.5)' if every else ' (S in each claim)'}: its "
+            "interval runs over seeds × images, its estimate is the mean over seeds, and S and "
+            "the images per seed stand beside it.")
+
+
+def _multiplicity(inputs: StudyInputs) -> str:
+    """How many per-category intervals the tables print, and what that means for a lone one."""
+    n = sum(len(c.effects) for c in inputs.contrasts.contrasts) * len(OBSERVED_METRICS)
+    return (f"Multiplicity: the contrast tables below print {n} per-category intervals (contrasts × "
+            f"categories × {len(OBSERVED_METRICS)} metrics), each at 95%. Where nothing changes, "
+            f"about one in 20 would exclude 0 by chance (≈ {n / 20:.1f} here), so a single "
+            "interval that barely excludes 0 among many is weak evidence; a pattern across "
+            "metrics and categories, or the macro row, weighs more.")
 
 
 def _macro_sentence(c: MacroContrast) -> str:
@@ -85,7 +102,8 @@ def _macro_sentence(c: MacroContrast) -> str:
         else:
             words.append(f"{METRIC_LABELS[key]} cannot be told apart (the interval holds 0)")
     return (f"Macro mean over {plural(len(c.effects), 'category', 'categories')}, candidate against "
-            f"baseline: {'; '.join(words)}.")
+            f"baseline: {'; '.join(words)}. The macro row describes these categories; it is not a "
+            "claim about categories not studied (they are fixed, not sampled).")
 
 
 def _mean_loss_check(c: MacroContrast, headline: MacroContrast) -> str:
@@ -98,9 +116,12 @@ def _mean_loss_check(c: MacroContrast, headline: MacroContrast) -> str:
             "claim on r = 100% is therefore the headline again.")
     if not gaps:
         return f"{text} No category has both tables, so the check cannot be made."
-    return (f"{text} Expected: the two baselines' metrics equal; measured: they differ by at most "
-            f"{100 * max(gaps):.2f} points (the two loss formulas round differently, and training "
-            "carries the difference).")
+    gap = max(gaps)
+    verdict = "agree" if gap <= MEAN_LOSS_TOLERANCE else "**differ**"
+    return (f"{text} Expected: the two baselines' metrics equal, to {100 * MEAN_LOSS_TOLERANCE:g} "
+            f"points (the two loss formulas sum in another order and training carries that "
+            f"rounding); measured: at most {100 * gap:.4f} points apart over categories and "
+            f"metrics — they {verdict}.")
 
 
 def study_markdown(inputs: StudyInputs) -> str:
@@ -124,6 +145,10 @@ def study_markdown(inputs: StudyInputs) -> str:
         "in every category). With S = 3 a seed draw takes one of 10 multisets, so seed "
         "uncertainty is coarsely resolved. The original study reported MVTec AD means over 15 "
         "categories from one seed; our data differ, so our numbers differ.",
+        "",
+        _multiplicity(inputs),
+        "",
+        *(f"Data, {c}: {facts.sentence()}." for c, facts in inputs.data.items()),
         "",
     ]
     by_name = {c.name: c for c in inputs.contrasts.contrasts}

@@ -119,11 +119,16 @@ class Identity:
     expected: float
     measured: float | None     # None: not measurable here (``note`` says why)
     note: str = ""
-    agrees: bool | None = field(init=False)   # within IDENTITY_RTOL; None when not measured
+    tolerance: float = 0.0     # absolute agreement needed; 0: numerical precision (IDENTITY_RTOL)
+    agrees: bool | None = field(init=False)   # within the tolerance; None when not measured
 
     def __post_init__(self):
-        agrees = None if self.measured is None else \
-            math.isclose(self.measured, self.expected, rel_tol=IDENTITY_RTOL, abs_tol=1e-12)
+        if self.measured is None:
+            agrees = None
+        elif self.tolerance > 0:
+            agrees = abs(self.measured - self.expected) <= self.tolerance
+        else:
+            agrees = math.isclose(self.measured, self.expected, rel_tol=IDENTITY_RTOL, abs_tol=1e-12)
         object.__setattr__(self, "agrees", agrees)
 
 

@@ -5,7 +5,8 @@
   it describes the sweep and is never evidence.
 * Identities: where the oracle purity equals chance (k = N) the purity is fixed by the
   definition; and r = 100% is the mean loss, so its checkpoints must match the λ = 0 ones of
-  the same seeds (SPEC §7.5: "train it anyway as a check"). Printed as checks.
+  the same seeds (SPEC §7.5: "train it anyway as a check") — to ``MEAN_LOSS_TOLERANCE``, since
+  training does not repeat the two formulas' rounding. Printed as checks.
 * **H4.selection** — at the study's r = 2%, purity > chance k_ref/N: the selection finds truly
   hard patches at all (purity / oracle, its precision, in the note).
 * **H4.performance(10%)** and **H4.performance(100%)** — Pixel AP(r = 2%) − Pixel AP(r = 10% or
@@ -24,6 +25,12 @@ from mechanism.analyzers.h4_dilution.result import (BASIS_EFFECTIVE, BASIS_PIXEL
                                                      PerformanceContrast, RatioRow)
 from mechanism.io.text import percent
 from mechanism.stats.evidence import Claim, Evidence, Identity
+
+
+MEAN_LOSS_TOLERANCE = 1e-4    # Pixel AP (0.01 points): the r = 100% and λ = 0 losses are equal
+MEAN_LOSS_NOTE = ("tolerance 0.01 points: the two loss formulas sum in another order, and training "
+                  "carries that rounding (measured ≤ 0.002 points on the demo set; the seed-to-"
+                  "seed std of Pixel AP is ≥ 0.1 points)")   # not an exact identity of the arithmetic
 
 
 def best_ratio(ratios: Sequence[float], effective: Sequence[float],
@@ -47,7 +54,8 @@ def evidence(rows: Sequence[RatioRow], chance: float, performance: Sequence[Perf
     if sweep is not None:
         ids += (Identity("H4.r100_is_mean_loss", "Pixel AP(r = 100%) − Pixel AP(λ = 0), same "
                          "seeds: r = 100% is the mean loss", 0.0, mean_loss_check,
-                         "" if mean_loss_check is not None else "no r = 100% or λ = 0 runs"),)
+                         MEAN_LOSS_NOTE if mean_loss_check is not None else "no r = 100% or λ = 0 runs",
+                         MEAN_LOSS_TOLERANCE),)
     study = next((row for row in rows if math.isclose(row.ratio, STUDY_RATIO)), None)
     selection = Claim.of(
         "H4.selection", f"purity at r = {percent(STUDY_RATIO)}", None if study is None else study.purity,

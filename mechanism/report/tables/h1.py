@@ -5,7 +5,7 @@ from __future__ import annotations
 from mechanism.analyzers.h1_edge import FlipControl, H1Result
 from mechanism.io.text import format_p, markdown_table
 from mechanism.report.tables import evidence
-from mechanism.report.tables.rows import interval_text, measurement_row
+from mechanism.report.tables.rows import checkpoint_text, interval_text, measurement_row
 from mechanism.stats.bootstrap import Interval
 from mechanism.stats.edge_distance import SIDES
 
@@ -91,6 +91,19 @@ def flip_markdown(f: FlipControl) -> str:
         "", cells, "", f"Method: {f.method}."])
 
 
+def control_sentence(f: FlipControl) -> str:
+    """The flip control in one sentence, to print beside H1's verdict: what G says per flip,
+    and what that means for H1.location."""
+    parts = [f"{o.flip} {o.asymmetry} G = {o.anchoring.format('{:+.2f}')}: {o.reading}"
+             if o.anchoring is not None else f"{o.flip}: {o.reading}" for o in f.flips]
+    anchored = [o.flip for o in f.flips if o.anchoring is not None and o.anchoring.low is not None
+                and o.anchoring.low > 0]
+    meaning = (" — so the edge preference H1.location measures is, on its asymmetric part, the "
+               "network's (padding, receptive field, position condition), not the image's"
+               if anchored else "")
+    return f"Flip control (not a claim): {'; '.join(parts)}{meaning}."
+
+
 def markdown(r: H1Result) -> str:
     """The measurement table, the flip control, the evidence, the paired table (with a
     baseline) and the context."""
@@ -107,9 +120,10 @@ def markdown(r: H1Result) -> str:
                                   "difference (candidate − baseline)"], _paired_rows(r)), ""]
     notes = f" {r.gradient_note}" if r.gradient_note else ""
     parts.append(
-        f"Context: checkpoint {c.checkpoint}; category {c.category}, split {c.split}, "
+        f"Context: {checkpoint_text(c)}; category {c.category}, split {c.split}, "
         f"{c.n_images} images; grid {c.grid_h}×{c.grid_w} (N = {c.n_patches}), tail k = {c.k} "
-        f"per image (r = {c.top_k_ratio:g}); seed {c.seed}; {interval_text(c.n_boot)}. "
+        f"per image (r = {c.top_k_ratio:g}); seed {c.seed}; {interval_text(c.n_boot, c.n_seeds)}"
+        f"{'; maps and counts pool the seeds; p-values are the largest over seeds' if c.n_seeds > 1 else ''}. "
         f"KS: {r.ks_method}. Gradient: {r.gradient_method}.{notes}")
     return "\n".join(parts)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mechanism.analyzers.h3_gradient import H3Result
 from mechanism.io.text import markdown_table
 from mechanism.report.tables import evidence
-from mechanism.report.tables.rows import interval_text, measurement_row
+from mechanism.report.tables.rows import checkpoint_text, interval_text, measurement_row
 from mechanism.stats.bootstrap import PairedStat
 
 RESULT = H3Result
@@ -51,7 +51,8 @@ def markdown(result: H3Result) -> str:
     if result.tail_excess is not None:
         t = result.tail_excess
         parts += [f"NLL tail of normal patches (H3.training): mean top-k NLL − mean NLL per good "
-                  f"test image, nats/dim, {result.tail_excess_images} images:", "",
+                  f"test image, nats/dim, {result.tail_excess_images} images × S = "
+                  f"{result.tail_excess_seeds} seed pairs (interval over seeds × images):", "",
                   markdown_table(["baseline", "candidate", "difference (candidate − baseline)"],
                                  [[i.format("{:.4f}") for i in (t.baseline, t.candidate,
                                                                 t.difference)]]), ""]
@@ -68,10 +69,10 @@ def markdown(result: H3Result) -> str:
     notes = "; ".join(n for x in result.conditions
                       for n in (x.ratio_note, x.gini_note, x.amplification_note) if n)
     parts.append(
-        f"Context: checkpoint {c.checkpoint} (own λ = {result.own_tail_weight:g}); category "
+        f"Context: {checkpoint_text(c)} (own λ = {result.own_tail_weight:g}); category "
         f"{c.category}, split {c.split}, {c.n_images} images; grid {c.grid_h}×{c.grid_w} "
         f"(N = {c.n_patches}), tail k = {c.k} per image (r = {c.top_k_ratio:g}; the top-k "
-        f"patches by the checkpoint's NLL); seed {c.seed}; {interval_text(c.n_boot)}. "
+        f"patches by the checkpoint's NLL); seed {c.seed}; {interval_text(c.n_boot, c.n_seeds)}. "
         f"Gradient unit: {result.gradient_unit}." + (f" Notes: {notes}." if notes else ""))
     return "\n".join(parts)
 

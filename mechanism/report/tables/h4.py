@@ -8,6 +8,7 @@ from mechanism.analyzers.h4_dilution import MEASURED_METRICS, STUDY_RATIO, H4Res
 from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.io.text import markdown_table, percent
 from mechanism.report.tables import evidence
+from mechanism.report.tables.rows import checkpoint_text, interval_text
 
 RESULT = H4Result
 
@@ -46,8 +47,8 @@ def markdown(result: H4Result) -> str:
                f"k_ref = {result.k_ref} per image ({percent(result.config['reference_ratio'])} of N); "
                f"chance purity {result.chance_purity:.1%} (k_ref/N); selection: "
                f"{result.selection_source}; reference: {result.reference_source}{measured}; {c.n_images} "
-               f"{c.split} images of {c.category}; seed {c.seed}; bootstrap B = {c.n_boot}; "
-               f"checkpoint {c.checkpoint} (its own r = {percent(c.top_k_ratio)}, k = {c.k}).")
+               f"{c.split} images of {c.category}; seed {c.seed}; {interval_text(c.n_boot, c.n_seeds)}; "
+               f"{checkpoint_text(c)} (its own r = {percent(c.top_k_ratio)}, k = {c.k}).")
     parts = [markdown_table(header, lines), ""]
     contrasts = [c for c in result.performance if c.effect is not None]
     if contrasts:

@@ -2,6 +2,7 @@
 describing a result's intervals."""
 from __future__ import annotations
 
+from mechanism.analyzers.context import AnalysisContext
 from mechanism.stats.bootstrap import Interval
 
 
@@ -17,7 +18,19 @@ def measurement_row(measurement: str, value: Interval | float | int | str | None
     return {**row, "estimate": value, "ci_low": None, "ci_high": None, "detail": detail}
 
 
-def interval_text(n_boot: int) -> str:
-    """How the intervals of a result over images were computed."""
-    return (f"95% percentile bootstrap over images, B = {n_boot}" if n_boot
-            else "no bootstrap intervals")
+def interval_text(n_boot: int, n_seeds: int = 1) -> str:
+    """How the intervals of a result over images — or training seeds × images — were computed."""
+    if not n_boot:
+        return "no bootstrap intervals"
+    over = "images" if n_seeds == 1 else \
+        (f"S = {n_seeds} training seeds × images (one image draw serves every drawn seed; each "
+         "value the mean over seeds)")
+    return f"95% percentile bootstrap over {over}, B = {n_boot}"
+
+
+def checkpoint_text(context: AnalysisContext) -> str:
+    """The analysed checkpoint, or the checkpoints of several training seeds."""
+    if context.n_seeds == 1:
+        return f"checkpoint {context.checkpoint}"
+    return (f"checkpoints of S = {context.n_seeds} training seeds "
+            f"({', '.join(map(str, context.training_seeds))}; the first: {context.checkpoint})")

@@ -16,6 +16,14 @@ def _levels(p: PairedStat) -> str:
     return f"{p.baseline.estimate:.2%} → {p.candidate.estimate:.2%}"
 
 
+def _macro_counts(c: MacroContrast) -> str:
+    """The macro row's seeds and images: the categories' own, as a range when they differ."""
+    def span(values: list[int]) -> str:
+        return f"{min(values)}" if min(values) == max(values) else f"{min(values)}–{max(values)}"
+    return (f"{span([e.n_seeds for e in c.effects])} × "
+            f"{span([e.n_good + e.n_defective for e in c.effects])} per category")
+
+
 def contrast_markdown(c: MacroContrast) -> str:
     """One row per category and the macro mean; cells are candidate − baseline in points."""
     header = ["category", "Pixel AP (baseline → candidate)",
@@ -26,7 +34,8 @@ def contrast_markdown(c: MacroContrast) -> str:
     if c.macro is not None:
         rows.append([f"**{MACRO}** ({plural(len(c.effects), 'category', 'categories')})",
                      _levels(c.macro["pixel_ap"]),
-                     *(f"**{format_points(c.macro[k].difference)}**" for k in OBSERVED_METRICS), ""])
+                     *(f"**{format_points(c.macro[k].difference)}**" for k in OBSERVED_METRICS),
+                     _macro_counts(c)])
     text = markdown_table(header, rows) if rows else "No category has this contrast."
     note = f"\n\n{c.note}" if c.note else ""
     return f"{text}\n\nΔ = ({c.candidate}) − ({c.baseline}), 95% intervals over seeds × images.{note}"

@@ -1,0 +1,66 @@
+"""What a reader needs to know about a category's data to judge its metrics: how many images,
+their size, how much of the test set is defective pixel by pixel (the Pixel AP a random map
+gets), and how large a grid cell is in the original photograph."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mechanism.data.images import image_shape, load_mask
+from mechanism.data.mvtec import read_split
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """One category's data as the models see it."""
+    category: str
+    n_train: int
+    n_test_good: int
+    n_test_defective: int
+    image_size: tuple[int, int]      # (width, height) in pixels, the most common test image size
+    same_size: bool                  # every test image has ``image_size``
+    input_size: int                  # S: images and masks are resized to S × S
+    grid: tuple[int, int]            # (H, W) patch grid
+    defect_pixel_share: float        # defective pixels / all test pixels at S × S: a random
+                                     # map's expected Pixel AP (the chance level)
+    median_defect_share: float | None  # median over defective test images of their mask's share
+
+    @property
+    def cell_pixels(self) -> tuple[float, float]:
+        """One grid cell in original pixels, (width, height)."""
+        return self.image_size[0] / self.grid[1], self.image_size[1] / self.grid[0]
+
+    def sentence(self) -> str:
+        """The facts in one line."""
+        w, h = self.image_size
+        cw, ch = self.cell_pixels
+        median = "—" if self.median_defect_share is None else f"{self.median_defect_share:.2%}"
+        return (f"{self.n_train} training images, {self.n_test_good} good + {self.n_test_defective} "
+                f"defective test images of {w}×{h} px{'' if self.same_size else ' (most common size)'}, "
+                f"resized to {self.input_size}×{self.input_size}"
+                f"{f' (aspect {w / h:.2f} squashed to 1)' if w != h else ''}; a "
+                f"{self.grid[0]}×{self.grid[1]} grid cell covers {cw:.0f}×{ch:.0f} original px; "
+                f"the median defect covers {median} of its image; defective pixels are "
+                f"{self.defect_pixel_share:.2%} of all test pixels (the Pixel AP a random map "
+                "gets: the chance level)")
+
+
+def data_facts(data_root: str | Path, category: str, input_size: int,
+               grid: tuple[int, int]) -> DataFacts:
+    """``DataFacts`` of ``category`` under ``data_root``, masks compared at ``input_size``
+    (as the evaluation compares them).
+
+    Raises:
+        MechanismError: unreadable data or masks (as ``read_split`` and ``load_mask``).
+    """
+    train = read_split(data_root, category, "train")
+    test = read_split(data_root, category, "test")
+    sizes = Counter((w, h) for h, w in (image_shape(s.path) for s in test))
+    shares = [float(load_mask(s.mask_path, input_size, s.path).mean()) for s in test]
+    defective = [share for s, share in zip(test, shares) if s.label == 1]
+    return DataFacts(category, len(train), len(test) - len(defective), len(defective),
+                     sizes.most_common(1)[0][0], len(sizes) == 1, input_size, tuple(grid),
+                     float(np.mean(shares)), float(np.median(defective)) if defective else None)

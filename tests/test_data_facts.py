@@ -1,0 +1,28 @@
+"""Data facts on a hand-made category whose mask areas are known exactly."""
+import cv2
+import numpy as np
+import pytest
+
+from mechanism.data.facts import data_facts
+
+
+def test_facts_of_a_hand_made_category(tmp_path):
+    cat = tmp_path / "rail"
+    for folder in ("train/good", "test/good", "test/dent", "ground_truth/dent"):
+        (cat / folder).mkdir(parents=True)
+    image = np.zeros((20, 40, 3), np.uint8)                     # 40 wide, 20 high
+    for i in range(3):
+        cv2.imwrite(str(cat / "train/good" / f"{i}.png"), image)
+    cv2.imwrite(str(cat / "test/good/0.png"), image)
+    for i, (rows, cols) in enumerate([(10, 8), (20, 40)]):     # 10% and 100% of the image
+        cv2.imwrite(str(cat / "test/dent" / f"{i}.png"), image)
+        mask = np.zeros((20, 40), np.uint8)
+        mask[:rows, :cols] = 255
+        cv2.imwrite(str(cat / "ground_truth/dent" / f"{i}_mask.png"), mask)
+    f = data_facts(tmp_path, "rail", 20, (4, 5))
+    assert (f.n_train, f.n_test_good, f.n_test_defective) == (3, 1, 2)
+    assert f.image_size == (40, 20) and f.same_size and f.cell_pixels == (8.0, 5.0)
+    assert f.defect_pixel_share == pytest.approx((0.1 + 1.0 + 0.0) / 3)   # masks at 20×20
+    assert f.median_defect_share == pytest.approx(0.55)
+    text = f.sentence()
+    assert "40×20 px" in text and "aspect 2.00 squashed" in text and "8×5 original px" in text
