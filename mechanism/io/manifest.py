@@ -2,6 +2,7 @@
 versions it and every checkpoint record."""
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import subprocess
@@ -32,8 +33,13 @@ def package_versions() -> dict[str, str]:
     return {k: str(v) for k, v in found.items()}  # plain str: torch's version is a str subclass
 
 
+CODE_PATHS = ("mechanism", "cli", "setup.cfg", "pyproject.toml")   # what "-dirty" looks at
+
+
 def git_commit() -> str | None:
-    """The commit of the source tree this package runs from, or None outside a git checkout."""
+    """The commit of the source tree this package runs from (``-dirty`` when its code,
+    ``CODE_PATHS``, differs from the commit; outputs and documents do not count), or None
+    outside a git checkout."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
@@ -42,9 +48,25 @@ def git_commit() -> str | None:
         return None
     if out.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no",
+                            "--", *(f":/{path}" for path in CODE_PATHS)],
                            capture_output=True, text=True, timeout=10).stdout.strip()
     return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def code_digest() -> str:
+    """SHA-256 of the running code: every ``.py`` file of the ``mechanism`` and ``cli``
+    packages, by relative path and content. Outputs, documents and tests do not count, so a
+    commit that changes only those leaves it (and the reports keyed on it) as they were."""
+    import cli
+    import mechanism
+    digest = hashlib.sha256()
+    for package in (mechanism, cli):
+        root = Path(package.__file__).resolve().parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{package.__name__}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def command_line() -> str:

@@ -39,7 +39,7 @@ from mechanism.errors import MechanismError
 from mechanism.eval.macro_effect import MacroContrast, StudyContrasts, macro_contrast
 from mechanism.io.atomic import write_text
 from mechanism.io.hashing import file_sha256
-from mechanism.io.manifest import build_manifest, git_commit, package_versions
+from mechanism.io.manifest import build_manifest, code_digest
 from mechanism.io.text import plural
 from mechanism.io.transaction import check_output_folder, commit_together, locked, output_folder
 from mechanism.pipelines.analyze import AnalysisSettings
@@ -147,7 +147,7 @@ def _category_report(plan_: StudyPlan, category: str, runs: Path, out: Path, dev
     ckpt = index[(plan_.tail_weight, plan_.top_k_ratio, "topk")][seed]
     baseline = index[(0.0, plan_.top_k_ratio, "topk")][seed]
     inputs = {"n_boot": plan_.n_boot, "analysed_seed": seed, "training_seeds": list(plan_.seeds),
-              "code": git_commit() or package_versions().get("tailflow-mechanism"), "checkpoints": {
+              "code": code_digest(), "checkpoints": {
         f"{describe(c)} seed {s}": file_sha256(p) for c, by_seed in sorted(index.items())
         for s, p in sorted(by_seed.items())}}
     folder = out / CATEGORIES / category
