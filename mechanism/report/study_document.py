@@ -156,7 +156,7 @@ def study_markdown(inputs: StudyInputs) -> str:
         lines += [f"## {i}. {_contrast_title(c.name, p['top_k_ratio'])}", "", contrast_markdown(c), "",
                   _macro_sentence(c), ""]
         if c.name == "headline":
-            lines += [f"The study reported: {STUDY_OBSERVED} (one seed, no interval).", ""]
+            lines += [f"The study reported: {STUDY_OBSERVED}.", ""]
         if c.name == "H4.performance(100%)" and "headline" in by_name:
             lines += [_mean_loss_check(c, by_name["headline"]), ""]
     n = len(inputs.contrasts.contrasts) + 1
