@@ -3,6 +3,7 @@ versions it and every checkpoint record."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import platform
 import subprocess
@@ -58,13 +59,13 @@ def code_digest() -> str:
     """SHA-256 of the running code: every ``.py`` file of the ``mechanism`` and ``cli``
     packages, by relative path and content. Outputs, documents and tests do not count, so a
     commit that changes only those leaves it (and the reports keyed on it) as they were."""
-    import cli
-    import mechanism
+    cli = importlib.util.find_spec("cli")
+    roots = {"mechanism": Path(__file__).resolve().parents[1],
+             "cli": None if cli is None or cli.origin is None else Path(cli.origin).parent}
     digest = hashlib.sha256()
-    for package in (mechanism, cli):
-        root = Path(package.__file__).resolve().parent
-        for path in sorted(root.rglob("*.py")):
-            digest.update(f"{package.__name__}/{path.relative_to(root).as_posix()}\0".encode())
+    for name, root in roots.items():
+        for path in sorted(root.rglob("*.py")) if root is not None else ():
+            digest.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
 
