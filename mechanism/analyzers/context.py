@@ -39,6 +39,12 @@ def checkpoint_label(ckpt: Checkpoint) -> str:
             f"{ckpt.data.category} (train seed {ckpt.train.seed}, data {ckpt.data.fingerprint[:12]})")
 
 
+def seeds_label(label: str, n_seeds: int) -> str:
+    """A checkpoint's label, naming the further seeds' checkpoints an estimate also averages."""
+    return label if n_seeds <= 1 else \
+        f"{label}, and the same condition's checkpoints of {n_seeds - 1} more training seeds"
+
+
 def check_common_settings(cfg) -> None:
     """Validate the fields every analyzer config shares: ``n_boot``, ``batch_size``, ``max_images``.
 

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from mechanism.analyzers.context import AnalysisContext, checkpoint_label, paired_stat, tail_setup
+from mechanism.analyzers.context import (AnalysisContext, checkpoint_label, paired_stat,
+                                         seeds_label, tail_setup)
 from mechanism.analyzers.h1_edge.claims import evidence
 from mechanism.analyzers.h1_edge.flip_control import FLIPS, flip_control, flipped_features, tail_mask
 from mechanism.analyzers.h1_edge.gradient import GRADIENT_METHOD, image_patch_gradients
@@ -141,11 +142,11 @@ def _intervals(cands: Sequence[_TailSplit], bases: Sequence[_TailSplit | None],
                             for c, b in zip(cands, bases)], n, cfg.n_boot, cfg.seed)
 
 
-def _paired(intervals: dict[str, Interval], baseline: Checkpoint) -> H1Paired:
+def _paired(intervals: dict[str, Interval], baseline: Checkpoint, n_seeds: int) -> H1Paired:
     ratio = paired_stat(intervals, "gradient_ratio")
     note = "" if ratio is not None else \
         "gradient ratio undefined for a model: its non-tail patches have zero gradient"
-    return H1Paired(checkpoint_label(baseline), baseline.loss.tail_weight,
+    return H1Paired(seeds_label(checkpoint_label(baseline), n_seeds), baseline.loss.tail_weight,
                     paired_stat(intervals, "tail_distance_mean"), ratio, note)
 
 
@@ -264,6 +265,6 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config 
         uniform_distance_pmf=tuple(float(p) for p in pmf),
         gradient_distribution=_gradient_distribution(tail_g, nontail_g, cfg.gradient_bins),
         flip_control=control,
-        paired=None if baseline is None else _paired(intervals, baseline.ckpt),
+        paired=None if baseline is None else _paired(intervals, baseline.ckpt, n_seeds),
         evidence=evidence(intervals["tail_distance_mean"], uniform_mean, weakest.p_value,
                           interior_ratio, interior_mw_p, ratio, n, interior_note, n_seeds))

@@ -8,7 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from mechanism.analyzers.context import AnalysisContext, checkpoint_label, paired_stat, tail_setup
+from mechanism.analyzers.context import (AnalysisContext, checkpoint_label, paired_stat,
+                                         seeds_label, tail_setup)
 from mechanism.analyzers.h3_gradient.claims import evidence, identities
 from mechanism.analyzers.h3_gradient.gradients import BaselineMeasurement, ConditionSums, measure
 from mechanism.analyzers.h3_gradient.result import (GRADIENT_UNIT, H3Condition, H3Config, H3Paired,
@@ -55,11 +56,11 @@ def _statistics(conditions: Sequence[ConditionSums], prefix: str) -> dict:
 
 
 def _paired(cand: Sequence[ConditionSums], base: BaselineMeasurement,
-            intervals: dict[str, Interval]) -> H3Paired:
+            intervals: dict[str, Interval], n_seeds: int) -> H3Paired:
     notes = []
     for model, conditions in (("candidate", cand), ("baseline", base.conditions)):
         notes += [f"{model}: {c.ratio_note()}" for c in conditions if c.ratio_note()]
-    return H3Paired(base.label, base.tail_weight,
+    return H3Paired(seeds_label(base.label, n_seeds), base.tail_weight,
                     tuple(paired_stat(intervals, f"ratio_{i}") for i in range(len(cand))),
                     tuple(paired_stat(intervals, f"amplification_{i}") for i in range(len(cand))),
                     "; ".join(dict.fromkeys(notes)))
@@ -135,7 +136,7 @@ def summarise(cand: Sequence[ConditionSums], context: AnalysisContext, own_tail_
         own_tail_weight=float(own_tail_weight), theoretical_amplification=n_over_k,
         tail_excess=tail_excess, tail_excess_images=tail_excess_images,
         tail_excess_seeds=tail_excess_seeds,
-        paired=None if baseline is None else _paired(cand, baseline, intervals),
+        paired=None if baseline is None else _paired(cand, baseline, intervals, len(seeds)),
         evidence=evidence(conditions, own_tail_weight, n_over_k, interact, tail_excess, n,
                           tail_excess_images, tail_excess_seeds, ids, context.n_seeds))
 

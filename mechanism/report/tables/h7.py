@@ -62,7 +62,11 @@ def markdown(r: H7Result) -> str:
               f"{c.n_images} images; grid {c.grid_h}×{c.grid_w} (N = {c.n_patches}), "
               f"{cand.n_channels} channels, {cand.n_values:,} z values; the checkpoint's tail "
               f"k = {c.k} per image (r = {c.top_k_ratio:g}); seed {c.seed}; "
-              f"{interval_text(c.n_boot)}. {r.method}"]
+              f"{interval_text(c.n_boot)}"
+              + (f"; the tables above describe this one checkpoint (train seed of its label), the "
+                 f"claims pair S = {r.training.n_seeds} seeds' checkpoints (intervals over seeds × "
+                 "images)" if r.training is not None and r.training.n_seeds > 1 else "")
+              + f". {r.method}"]
     return "\n".join(parts)
 
 
