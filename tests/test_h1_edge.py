@@ -84,11 +84,11 @@ def write_dataset(root, n, seed):
     return root
 
 
-def stub_detector(nll, r=0.125, tail_weight=0.7, backbone="b0"):
+def stub_detector(nll, r=0.125, tail_weight=0.7, backbone="b0", seed=0):
     ckpt = SimpleNamespace(grid=(GRID, GRID, 8), backbone={"name": backbone},
                            loss=SimpleNamespace(top_k_ratio=r, tail_weight=tail_weight, selection="topk"),
                            data=SimpleNamespace(category="cat", fingerprint="f" * 64),
-                           train=SimpleNamespace(seed=0))
+                           train=SimpleNamespace(seed=seed))
     return SimpleNamespace(
         ckpt=ckpt, backbone=SimpleNamespace(cfg=SimpleNamespace(input_size=SIZE)),
         features=lambda samples, cache_dir, progress: torch.zeros(len(samples), 8, GRID, GRID),
@@ -279,9 +279,9 @@ class PooledModel:
     """A detector whose features are the grey image pooled to the grid (D = 1) and whose patch
     NLL is ``nll_of(features)``: the flow runs on flipped inputs like the real one."""
 
-    def __init__(self, nll_of):
+    def __init__(self, nll_of, seed=0):
         self.nll_of = nll_of
-        self.ckpt = stub_detector(None).ckpt
+        self.ckpt = stub_detector(None, seed=seed).ckpt
         self.backbone = SimpleNamespace(cfg=SimpleNamespace(input_size=SIZE))
 
     def image_features(self, images):
@@ -355,7 +355,8 @@ def test_several_seeds_average_each_seed_and_pool_the_maps(stub_data):
     one = [run(stub_detector(nll[s]), stub_data, "cat", cfg, baseline=stub_detector(nll[s + 2], tail_weight=0.0),
                progress=False) for s in (0, 1)]
     both = run(stub_detector(nll[0]), stub_data, "cat", cfg, baseline=stub_detector(nll[2], tail_weight=0.0),
-               progress=False, replicates=[(stub_detector(nll[1]), stub_detector(nll[3], tail_weight=0.0))])
+               progress=False, replicates=[(stub_detector(nll[1], seed=1),
+                                            stub_detector(nll[3], tail_weight=0.0, seed=1))])
     for field in ("tail_distance_mean", "gradient_ratio", "interior_gradient_ratio", "cliffs_delta"):
         assert getattr(both, field).estimate == pytest.approx(np.mean([getattr(r, field).estimate for r in one]))
     assert both.paired.tail_distance_mean.difference.estimate == pytest.approx(
@@ -363,14 +364,15 @@ def test_several_seeds_average_each_seed_and_pool_the_maps(stub_data):
     np.testing.assert_array_equal(both.tail_counts_map, np.add(*(r.tail_counts_map for r in one)))
     assert np.sum(both.tail_share_map) == pytest.approx(1.0)
     assert both.ks_p == max(r.ks_p for r in one) and both.mw_p == max(r.mw_p for r in one)
-    assert both.context.training_seeds == (0, 0) and both.context.n_seeds == 2
+    assert both.context.training_seeds == (0, 1) and both.context.n_seeds == 2
     assert {c.n_seeds for c in both.evidence.claims} == {2}
     assert "largest over 2 seeds" in both.evidence.claim("H1.location").note
-    width = lambda i: i.high - i.low
-    assert width(both.tail_distance_mean) != width(one[0].tail_distance_mean)
     with pytest.raises(MechanismError, match="all have a baseline"):
         run(stub_detector(nll[0]), stub_data, "cat", cfg, baseline=stub_detector(nll[2], tail_weight=0.0),
-            progress=False, replicates=[(stub_detector(nll[1]), None)])
+            progress=False, replicates=[(stub_detector(nll[1], seed=1), None)])
+    with pytest.raises(MechanismError, match="distinct training seeds"):
+        run(stub_detector(nll[0]), stub_data, "cat", cfg, progress=False,
+            replicates=[(stub_detector(nll[1]), None)])
 
 
 def test_flip_control_over_a_grid_anchored_and_a_content_following_seed(bright_right):
@@ -378,7 +380,7 @@ def test_flip_control_over_a_grid_anchored_and_a_content_following_seed(bright_r
     (G = +1): G is their mean, 0, and its interval over seeds × images spans both."""
     position = torch.linspace(0, 1, GRID * GRID).reshape(1, 1, GRID, GRID).transpose(2, 3)
     content = PooledModel(lambda x: x)
-    anchored = PooledModel(lambda x: position.expand(len(x), -1, -1, -1))
+    anchored = PooledModel(lambda x: position.expand(len(x), -1, -1, -1), seed=1)
     res = run(content, bright_right, "cat", H1Config(n_boot=300), progress=False,
               replicates=[(anchored, None)])
     lr = res.flip_control.flips[0]
@@ -386,3 +388,26 @@ def test_flip_control_over_a_grid_anchored_and_a_content_following_seed(bright_r
     assert lr.anchoring.low == pytest.approx(-1.0) and lr.anchoring.high == pytest.approx(1.0)
     assert "undecided" in lr.reading
     assert res.flip_control.original_sides["right"].estimate == 1.0   # both put the tail right
+
+
+def test_grid_anchoring_pools_counts_over_seeds():
+    """G over seeds is Σ asymmetry(flipped) / Σ asymmetry(original), not a mean of per-seed
+    ratios: a seed with a small original asymmetry (its own G would be 2.5) does not
+    dominate. Two anchored seeds (G = 1) and that seed: G = (5 + 5 + 5) / (5 + 5 + 2)."""
+    from mechanism.analyzers.h1_edge import flip_control
+    right, left, middle = 3, 0, 5                      # cells of a 4×4 grid: right/left column, interior
+
+    def masks(n_right, n_left):                        # 10 images, one tail cell each, 8 times
+        cells = [right] * n_right + [left] * n_left + [middle] * (10 - n_right - n_left)
+        m = np.zeros((80, 16), bool)
+        m[np.arange(80), cells * 8] = True
+        return m
+
+    anchored = masks(6, 1)
+    seeds = [(anchored, anchored), (anchored, anchored), (masks(5, 3), masks(6, 1))]
+    control = flip_control([o for o, _ in seeds], [{"left-right": f, "top-bottom": f} for _, f in seeds],
+                           4, 4, 200, 0)
+    lr = control.flips[0]
+    assert lr.asymmetry_original.estimate == pytest.approx((0.5 + 0.5 + 0.2) / 3)
+    assert lr.anchoring.estimate == pytest.approx(1.5 / 1.2)            # mean of ratios: 1.5
+    assert lr.anchoring.low > 0

@@ -203,7 +203,8 @@ def test_h4_analyses_64_images_unless_told_otherwise():
 def test_seed_replicates_average_each_models_purity(detector, tiny_data, tiny_cache, tiny_baseline_ckpt):
     """A replicate model scored on the views computed once: every purity is the mean of the
     two single-model analyses, and H4.selection carries S = 2."""
-    other = load_detector(tiny_baseline_ckpt, "cpu")
+    other = load_detector(tiny_baseline_ckpt, "cpu")       # another model, named as seed 1
+    other.ckpt = dataclasses.replace(other.ckpt, train=dataclasses.replace(other.ckpt.train, seed=1))
     cfg = H4Config(n_boot=40, batch_size=4, ratios=(0.02, 0.1, 0.5))
     one = [run(d, tiny_data, "brick", cfg, cache_dir=tiny_cache, progress=False) for d in (detector, other)]
     both = run(detector, tiny_data, "brick", cfg, cache_dir=tiny_cache, progress=False, replicates=[other])

@@ -39,6 +39,19 @@ def checkpoint_label(ckpt: Checkpoint) -> str:
             f"{ckpt.data.category} (train seed {ckpt.train.seed}, data {ckpt.data.fingerprint[:12]})")
 
 
+def training_seeds(checkpoints: list[Checkpoint]) -> tuple[int, ...]:
+    """``AnalysisContext.training_seeds`` of an analysis over ``checkpoints`` (the analysed one
+    first): their seeds, or () for one checkpoint.
+
+    Raises:
+        MechanismError: two checkpoints of one training seed (a replicate must be another seed).
+    """
+    seeds = tuple(c.train.seed for c in checkpoints)
+    if len(set(seeds)) != len(seeds):
+        raise MechanismError(f"seed replicates must be distinct training seeds, got {list(seeds)}")
+    return seeds if len(seeds) > 1 else ()
+
+
 def seeds_label(label: str, n_seeds: int) -> str:
     """A checkpoint's label, naming the further seeds' checkpoints an estimate also averages."""
     return label if n_seeds <= 1 else \

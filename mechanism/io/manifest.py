@@ -77,7 +77,7 @@ def command_line() -> str:
     return " ".join(["mechanism" if name in ("__main__.py", "mechanism") else name, *sys.argv[1:]])
 
 
-def build_manifest(device: torch.device, seeds: dict[str, int], checkpoints: dict[str, dict],
+def build_manifest(device: torch.device, seeds: dict[str, int | list[int]], checkpoints: dict[str, dict],
                    data: dict[str, str], extra: dict | None = None) -> dict:
     """Command line, versions, device, seeds, checkpoint and data hashes, git commit."""
     return {

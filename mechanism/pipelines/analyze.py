@@ -21,7 +21,8 @@ from mechanism.eval.detector import Detector, load_detector
 from mechanism.io.hashing import file_sha256
 from mechanism.io.manifest import build_manifest, write_manifest
 from mechanism.io.transaction import check_output_folder, output_folder
-from mechanism.pipelines.contrasts import Evaluations, SweepCheckpoints, sweep_checkpoints
+from mechanism.pipelines.contrasts import (Evaluations, SweepCheckpoints, shared_seeds,
+                                          sweep_checkpoints)
 from mechanism.report.files import write_result
 from mechanism.sweep.results import read_sweep_results, summarize_sweep
 from mechanism.train.checkpoint import Checkpoint
@@ -64,8 +65,8 @@ class AnalysisInputs:
     sweep_sources: tuple[Path, ...] = ()           # the folders its runs come from (H4 names them)
     checkpoints: SweepCheckpoints | None = None    # its checkpoints by condition (H4.performance)
     evaluations: Evaluations | None = None         # evaluates them, each once
-    replicates: tuple[tuple[Detector, Detector], ...] = ()   # (candidate, baseline) of other
-                                                   # training seeds: H3.training, H7's claims
+    replicates: tuple[tuple[Detector, Detector | None], ...] = ()   # (candidate, baseline or
+                                                   # None without one) of the other training seeds
 
 
 def _check_compatible(main: Checkpoint, other: Checkpoint, role: str) -> None:
@@ -126,35 +127,52 @@ def performance_contrasts(inputs: AnalysisInputs, settings: AnalysisSettings
 
 
 def mean_loss_check(inputs: AnalysisInputs, settings: AnalysisSettings) -> float | None:
-    """Pixel AP(r = 100%) − Pixel AP(λ = 0) over their shared seeds: r = 100% *is* the mean
-    loss, so identically seeded runs must agree (None without both in the sweep)."""
+    """Pixel AP(r = 100%) − Pixel AP(λ = 0) of the seed where they differ most (signed): r = 100%
+    *is* the mean loss, so identically seeded runs must agree — seed by seed, not only on
+    average (None without both in the sweep)."""
     if inputs.checkpoints is None or inputs.evaluations is None:
         return None
     loss = inputs.detector.ckpt.loss
-    effect, _ = inputs.evaluations.conditions(
-        inputs.checkpoints, (0.0, loss.top_k_ratio, "topk"), (loss.tail_weight, 1.0, "topk"), 0,
-        settings.seed)
-    return None if effect is None else effect.metrics["pixel_ap"].difference.estimate
+    mean_only, full = (0.0, loss.top_k_ratio, "topk"), (loss.tail_weight, 1.0, "topk")
+    seeds, _ = shared_seeds(inputs.checkpoints, mean_only, full)
+    gaps = [inputs.evaluations.of(inputs.checkpoints[full][s]).metrics.pixel_ap
+            - inputs.evaluations.of(inputs.checkpoints[mean_only][s]).metrics.pixel_ap for s in seeds]
+    return max(gaps, key=abs) if gaps else None
 
 
 def _condition(ckpt: Checkpoint) -> tuple[float, float, str]:
     return ckpt.loss.tail_weight, ckpt.loss.top_k_ratio, ckpt.loss.selection
 
 
-def replicate_pairs(inputs: AnalysisInputs, ckpt: Path, baseline_ckpt: Path, device: torch.device,
-                    backbone_weights: str | None = None) -> tuple[tuple[Detector, Detector], ...]:
-    """The sweep's (candidate, baseline) checkpoints of the training seeds other than the
-    analysed pair's, when the analysed pair are themselves the sweep's checkpoints of one seed
-    (else none: other seeds would pair unlike models)."""
+def replicate_pairs(inputs: AnalysisInputs, ckpt: Path, baseline_ckpt: Path | None,
+                    device: torch.device, backbone_weights: str | None = None
+                    ) -> tuple[tuple[Detector, Detector | None], ...]:
+    """The sweep's checkpoints of the analysed condition for the other training seeds, each with
+    that seed's baseline-condition checkpoint when a baseline is analysed (seeds without one are
+    left out) — only when the analysed checkpoint (and baseline) are themselves the sweep's
+    checkpoints of their seed (else none: other seeds would pair unlike models).
+
+    Raises:
+        MechanismError: a replicate on another grid or backbone.
+    """
     index, seed = inputs.checkpoints or {}, inputs.detector.ckpt.train.seed
     tail = index.get(_condition(inputs.detector.ckpt), {})
-    base = index.get(_condition(inputs.baseline.ckpt), {})
-    if seed not in tail or seed not in base or not tail[seed].samefile(ckpt) \
-            or not base[seed].samefile(baseline_ckpt):
+    if seed not in tail or not tail[seed].samefile(ckpt):
         return ()
-    return tuple((load_detector(tail[s], device, backbone_weights),
-                  load_detector(base[s], device, backbone_weights))
-                 for s in sorted(set(tail) & set(base)) if s != seed)
+    base = {}
+    if inputs.baseline is not None:
+        base = index.get(_condition(inputs.baseline.ckpt), {})
+        if seed not in base or not base[seed].samefile(baseline_ckpt):
+            return ()
+    seeds = [s for s in sorted(tail) if s != seed and (inputs.baseline is None or s in base)]
+
+    def load(path: Path) -> Detector:
+        other = load_detector(path, device, backbone_weights)
+        _check_compatible(inputs.detector.ckpt, other.ckpt, f"seed replicate {path}")
+        return other
+
+    return tuple((load(tail[s]), load(base[s]) if inputs.baseline is not None else None)
+                 for s in seeds)
 
 
 def load_inputs(ckpt: str | Path, device: torch.device, data_root: str | Path | None = None,
@@ -207,9 +225,10 @@ def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
         inputs.checkpoints = sweep_checkpoints(list(inputs.sweep_sources), inputs.category,
                                                settings.training_seeds)
         inputs.evaluations = evaluations or Evaluations(device, cache_dir, progress)
-        if inputs.baseline is not None:
-            inputs.replicates = replicate_pairs(inputs, Path(ckpt), Path(input_kwargs["baseline_ckpt"]),
-                                                device, input_kwargs.get("backbone_weights"))
+        baseline_ckpt = input_kwargs.get("baseline_ckpt")
+        inputs.replicates = replicate_pairs(inputs, Path(ckpt),
+                                            None if baseline_ckpt is None else Path(baseline_ckpt),
+                                            device, input_kwargs.get("backbone_weights"))
     results = {}
     for name in hypotheses:
         results[name] = run_hypothesis(name, inputs, settings, cache_dir, progress)
@@ -219,8 +238,14 @@ def analyze(ckpt: str | Path, hypotheses: tuple[str, ...], out: str | Path,
     for role in ("baseline", "selection", "reference"):
         if input_kwargs.get(f"{role}_ckpt") is not None:
             checkpoints[role] = str(input_kwargs[f"{role}_ckpt"])
+    for replicate in inputs.replicates:                 # the other seeds' checkpoints behind
+        for role, model in zip(("analysed", "baseline"), replicate):   # every estimate
+            if model is not None:
+                seed = model.ckpt.train.seed
+                checkpoints[f"{role} (seed {seed})"] = str(inputs.checkpoints[_condition(model.ckpt)][seed])
     manifest = build_manifest(
-        device, {"analysis": settings.seed, "training": inputs.detector.ckpt.train.seed},
+        device, {"analysis": settings.seed, "training": [inputs.detector.ckpt.train.seed, *(
+            c.ckpt.train.seed for c, _ in inputs.replicates)]},
         {role: {"path": p, "sha256": file_sha256(p)} for role, p in checkpoints.items()},
         {"root": inputs.data_root, "category": inputs.category,
          "train_fingerprint": inputs.detector.ckpt.data.fingerprint},

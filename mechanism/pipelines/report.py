@@ -14,6 +14,7 @@ Layout of ``out``::
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,7 +29,6 @@ from mechanism.eval.detector import load_detector
 from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.figures.render import FigureInputs, render_figures
 from mechanism.io.atomic import write_text
-from mechanism.io.hashing import file_sha256
 from mechanism.io.transaction import check_output_folder, output_folder
 from mechanism.io.manifest import build_manifest, write_manifest
 from mechanism.pipelines.analyze import AnalysisSettings, analyze
@@ -138,11 +138,10 @@ def _write_report(ckpt: Path, out: Path, baseline_ckpt, sweeps, sources: list[Pa
                for p in rendered.written if p.suffix == ".png"}
     skipped = dict(line.split(": ", 1) for line in rendered.skipped)
     main = load_detector(ckpt, device)
-    checkpoints = {"analysed": {"path": str(ckpt), "sha256": file_sha256(ckpt)}}
-    if baseline_ckpt is not None:
-        checkpoints["baseline"] = {"path": str(baseline_ckpt), "sha256": file_sha256(baseline_ckpt)}
-    manifest = build_manifest(
-        device, {"analysis": settings.seed, "training": main.ckpt.train.seed}, checkpoints,
+    analysed = json.loads((out / "manifest.json").read_text(encoding="utf-8"))   # analyze's: every
+    manifest = build_manifest(                             # checkpoint behind the analyses
+        device, {"analysis": settings.seed, "training": analysed["seeds"]["training"]},
+        analysed["checkpoints"],
         {"root": str(main.ckpt.data.root), "category": category,
          "train_fingerprint": main.ckpt.data.fingerprint},
         {"hypotheses": list(results), "n_boot": settings.n_boot,

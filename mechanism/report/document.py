@@ -3,6 +3,7 @@ measurements, claims and verdicts (SPEC §7), the facts a reader needs to judge 
 and why we differ from the study (§7.4)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,14 +100,17 @@ def _facts(inputs: ReportInputs) -> list[str]:
             f" of {c.data.n_train}: H4 runs the backbone on {r['H4'].n_views} augmented views per "
             "image, which no feature cache serves, so it takes the first images (`--max-images`)"
             if r["H4"].n_views and n < c.data.n_train else "")])
-    analysed = [f"{name} S = {r[name].context.n_seeds}"
-                + (f" (seeds {', '.join(map(str, r[name].context.training_seeds))})"
-                   if r[name].context.training_seeds else f" (seed {c.train.seed})")
-                for name in HYPOTHESIS_ORDER if name in r]
-    if analysed:
-        rows.append(["training seeds (analyses)", "; ".join(analysed)
-                     + "; each interval runs over seeds × images (H3.training and H7's claims "
-                       "pair every seed's two checkpoints)"])
+    seeds = {name: sorted({claim.n_seeds for claim in r[name].evidence.claims if claim.n_seeds})
+             for name in HYPOTHESIS_ORDER if name in r}
+    if seeds:
+        most = max((max(s) for s in seeds.values() if s), default=1)
+        rows.append(["training seeds behind the claims", "; ".join(
+            f"{name} S = {'–'.join(map(str, (s[0], s[-1])) if len(s) > 1 else map(str, s)) or '—'}"
+            for name, s in seeds.items())
+            + (f"; each claim's interval runs over seeds × images (with S = {most} the seed stage "
+               f"draws one of {math.comb(2 * most - 1, most)} multisets of seeds: its interval is "
+               "about the range of the seeds' values and covers seed-to-seed variation less "
+               "well than 95% suggests)" if most > 1 else "")])
     return [markdown_table(["fact", "value"], rows), ""]
 
 

@@ -70,21 +70,39 @@ def seed_mean(per_seed: Sequence[Statistic]) -> SeedStatistic:
 
 
 def seeds_bootstrap(per_seed: Sequence[dict[str, Statistic]], n_images: int, n_boot: int,
-                    seed: int, level: float = 0.95) -> dict[str, Interval]:
+                    seed: int, level: float = 0.95,
+                    ratios: dict[str, tuple[str, str]] | None = None) -> dict[str, Interval]:
     """Intervals over training seeds × images of statistics measured on every seed's model
     over the *same* ``n_images`` images (SPEC §7.2, crossed draws: one image draw per resample
     serves every drawn seed).
 
     ``per_seed[s]``: name → statistic of seed s's model on resampled image indices. A
     statistic's value on a resample is the mean over the drawn seeds; its estimate the mean over
-    all seeds on all images. Names missing from any seed are left out (undefined there). With
-    one seed this is ``bootstrap`` (the same draws).
+    all seeds on all images. A name missing from a seed, or undefined (non-finite) on a seed's
+    full data, is left out: a mean over the other seeds would silently be another quantity.
+    ``ratios``: name → (numerator, denominator) names of ``per_seed``, the ratio of their
+    means over the drawn seeds — for a ratio whose denominator may be small for one seed (a
+    mean of per-seed ratios would let that seed dominate); undefined where the mean
+    denominator is 0. With one seed this is ``bootstrap`` (the same draws).
     """
-    names = [name for name in per_seed[0] if all(name in stats for stats in per_seed)] \
-        if per_seed else []
-    return two_stage_bootstrap({name: seed_mean([stats[name] for stats in per_seed])
-                                for name in names}, [n_images] * len(per_seed), n_boot, seed,
-                               level, shared_images=True)
+    if not per_seed:
+        raise MechanismError("bootstrap needs at least one seed")
+    full = np.arange(n_images)
+    names = [name for name in per_seed[0] if all(
+        name in stats and np.isfinite(stats[name](full)) for stats in per_seed)]
+    statistics = {name: seed_mean([stats[name] for stats in per_seed]) for name in names}
+    for name, (numerator, denominator) in (ratios or {}).items():
+        if numerator in statistics and denominator in statistics:
+            statistics[name] = _ratio_of_means(statistics[numerator], statistics[denominator])
+    return two_stage_bootstrap(statistics, [n_images] * len(per_seed), n_boot, seed, level,
+                               shared_images=True)
+
+
+def _ratio_of_means(numerator: SeedStatistic, denominator: SeedStatistic) -> SeedStatistic:
+    def ratio(draw):
+        d = denominator(draw)
+        return numerator(draw) / d if d != 0 else float("nan")
+    return ratio
 
 
 def resample_seed(seed: int, stream: str) -> int:

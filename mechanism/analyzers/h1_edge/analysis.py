@@ -12,7 +12,7 @@ import torch
 from scipy import stats
 
 from mechanism.analyzers.context import (AnalysisContext, checkpoint_label, paired_stat,
-                                         seeds_label, tail_setup)
+                                         seeds_label, tail_setup, training_seeds)
 from mechanism.analyzers.h1_edge.claims import evidence
 from mechanism.analyzers.h1_edge.flip_control import FLIPS, flip_control, flipped_features, tail_mask
 from mechanism.analyzers.h1_edge.gradient import GRADIENT_METHOD, image_patch_gradients
@@ -249,7 +249,7 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config 
     return H1Result(
         context=AnalysisContext(checkpoint_label(ckpt), category, "train", n, h, w, n_patches, k,
                                 float(r), cfg.seed, cfg.n_boot,
-                                tuple(m.ckpt.train.seed for m, _ in models) if replicates else ()),
+                                training_seeds([m.ckpt for m, _ in models])),
         tail_distance_mean=intervals["tail_distance_mean"],
         tail_distance_std=float(distances.std()),
         uniform_distance_mean=uniform_mean,

@@ -111,13 +111,9 @@ def _mirror(h: int, w: int, flip: str) -> np.ndarray:
     return (cells[:, ::-1] if flip == "left-right" else cells[::-1, :]).ravel()
 
 
-def _share(counts: np.ndarray, total: np.ndarray):
-    """Statistic of image weights: pooled ``counts / total`` (NaN when ``total`` is 0)."""
-    return lambda wt: float(wt @ counts / (wt @ total)) if wt @ total > 0 else float("nan")
-
-
-def _ratio(numerator, denominator):
-    return lambda wt: numerator(wt) / denominator(wt) if denominator(wt) != 0 else float("nan")
+def _per_image(counts: np.ndarray):
+    """Statistic of image weights: the weighted mean of per-image ``counts``."""
+    return lambda wt: float(wt @ counts / wt.sum())
 
 
 def _reading(g: Interval | None, note: str) -> str:
@@ -136,52 +132,68 @@ def _reading(g: Interval | None, note: str) -> str:
 
 def _seed_statistics(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w: int
                      ) -> tuple[dict, dict[tuple[str, str], int], dict[tuple[str, str], tuple[int, int]]]:
-    """One model's control statistics (name → function of image weights), its original tail
-    cells per (flip, region), and the counts of chance agreement with image i + 1's flipped
-    tail per (flip, region): (grid-anchored, content-following)."""
+    """One model's per-image counts as statistics of image weights (each share is a ratio of
+    two of them: ``_RATIOS``), its original tail cells per (flip, region), and its counts of
+    chance agreement with image i + 1's flipped tail per (flip, region): (grid-anchored,
+    content-following)."""
     n, n_patches = original.shape
-    k = int(original[0].sum())
     sides = grid_sides(h, w)
     border = edge_distance_grid(h, w).ravel() == 0
-    stats, cell_counts, chance = {}, {}, {}
-    per_image_k = np.full(n, float(k))
+    stats = {"tail": _per_image(original.sum(1).astype(float))}
+    cell_counts, chance = {}, {}
 
-    def side_stats(prefix: str, mask: np.ndarray) -> None:
+    def side_counts(prefix: str, mask: np.ndarray) -> None:
         for side in SIDES:
-            stats[f"{prefix}.{side}"] = _share((mask & sides[side]).sum(1).astype(float), per_image_k)
+            stats[f"{prefix}.{side}.n"] = _per_image((mask & sides[side]).sum(1).astype(float))
 
-    side_stats("original", original)
+    side_counts("original", original)
     for flip, (plus, minus) in FLIPS.items():
-        side_stats(flip, flipped[flip])
+        side_counts(flip, flipped[flip])
         for role, mask in (("original", original), ("flipped", flipped[flip])):
             diff = ((mask & sides[plus]).sum(1) - (mask & sides[minus]).sum(1)).astype(float)
-            stats[f"{flip}.asym_{role}"] = _share(diff, per_image_k)
-        stats[f"{flip}.G"] = _ratio(stats[f"{flip}.asym_flipped"], stats[f"{flip}.asym_original"])
+            stats[f"{flip}.asym_{role}.n"] = _per_image(diff)
         mirror = _mirror(h, w, flip)
         off_axis = mirror != np.arange(n_patches)
         other = np.roll(flipped[flip], -1, axis=0)          # image i + 1's flipped tail
         for region, cells in (("border", border), ("interior", ~border)):
             mine = original & (cells & off_axis)
-            total = mine.sum(1).astype(float)
-            cell_counts[(flip, region)] = int(total.sum())
-            stats[f"{flip}.{region}.grid"] = _share((mine & flipped[flip]).sum(1).astype(float), total)
-            stats[f"{flip}.{region}.content"] = _share((mine & flipped[flip][:, mirror]).sum(1)
-                                                       .astype(float), total)
+            cell_counts[(flip, region)] = int(mine.sum())
+            stats[f"{flip}.{region}.n"] = _per_image(mine.sum(1).astype(float))
+            stats[f"{flip}.{region}.grid.n"] = _per_image((mine & flipped[flip]).sum(1).astype(float))
+            stats[f"{flip}.{region}.content.n"] = _per_image(
+                (mine & flipped[flip][:, mirror]).sum(1).astype(float))
             chance[(flip, region)] = (int((mine & other).sum()), int((mine & other[:, mirror]).sum()))
     return stats, cell_counts, chance
+
+
+def _ratios() -> dict[str, tuple[str, str]]:
+    """Every share of the control as (numerator, denominator) per-image counts: a ratio of
+    their means over seeds and images (a seed with few cells of a kind weighs little)."""
+    out = {f"original.{side}": (f"original.{side}.n", "tail") for side in SIDES}
+    for flip in FLIPS:
+        out |= {f"{flip}.{side}": (f"{flip}.{side}.n", "tail") for side in SIDES}
+        out |= {f"{flip}.asym_{role}": (f"{flip}.asym_{role}.n", "tail")
+                for role in ("original", "flipped")}
+        out[f"{flip}.G"] = (f"{flip}.asym_flipped.n", f"{flip}.asym_original.n")
+        for region in ("border", "interior"):
+            out |= {f"{flip}.{region}.{kind}": (f"{flip}.{region}.{kind}.n", f"{flip}.{region}.n")
+                    for kind in ("grid", "content")}
+    return out
 
 
 def flip_control(originals: list[np.ndarray], flipped: list[dict[str, np.ndarray]], h: int, w: int,
                  n_boot: int, seed: int) -> FlipControl:
     """The control from tail masks ``(n, H·W)`` of each training seed's model on the same
     images: ``originals[s]`` and ``flipped[s][flip]`` per FLIPS key (grid coordinates of each
-    input). Shares are means over seeds; counts and chance levels pool the seeds."""
+    input). Every share and G is a ratio of counts pooled over seeds and images; intervals over
+    seeds × images."""
     n, n_patches = originals[0].shape
     k = int(originals[0][0].sum())
     measured = [_seed_statistics(o, f, h, w) for o, f in zip(originals, flipped)]
     intervals = seeds_bootstrap(
         [{name: (lambda idx, f=fn: f(np.bincount(idx, minlength=n).astype(float)))
-          for name, fn in stats.items()} for stats, _, _ in measured], n, n_boot, seed)
+          for name, fn in stats.items()} for stats, _, _ in measured], n, n_boot, seed,
+        ratios=_ratios())
     cell_counts = {key: sum(m[1][key] for m in measured) for key in measured[0][1]}
     chance = {key: tuple(sum(m[2][key][i] for m in measured) / cell_counts[key] for i in (0, 1))
               for key in measured[0][2] if cell_counts[key] > 0}

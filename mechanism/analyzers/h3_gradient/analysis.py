@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from mechanism.analyzers.context import (AnalysisContext, checkpoint_label, paired_stat,
-                                         seeds_label, tail_setup)
+                                         seeds_label, tail_setup, training_seeds)
 from mechanism.analyzers.h3_gradient.claims import evidence, identities
 from mechanism.analyzers.h3_gradient.gradients import BaselineMeasurement, ConditionSums, measure
 from mechanism.analyzers.h3_gradient.result import (GRADIENT_UNIT, H3Condition, H3Config, H3Paired,
@@ -76,12 +76,15 @@ def _condition(seeds: Sequence[Sequence[ConditionSums]], i: int,
     note = "" if i == 0 else _amplification_note(cand[0], c)
     if note and c.ratio_unbounded and not _amplification_note(cand[0], cand[0]):
         note = f"unbounded: {note}"
+    other_seed = "undefined for another training seed's model"
     if i > 0 and f"amplification_{i}" not in intervals and not note:
-        note = "undefined for another training seed's model"
+        note = other_seed
+    ratio_note = c.ratio_note() or (other_seed if f"ratio_{i}" not in intervals else "")
+    gini_note = c.gini_note() or (other_seed if f"gini_{i}" not in intervals else "")
     per_seed = [m[i] for m in seeds]
     return H3Condition(
         c.tail_weight, intervals[f"tail_{i}"], intervals[f"nontail_{i}"],
-        intervals.get(f"ratio_{i}"), intervals.get(f"gini_{i}"), c.ratio_note(), c.gini_note(),
+        intervals.get(f"ratio_{i}"), intervals.get(f"gini_{i}"), ratio_note, gini_note,
         intervals.get(f"amplification_{i}"), note, intervals.get(f"tail_gain_{i}"),
         intervals.get(f"nontail_share_{i}"),
         tuple(tuple(float(v) for v in row) for row in np.mean([m.map_sum for m in per_seed], 0) / n),
@@ -227,7 +230,6 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config 
         n_pairs = len(pairs)
     context = AnalysisContext(checkpoint_label(ckpt), category, "train", len(samples), h, w,
                               n_patches, k, float(r), cfg.seed, cfg.n_boot,
-                              tuple(m.ckpt.train.seed for m in (detector, *(c for c, _ in replicates)))
-                              if replicates else ())
+                              training_seeds([m.ckpt for m in (detector, *(c for c, _ in replicates))]))
     return summarise(cand, context, ckpt.loss.tail_weight, flow.patches_interact, direct, base,
                      excess, n_test, n_pairs, seeds)

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-from mechanism.analyzers.context import AnalysisContext, checkpoint_label
+from mechanism.analyzers.context import AnalysisContext, checkpoint_label, training_seeds
 from mechanism.analyzers.h4_dilution.purity import ratio_rows, selection_and_reference
 from mechanism.analyzers.h4_dilution.claims import best_ratio, evidence
 from mechanism.analyzers.h4_dilution.result import (H4Config, H4Result, MeasuredRatios,
@@ -57,7 +57,8 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
         if other.ckpt.backbone != detector.ckpt.backbone or other.ckpt.grid != detector.ckpt.grid:
             raise MechanismError("H4's seed replicates must share the analysed checkpoint's "
                                  "backbone and grid")
-    models = [detector, *replicates]
+    # with a selection and a reference checkpoint no seed's own model enters the purity
+    models = [detector] if selection is not None and reference is not None else [detector, *replicates]
     extra = [] if measured is None else \
         [r for r in measured.metrics if not any(math.isclose(r, c) for c in cfg.ratios)]
     ratios = sorted(set(list(cfg.ratios) + extra))
@@ -78,7 +79,7 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
         n_images=len(samples), grid_h=h, grid_w=w, n_patches=n_patches,
         k=tail_k(n_patches, detector.ckpt.loss.top_k_ratio),
         top_k_ratio=detector.ckpt.loss.top_k_ratio, seed=cfg.seed, n_boot=cfg.n_boot,
-        training_seeds=tuple(m.ckpt.train.seed for m in models) if replicates else ())
+        training_seeds=training_seeds([m.ckpt for m in models]))
     return H4Result(context, {**asdict(cfg), "ratios": list(cfg.ratios)}, k_ref, chance,
                     cfg.n_views if reference is None else None, selection_source, reference_source,
                     sweep, tuple(rows), best, basis, tuple(performance),

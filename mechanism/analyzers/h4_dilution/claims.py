@@ -52,8 +52,9 @@ def evidence(rows: Sequence[RatioRow], chance: float, performance: Sequence[Perf
                          "purity where oracle = chance (k = N): k_ref/N", chance,
                          row.purity.estimate) for row in rows if row.purity_forced)
     if sweep is not None:
-        ids += (Identity("H4.r100_is_mean_loss", "Pixel AP(r = 100%) − Pixel AP(λ = 0), same "
-                         "seeds: r = 100% is the mean loss", 0.0, mean_loss_check,
+        ids += (Identity("H4.r100_is_mean_loss", "Pixel AP(r = 100%) − Pixel AP(λ = 0) of the "
+                         "same seed, the seed where they differ most: r = 100% is the mean loss",
+                         0.0, mean_loss_check,
                          MEAN_LOSS_NOTE if mean_loss_check is not None else "no r = 100% or λ = 0 runs",
                          MEAN_LOSS_TOLERANCE),)
     study = next((row for row in rows if math.isclose(row.ratio, STUDY_RATIO)), None)

@@ -96,11 +96,18 @@ def control_sentence(f: FlipControl) -> str:
     and what that means for H1.location."""
     parts = [f"{o.flip} {o.asymmetry} G = {o.anchoring.format('{:+.2f}')}: {o.reading}"
              if o.anchoring is not None else f"{o.flip}: {o.reading}" for o in f.flips]
-    anchored = [o.flip for o in f.flips if o.anchoring is not None and o.anchoring.low is not None
-                and o.anchoring.low > 0]
-    meaning = (" — so the edge preference H1.location measures is, on its asymmetric part, the "
-               "network's (padding, receptive field, position condition), not the image's"
-               if anchored else "")
+    readings = [o.reading for o in f.flips]
+    if any(r.startswith("the asymmetry stays on the grid") for r in readings):
+        meaning = (" — so the edge preference H1.location measures is, on its asymmetric part, "
+                   "the network's (padding, receptive field, position condition), not the image's")
+    elif any(r.startswith("partly on the grid") for r in readings):
+        meaning = (" — so the edge preference H1.location measures is, on its asymmetric part, "
+                   "partly the network's")
+    elif any(r.startswith("the asymmetry follows the image content") for r in readings):
+        meaning = (" — so the edge preference's asymmetric part follows the image content, not "
+                   "the grid")
+    else:
+        meaning = ""
     return f"Flip control (not a claim): {'; '.join(parts)}{meaning}."
 
 
