@@ -109,8 +109,8 @@ def draw(result: H3Result, axes: Sequence[Axes]) -> FigureText:
                f"input x (backbone features), L2 norm over channels per patch; tail = the top-k "
                f"patches by the checkpoint's NLL, k = {c.k} of N = {c.n_patches} "
                f"({c.grid_h}×{c.grid_w} grid, r = {c.top_k_ratio:g}). {c.n_images} {c.split} images "
-               f"of {c.category}. Amplification = ratio(λ) / ratio(λ=0); {amp} "
+               f"of {c.category}{f' × S = {c.n_seeds} training seeds' if c.n_seeds > 1 else ''}. Amplification = ratio(λ) / ratio(λ=0); {amp} "
                f"(N/k = {c.n_patches}/{c.k} = {result.theoretical_amplification:.3g}, a definition). "
-               f"{interval_note(intervals)}" + "".join(f" {n[0].upper()}{n[1:]}." for n in notes if n)
+               f"{interval_note(intervals, c.n_seeds)}" + "".join(f" {n[0].upper()}{n[1:]}." for n in notes if n)
                + " " + " ".join(f"{claim_text(x)}." for x in result.evidence.claims))
     return FigureText(f"H3 gradient concentration: {amp} — {result.evidence.verdict.value}", caption)

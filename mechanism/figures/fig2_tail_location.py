@@ -84,13 +84,13 @@ def draw(result: H1Result, axes: Sequence[Axes]) -> FigureText:
     c = result.context
     caption = (f"Tail = the top-k patches per image by the checkpoint's NLL, k = {c.k} of "
                f"N = {c.n_patches} ({c.grid_h}×{c.grid_w} grid, r = {c.top_k_ratio:g}); "
-               f"{c.n_images} {c.split} images of {c.category}, {c.n_images * c.k} tail patches; "
+               f"{c.n_images} {c.split} images of {c.category}{f' × S = {c.n_seeds} training seeds' if c.n_seeds > 1 else ''}, {c.n_seeds * c.n_images * c.k} tail patches; "
                f"(a) on a log colour scale centred on uniform (blue below, red above), grey: never in "
                f"the tail. "
                f"Tail edge distance {result.tail_distance_mean.estimate:.3f} ± "
                f"{result.tail_distance_std:.3f} cells (mean ± std) vs "
                f"{result.uniform_distance_mean:.3f} for a uniform cell. KS test: {result.ks_method}; "
-               f"it treats patches as independent. {interval_note([result.tail_distance_mean])}"
+               f"it treats patches as independent. {interval_note([result.tail_distance_mean], c.n_seeds)}"
                + _side_text(result))
     side = "" if result.tail_distance_mean.estimate < result.uniform_distance_mean else "not "
     return FigureText(f"H1 tail location: tail patches are {side}nearer the edges than a uniform cell "

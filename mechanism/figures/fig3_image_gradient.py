@@ -104,12 +104,12 @@ def draw(result: H1Result, axes: Sequence[Axes]) -> FigureText:
     mw = "Mann-Whitney undefined" if result.mw_p is None else f"Mann-Whitney {p_text(result.mw_p)}"
     caption = (f"Gradient: {result.gradient_method}. Tail = the top-k patches per image by the "
                f"checkpoint's NLL, k = {c.k} of N = {c.n_patches} ({c.grid_h}×{c.grid_w} grid, "
-               f"r = {c.top_k_ratio:g}); {c.n_images} {c.split} images of {c.category}. "
+               f"r = {c.top_k_ratio:g}); {c.n_images} {c.split} images of {c.category}{f' × S = {c.n_seeds} training seeds (patches pooled)' if c.n_seeds > 1 else ''}. "
                f"(a) and (b) describe all patches (quantiles are point estimates, no interval); "
                f"(c) the ratio of the two means, on all cells and on interior cells (edge distance "
                f"≥ 1, the claim H1.content). {mark_zoomed({'(c)': axes[2]}, 'x')} "
                f"Mann-Whitney U two-sided; it treats patches as independent. "
-               f"{interval_note([result.gradient_ratio, result.cliffs_delta])}"
+               f"{interval_note([result.gradient_ratio, result.cliffs_delta], c.n_seeds)}"
                + (f" {result.gradient_note}" if result.gradient_note else ""))
     return FigureText(f"H1 image gradient: tail / non-tail ratio {ratio} (all cells), {mw}, "
                       f"Cliff's\u00a0δ = {result.cliffs_delta.format('{:.3f}')}", caption)

@@ -119,7 +119,7 @@ def draw(result: H4Result, axes: Sequence[Axes]) -> FigureText:
     caption = (f"N = {c.n_patches} patches ({c.grid_h}×{c.grid_w} grid), k = max(1, round(N·r)); "
                f"truly hard: k_ref = {result.k_ref} per image from {result.reference_source}; "
                f"selection: {result.selection_source}. {c.n_images} {c.split} images of "
-               f"{c.category}. {interval_note(intervals)} {perf}")
+               f"{c.category}{f' × S = {c.n_seeds} training seeds' if c.n_seeds > 1 else ''}. {interval_note(intervals, c.n_seeds)} {perf}")
     claims = " ".join(f"{claim_text(x)}." for x in result.evidence.claims)
     return FigureText(f"H4 top-k ratio dilution — {result.evidence.verdict.value}",
                       f"{caption} {claims}")

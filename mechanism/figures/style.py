@@ -115,12 +115,15 @@ def interval_errors(intervals: Sequence[Interval | None]) -> tuple[np.ndarray, b
     return err, present
 
 
-def interval_note(intervals: Sequence[Interval | None]) -> str:
-    """Caption sentence on how the intervals were computed (or why there are none)."""
+def interval_note(intervals: Sequence[Interval | None], n_seeds: int = 1) -> str:
+    """Caption sentence on how the intervals were computed (or why there are none); with
+    ``n_seeds`` > 1 they run over training seeds × images."""
     given = [iv for iv in intervals if iv is not None]
     boots = {iv.n_boot for iv in given if iv.low is not None}
     if boots:
-        return (f"95% intervals: percentile bootstrap over images "
+        over = "images" if n_seeds == 1 else \
+            f"S = {n_seeds} training seeds × images, each value the mean over seeds"
+        return (f"95% intervals: percentile bootstrap over {over} "
                 f"(B = {', '.join(str(b) for b in sorted(boots))}).")
     if any(iv.n_boot for iv in given):
         return "No confidence intervals: too few bootstrap resamples gave a finite value."

@@ -232,9 +232,11 @@ def _conclusion(inputs: ReportInputs) -> list[str]:
                      "of the hardest patches matters; the hypotheses below say which mechanism "
                      "carries it.")
     else:
-        lines.append("- Tail training gains on some metric, but that top-k beats random-k is not "
-                     "shown on every metric: the choice of the hardest patches is not established "
-                     "as the cause.")
+        gained = ", ".join(c.name.split(": ")[-1] for c in gain)
+        beaten = ", ".join(c.name.split(": ")[-1] for c in controls if c.status is Status.HOLDS)
+        lines.append(f"- Tail training gains on {gained}, but that top-k beats random-k is not "
+                     f"shown on every metric (it is on {beaten or 'none'}): the choice of the "
+                     "hardest patches is not established as the cause.")
     for name in HYPOTHESIS_ORDER:
         if name in inputs.results:
             ev = inputs.results[name].evidence

@@ -28,9 +28,8 @@ from mechanism.stats.evidence import Claim, Evidence, Identity
 
 
 MEAN_LOSS_TOLERANCE = 1e-4    # Pixel AP (0.01 points): the r = 100% and λ = 0 losses are equal
-MEAN_LOSS_NOTE = ("tolerance 0.01 points: the two loss formulas sum in another order, and training "
-                  "carries that rounding (measured ≤ 0.002 points on the demo set; the seed-to-"
-                  "seed std of Pixel AP is ≥ 0.1 points)")   # not an exact identity of the arithmetic
+MEAN_LOSS_NOTE = ("tolerance 0.01 points of Pixel AP: the two loss formulas sum in another order, "
+                  "and training carries that rounding")   # not an exact identity of the arithmetic
 
 
 def best_ratio(ratios: Sequence[float], effective: Sequence[float],
