@@ -307,3 +307,23 @@ def test_study_refuses_bad_options_with_one_line(tiny, tmp_path, extra, message)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_analyze_over_a_sweep_uses_every_seed_even_without_a_baseline(tiny, tmp_path):
+    """``analyze --sweep`` on one seed's checkpoint of a study: H1 and H4 run on every seed the
+    sweep holds for that condition (no baseline needed), and the manifest lists their
+    checkpoints."""
+    root, _ = tiny
+    ckpt = root / "runs" / "brick" / "tail_top_k_ratio=0.02-topk" / "seed0" / "model.pt"
+    out = tmp_path / "analysis"
+    result = CliRunner().invoke(app, [
+        "analyze", "--hypothesis", "h1", "--hypothesis", "h4", "--ckpt", str(ckpt),
+        "--sweep", str(root / "runs"), "--bootstrap", "20", "--out", str(out),
+        "--cache-dir", str(root / "cache"), "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    for name in ("H1", "H4"):
+        table = json.loads((out / "tables" / f"{name}.json").read_text())
+        assert table["context"]["training_seeds"] == [0, 1], name
+        assert table["evidence"]["claims"][0]["n_seeds"] == 2, name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "analysed (seed 1)" in manifest["checkpoints"] and manifest["seeds"]["training"] == [0, 1]
