@@ -411,3 +411,19 @@ def test_grid_anchoring_pools_counts_over_seeds():
     assert lr.asymmetry_original.estimate == pytest.approx((0.5 + 0.5 + 0.2) / 3)
     assert lr.anchoring.estimate == pytest.approx(1.5 / 1.2)            # mean of ratios: 1.5
     assert lr.anchoring.low > 0
+
+
+def test_flip_control_is_confounded_when_flipped_images_look_anomalous(bright_right):
+    """A model whose NLL weighs the left columns more: flipping moves the bright content there,
+    so every flipped image scores above the originals' 95th percentile — the control says it is
+    confounded instead of reading G. A content model keeps flipped images as normal as the
+    originals."""
+    from mechanism.report.tables.h1 import control_sentence
+    weight = torch.arange(GRID, 0, -1, dtype=torch.float32).reshape(1, 1, 1, GRID)
+    res = run(PooledModel(lambda x: x * weight), bright_right, "cat", H1Config(n_boot=100),
+              progress=False)
+    lr = res.flip_control.flips[0]
+    assert lr.flipped_unusual.estimate == 1.0 and lr.reading.startswith("confounded")
+    assert "does not decide" in control_sentence(res.flip_control)
+    plain = run(PooledModel(lambda x: x), bright_right, "cat", H1Config(n_boot=100), progress=False)
+    assert plain.flip_control.flips[0].flipped_unusual.estimate <= 1 / 12   # the originals' own rate

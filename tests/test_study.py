@@ -78,13 +78,15 @@ def test_tiny_study_writes_every_category_and_the_macro_mean(tiny):
                                          "H4.performance(100%)"]
     assert all(e["n_seeds"] == 2 for c in rows for e in c["effects"])
     assert "study: 24/24 runs finished" in output
-    assert text.count("Not resolved (S = 2 < 3 training seeds)") == 4      # S = 2 decides nothing
+    assert text.count("Not resolved (S = 2 < 3 training seeds)") == 5      # S = 2 decides nothing:
+    assert "## 6. Conclusion\n\nNot resolved (S = 2 < 3" in text             # 4 contrasts, conclusion
     assert "Identity check, not evidence: r = 100% makes the top-k term the plain mean" in text
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["study"]["categories"] == list(CATEGORIES) and manifest["study"]["seeds"] == [0, 1]
     assert "Every claim rests on the checkpoints of S = 2 training seeds per category (every " \
         "seed of the study" in text
-    assert text.count("| 2 × 8 per category |") == 4 and "Multiplicity: the contrast tables" in text
+    assert text.count("| 2 × 8 per category |") == 4 and "print 24 distinct per-category" in text
+    assert "Model: efficientnet_lite0 backbone" in text
     assert "Data, brick: 10 training images, 3 good + 5 defective test images of 64×64 px" in text
     for category in CATEGORIES:                        # every analysis over both seeds
         for name in ("H1", "H3", "H4", "H7"):

@@ -277,6 +277,11 @@ def _write_study(out: Path, plan_: StudyPlan, data_root: Path, runs: Path, devic
             sweep_checkpoints([runs], category, plan_.seeds).values())).values())))
         facts[category] = data_facts(data_root, category, ckpt.backbone["config"]["input_size"],
                                      ckpt.grid[:2])
+    scoring = next((e.scoring for c in contrasts.contrasts for e in c.effects), "")
+    model = (f"Model: {ckpt.backbone['config']['name']} backbone (frozen, ImageNet weights), "
+             f"D = {ckpt.grid[2]} feature channels on a {ckpt.grid[0]}×{ckpt.grid[1]} grid; a "
+             f"normalizing flow of {ckpt.flow.n_blocks} coupling blocks trained on them"
+             + (f"; scoring: {scoring}" if scoring else "") + ".")
     with output_folder(out / "tables", keep_existing=False) as stage:
         write_result(contrasts, stage, "study")
     checkpoints = {run.folder: {"path": str(runs / run.folder / CHECKPOINT_FILE), "sha256": json.loads(
@@ -286,7 +291,7 @@ def _write_study(out: Path, plan_: StudyPlan, data_root: Path, runs: Path, devic
                               {"root": str(data_root), **{f"{c}/{k}": v for c, d in data.items()
                                                           for k, v in d.items()}},
                               {"study": plan_.to_dict(), "runs": str(runs)})
-    text = study_markdown(StudyInputs(plan_.to_dict(), contrasts, results, manifest, facts))
+    text = study_markdown(StudyInputs(plan_.to_dict(), contrasts, results, manifest, facts, model))
     with commit_together(out / "REPORT.md", out / "manifest.json") as (report, man):
         write_text(report, text)
         write_text(man, json.dumps(manifest, indent=2) + "\n")

@@ -28,6 +28,7 @@ class StudyInputs:
     results: dict[str, dict]          # category → hypothesis → analyzer result
     manifest: dict
     data: dict[str, DataFacts] = field(default_factory=dict)   # category → its data's facts
+    model: str = ""                   # backbone, features, flow and scoring in one line
 
 
 def _contrast_title(name: str, top_k_ratio: float) -> str:
@@ -38,10 +39,25 @@ def _contrast_title(name: str, top_k_ratio: float) -> str:
             "(pre-registered, not the best r)")
 
 
+def _verdict_cell(result) -> str:
+    """A verdict, with H1's flip-control reading beside it when it attributes the edge
+    preference to the network or cannot decide (the verdict alone would read as the image's)."""
+    control = getattr(result, "flip_control", None)
+    verdict = result.evidence.verdict.value
+    if control is None:
+        return verdict
+    sentence = control_sentence(control)
+    if "does not decide" in sentence:
+        return f"{verdict} (flip control confounded)"
+    if "network's" in sentence:
+        return f"{verdict} (edge asymmetry: the network's)"
+    return verdict
+
+
 def _verdicts(inputs: StudyInputs) -> list[str]:
     cats = list(inputs.results)
     rows = [[h, STUDY_CLAIMS[h].verdict,
-             *(inputs.results[c][h].evidence.verdict.value if h in inputs.results[c] else "—"
+             *(_verdict_cell(inputs.results[c][h]) if h in inputs.results[c] else "—"
                for c in cats)] for h in HYPOTHESES]
     lines = [markdown_table(["hypothesis", "the study's verdict", *cats], rows), ""]
     for h in HYPOTHESES:
@@ -72,11 +88,54 @@ def _analysed_seeds(inputs: StudyInputs) -> str:
             "the images per seed stand beside it.")
 
 
+def _direction(c: MacroContrast, key: str) -> str | None:
+    d = c.macro[key].difference if c.macro is not None else None
+    if d is None or d.low is None or d.high is None:
+        return None
+    return "higher" if d.low > 0 else "lower" if d.high < 0 else "undecided"
+
+
+def _conclusion(inputs: StudyInputs) -> list[str]:
+    """The headline and the random-k control over the categories first; the mechanisms are
+    credited with an effect only where there is one."""
+    by_name = {c.name: c for c in inputs.contrasts.contrasts}
+    headline, control = by_name.get("headline"), by_name.get("random_k_control")
+    if headline is None or headline.macro is None:
+        return ["No macro headline: the mechanisms cannot be weighed against an effect."]
+    fewest = min(e.n_seeds for e in headline.effects)
+    if fewest < MIN_SEEDS:
+        return [f"Not resolved (S = {fewest} < {MIN_SEEDS} training seeds): no conclusion about "
+                "what tail training changes."]
+    words = {key: _direction(headline, key) for key in OBSERVED_METRICS}
+    gains = [METRIC_LABELS[k] for k, w in words.items() if w == "higher"]
+    losses = [METRIC_LABELS[k] for k, w in words.items() if w == "lower"]
+    lines = [f"- Over {plural(len(headline.effects), 'category', 'categories')} (macro mean), tail "
+             f"training raises {', '.join(gains) or 'no metric'} and lowers "
+             f"{', '.join(losses) or 'no metric'}; the other metrics cannot be told apart."]
+    if control is not None and control.macro is not None:
+        beaten = [METRIC_LABELS[k] for k in OBSERVED_METRICS if _direction(control, k) == "higher"]
+        worse = [METRIC_LABELS[k] for k in OBSERVED_METRICS if _direction(control, k) == "lower"]
+        lines.append(f"- Top-k against random-k at the same λ and r: higher on "
+                     f"{', '.join(beaten) or 'no metric'}, lower on {', '.join(worse) or 'no metric'}.")
+    if not gains:
+        lines.append("- With no macro gain, no mechanism is credited with explaining one: the "
+                     "verdicts above describe properties of the trained models (where the tail "
+                     "sits, how the loss concentrates its gradient, how the latents are "
+                     "calibrated), not the cause of an improvement.")
+    else:
+        lines.append("- The verdicts above say which mechanism could carry the gain on "
+                     f"{', '.join(gains)}; a per-category interval that barely excludes 0 is weak "
+                     "evidence (see the multiplicity note).")
+    return lines
+
+
 def _multiplicity(inputs: StudyInputs) -> str:
     """How many per-category intervals the tables print, and what that means for a lone one."""
-    n = sum(len(c.effects) for c in inputs.contrasts.contrasts) * len(OBSERVED_METRICS)
-    return (f"Multiplicity: the contrast tables below print {n} per-category intervals (contrasts × "
-            f"categories × {len(OBSERVED_METRICS)} metrics), each at 95%. Where nothing changes, "
+    distinct = [c for c in inputs.contrasts.contrasts if c.name != "H4.performance(100%)"]
+    n = sum(len(c.effects) for c in distinct) * len(OBSERVED_METRICS)
+    return (f"Multiplicity: the contrast tables below print {n} distinct per-category intervals "
+            f"(contrasts × categories × {len(OBSERVED_METRICS)} metrics; H4's r = 100% table "
+            "repeats the headline and is not counted), each at 95%. Where nothing changes, "
             f"about one in 20 would exclude 0 by chance (≈ {n / 20:.1f} here), so a single "
             "interval that barely excludes 0 among many is weak evidence; a pattern across "
             "metrics and categories, or the macro row, weighs more.")
@@ -152,6 +211,7 @@ def study_markdown(inputs: StudyInputs) -> str:
         "",
         *(f"Data, {c}: {facts.sentence()}." for c, facts in inputs.data.items()),
         "",
+        *([inputs.model, ""] if inputs.model else []),
     ]
     for i, c in enumerate(inputs.contrasts.contrasts, start=1):
         lines += [f"## {i}. {_contrast_title(c.name, p['top_k_ratio'])}", "", contrast_markdown(c), "",
@@ -166,6 +226,8 @@ def study_markdown(inputs: StudyInputs) -> str:
               f"categories. {_analysed_seeds(inputs)} Identity checks are in the per-category "
               "reports.", ""]
     lines += _verdicts(inputs)
+    lines += [f"## {n + 1}. Conclusion", "", *_conclusion(inputs), ""]
+    n += 1
     lines += [f"## {n + 1}. Per-category reports", "",
               *(f"* [{c}](categories/{c}/REPORT.md): tables, figures fig1–fig8, manifest" for c in cats),
               "", f"## {n + 2}. Reproduce", "",

@@ -37,6 +37,7 @@ class _TailSplit:
     gradient_nontail: np.ndarray  # (n, N − k) float64 patch gradients of the other patches
     interior: np.ndarray          # (4, n) float64 per image on interior cells (edge distance ≥ 1):
                                   # tail gradient sum, tail cells, non-tail sum, non-tail cells
+    nll_mean: np.ndarray          # (n,) float64 mean patch NLL per image, nats/dim
 
     @property
     def ratio_defined(self) -> bool:
@@ -90,7 +91,8 @@ def _split_tail(nll: torch.Tensor, k: int, distance: np.ndarray, gradient: np.nd
     interior = np.stack([np.where(tail_in, gradient, 0.0).sum(1), tail_in.sum(1),
                          np.where(other_in, gradient, 0.0).sum(1), other_in.sum(1)]).astype(np.float64)
     return _TailSplit(mask, np.broadcast_to(distance, mask.shape)[mask].reshape(n, k),
-                      gradient[mask].reshape(n, k), gradient[~mask].reshape(n, -1), interior)
+                      gradient[mask].reshape(n, k), gradient[~mask].reshape(n, -1), interior,
+                      nll.flatten(1).double().mean(1).numpy())
 
 
 def _by_index(statistic: Callable[[np.ndarray], float], n: int) -> Callable[[np.ndarray], float]:
@@ -239,10 +241,13 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config 
     if cfg.flip_control:
         flipped = {flip: flipped_features(detector, samples, flip, cfg.batch_size, progress)
                    for flip in FLIPS}
+        nll = [{flip: model.patch_nll(x, cfg.batch_size, progress) for flip, x in flipped.items()}
+               for model, _ in models]
         control = flip_control(
-            [c.mask for c in cands],
-            [{flip: tail_mask(model.patch_nll(x, cfg.batch_size, progress), k)
-              for flip, x in flipped.items()} for model, _ in models], h, w, cfg.n_boot, cfg.seed)
+            [c.mask for c in cands], [{flip: tail_mask(v, k) for flip, v in per.items()} for per in nll],
+            h, w, cfg.n_boot, cfg.seed,
+            [{"original": c.nll_mean, **{flip: v.flatten(1).double().mean(1).numpy()
+                                         for flip, v in per.items()}} for c, per in zip(cands, nll)])
     counts = sum(c.mask.sum(axis=0) for c in cands).reshape(h, w)
     n_seeds = len(models)
     interior_note = next((c.interior_ratio_note for c in cands if c.interior_ratio_note), "")

@@ -10,6 +10,10 @@ kept in the grid coordinates of the input it was computed on.
   on the grid (padding, receptive field, position condition), −1 when it follows the image
   content; ``G_TB`` likewise with bottom − top. G is given only where the original asymmetry's
   interval excludes 0.
+* Validity: the control assumes a flipped normal image is still normal to the model. The share
+  of flipped images whose mean patch NLL exceeds the originals' 95th percentile (5% if so) is
+  printed; when most of them do, the reading says the control is confounded (an oriented
+  object, e.g. a part photographed one way up, becomes an anomaly when flipped).
 * Cell level (secondary): per image, grid-anchored share ``|T ∩ T_flip| / |T|`` and
   content-following share ``|T ∩ mirror(T_flip)| / |T|`` on border (edge distance 0) and
   interior cells, cells on the mirror axis left out. Their chance level is not k/N: tails share
@@ -40,6 +44,9 @@ from mechanism.stats.edge_distance import SIDES, edge_distance_grid, grid_sides
 from mechanism.train.loss import select_tail
 
 FLIPS = {"left-right": ("right", "left"), "top-bottom": ("bottom", "top")}   # flip → asymmetry sides
+UNUSUAL_LEVEL = 0.05       # originals above their own 95th percentile of mean NLL: the chance level
+CONFOUNDED_SHARE = 0.5     # most flipped images above it (interval's low end): the flip itself is
+                           # an anomaly to the model, and G cannot separate image from network
 _FLIP_DIMS = {"left-right": (-1,), "top-bottom": (-2,)}
 METHOD = ("the model on each image flipped left–right and top–bottom (backbone re-run on the "
           "flipped input, features not cached); tails in the grid coordinates of their input; "
@@ -70,6 +77,9 @@ class FlipOutcome:
     anchoring_note: str
     reading: str                         # what G says, in words
     cells: tuple[CellAgreement, ...]     # border, interior
+    flipped_unusual: Interval | None = None   # share of flipped images whose mean patch NLL
+                                         # exceeds the originals' 95th percentile (UNUSUAL_LEVEL
+                                         # if flipping keeps images normal); None: not measured
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,11 @@ def _per_image(counts: np.ndarray):
     return lambda wt: float(wt @ counts / wt.sum())
 
 
-def _reading(g: Interval | None, note: str) -> str:
+def _reading(g: Interval | None, note: str, unusual: Interval | None = None) -> str:
+    if unusual is not None and unusual.low is not None and unusual.low > CONFOUNDED_SHARE:
+        return (f"confounded: {unusual.estimate:.0%} of the flipped images look anomalous to the "
+                f"model ({UNUSUAL_LEVEL:.0%} expected), so the flip changes more than the "
+                "orientation and G cannot tell image from network")
     if g is None:
         return note
     if g.low is None or g.high is None:
@@ -130,7 +144,8 @@ def _reading(g: Interval | None, note: str) -> str:
     return "undecided: the interval of G includes 0"
 
 
-def _seed_statistics(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w: int
+def _seed_statistics(original: np.ndarray, flipped: dict[str, np.ndarray], h: int, w: int,
+                     nll_means: dict[str, np.ndarray] | None = None
                      ) -> tuple[dict, dict[tuple[str, str], int], dict[tuple[str, str], tuple[int, int]]]:
     """One model's per-image counts as statistics of image weights (each share is a ratio of
     two of them: ``_RATIOS``), its original tail cells per (flip, region), and its counts of
@@ -163,6 +178,9 @@ def _seed_statistics(original: np.ndarray, flipped: dict[str, np.ndarray], h: in
             stats[f"{flip}.{region}.content.n"] = _per_image(
                 (mine & flipped[flip][:, mirror]).sum(1).astype(float))
             chance[(flip, region)] = (int((mine & other).sum()), int((mine & other[:, mirror]).sum()))
+        if nll_means is not None:
+            bar = np.quantile(nll_means["original"], 1 - UNUSUAL_LEVEL)
+            stats[f"{flip}.unusual"] = _per_image((nll_means[flip] > bar).astype(float))
     return stats, cell_counts, chance
 
 
@@ -182,14 +200,18 @@ def _ratios() -> dict[str, tuple[str, str]]:
 
 
 def flip_control(originals: list[np.ndarray], flipped: list[dict[str, np.ndarray]], h: int, w: int,
-                 n_boot: int, seed: int) -> FlipControl:
+                 n_boot: int, seed: int, nll_means: list[dict[str, np.ndarray]] | None = None
+                 ) -> FlipControl:
     """The control from tail masks ``(n, H·W)`` of each training seed's model on the same
     images: ``originals[s]`` and ``flipped[s][flip]`` per FLIPS key (grid coordinates of each
     input). Every share and G is a ratio of counts pooled over seeds and images; intervals over
-    seeds × images."""
+    seeds × images. ``nll_means[s]``: per-image mean patch NLL ``(n,)`` of seed s's model on the
+    "original" and each flipped input — is a flipped image still normal to the model? (None:
+    not measured)."""
     n, n_patches = originals[0].shape
     k = int(originals[0][0].sum())
-    measured = [_seed_statistics(o, f, h, w) for o, f in zip(originals, flipped)]
+    measured = [_seed_statistics(o, f, h, w, None if nll_means is None else nll_means[i])
+                for i, (o, f) in enumerate(zip(originals, flipped))]
     intervals = seeds_bootstrap(
         [{name: (lambda idx, f=fn: f(np.bincount(idx, minlength=n).astype(float)))
           for name, fn in stats.items()} for stats, _, _ in measured], n, n_boot, seed,
@@ -211,9 +233,10 @@ def flip_control(originals: list[np.ndarray], flipped: list[dict[str, np.ndarray
               for kind in ("grid", "content")),
             cell_counts[(flip, region)], *chance.get((flip, region), (None, None)))
             for region in ("border", "interior"))
+        unusual = intervals.get(f"{flip}.unusual")
         flips.append(FlipOutcome(flip, {s: intervals[f"{flip}.{s}"] for s in SIDES},
                                  f"{plus} − {minus}", orig, intervals[f"{flip}.asym_flipped"], g,
-                                 note, _reading(g, note), cells))
+                                 note, _reading(g, note, unusual), cells, unusual))
     sides = grid_sides(h, w)
     return FlipControl({s: float(m.mean()) for s, m in sides.items()},
                        {s: intervals[f"original.{s}"] for s in SIDES}, tuple(flips),

@@ -3,6 +3,7 @@ the paired baseline table and the context."""
 from __future__ import annotations
 
 from mechanism.analyzers.h1_edge import FlipControl, H1Result
+from mechanism.analyzers.h1_edge.flip_control import UNUSUAL_LEVEL
 from mechanism.io.text import format_p, markdown_table
 from mechanism.report.tables import evidence
 from mechanism.report.tables.rows import checkpoint_text, interval_text, measurement_row
@@ -63,10 +64,11 @@ def flip_markdown(f: FlipControl) -> str:
         [[s, f"{100 * f.uniform_sides[s]:.1f}%", _pct(f.original_sides[s]),
           *(_pct(o.sides[s]) for o in f.flips)] for s in SIDES])
     anchoring = markdown_table(
-        ["flip", "asymmetry", "original", "flipped", "grid-anchoring index G", "reading"],
+        ["flip", "asymmetry", "original", "flipped", "grid-anchoring index G",
+         "flipped images unusual to the model", "reading"],
         [[o.flip, o.asymmetry, _pct(o.asymmetry_original), _pct(o.asymmetry_flipped),
-          "—" if o.anchoring is None else o.anchoring.format("{:+.2f}"), o.reading]
-         for o in flips.values()])
+          "—" if o.anchoring is None else o.anchoring.format("{:+.2f}"), _pct(o.flipped_unusual),
+          o.reading] for o in flips.values()])
     def chance(v: float | None) -> str:
         return "—" if v is None else f"{100 * v:.1f}%"
 
@@ -83,7 +85,11 @@ def flip_markdown(f: FlipControl) -> str:
         "G = asymmetry(flipped) / asymmetry(original): +1 when the asymmetry stays on the grid "
         "(padding, receptive field, position condition), −1 when it follows the image content. "
         "G tests only the asymmetric part: a flip maps the border onto itself, so an excess "
-        "shared by all four sides is not tested by it:",
+        "shared by all four sides is not tested by it. The control assumes a flipped normal image "
+        "is still normal to the model: 'unusual' is the share of flipped images whose mean patch "
+        f"NLL exceeds the originals' {100 * (1 - UNUSUAL_LEVEL):g}th percentile "
+        f"({100 * UNUSUAL_LEVEL:g}% if they stay normal); when most are, the flip is itself an "
+        "anomaly and G is confounded:",
         "", anchoring, "",
         "Cell level (secondary). Chance: the same share against *another* image's flipped tail "
         "(tails share the edge preference, so chance is far above the uniform "
@@ -92,20 +98,22 @@ def flip_markdown(f: FlipControl) -> str:
 
 
 def control_sentence(f: FlipControl) -> str:
-    """The flip control in one sentence, to print beside H1's verdict: what G says per flip,
-    and what that means for H1.location."""
+    """The flip control in one sentence, to print beside H1's verdict: what each flip says, and
+    what they say together about H1.location's edge preference."""
     parts = [f"{o.flip} {o.asymmetry} G = {o.anchoring.format('{:+.2f}')}: {o.reading}"
              if o.anchoring is not None else f"{o.flip}: {o.reading}" for o in f.flips]
-    readings = [o.reading for o in f.flips]
-    if any(r.startswith("the asymmetry stays on the grid") for r in readings):
-        meaning = (" — so the edge preference H1.location measures is, on its asymmetric part, "
-                   "the network's (padding, receptive field, position condition), not the image's")
-    elif any(r.startswith("partly on the grid") for r in readings):
-        meaning = (" — so the edge preference H1.location measures is, on its asymmetric part, "
-                   "partly the network's")
-    elif any(r.startswith("the asymmetry follows the image content") for r in readings):
-        meaning = (" — so the edge preference's asymmetric part follows the image content, not "
-                   "the grid")
+    readings = [o.reading for o in f.flips if o.anchoring is not None or o.reading.startswith("confounded")]
+    if any(r.startswith("confounded") for r in readings):
+        meaning = " — the control does not decide here"
+    elif readings and all(r.startswith("the asymmetry stays on the grid") for r in readings):
+        meaning = (" — so the edge preference's asymmetric part is the network's (padding, "
+                   "receptive field, position condition), not the image's; its symmetric part "
+                   "(the whole border) is not tested by a flip")
+    elif readings and all(r.startswith(("the asymmetry stays on the grid", "partly on the grid"))
+                          for r in readings):
+        meaning = " — so the edge preference's asymmetric part is at least partly the network's"
+    elif readings and all(r.startswith("the asymmetry follows the image content") for r in readings):
+        meaning = " — so the edge preference's asymmetric part follows the image content"
     else:
         meaning = ""
     return f"Flip control (not a claim): {'; '.join(parts)}{meaning}."
@@ -161,7 +169,10 @@ def csv_rows(r: H1Result) -> list[dict]:
             rows += [measurement_row(f"asymmetry_{o.flip}_original", o.asymmetry_original, o.asymmetry),
                      measurement_row(f"asymmetry_{o.flip}_flipped", o.asymmetry_flipped, o.asymmetry),
                      measurement_row(f"grid_anchoring_{o.flip}", o.anchoring,
-                                     o.anchoring_note or o.reading)]
+                                     o.anchoring_note or o.reading),
+                     measurement_row(f"flipped_unusual_{o.flip}", o.flipped_unusual,
+                                     f"share of flipped images above the originals' "
+                                     f"{100 * (1 - UNUSUAL_LEVEL):g}th percentile of mean NLL")]
             for cell in o.cells:
                 rows += [measurement_row(f"{kind}_share_{o.flip}_{cell.region}", getattr(cell, attr),
                                          f"{cell.n_tail_cells} tail cells")
