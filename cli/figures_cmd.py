@@ -42,7 +42,7 @@ def figures(results_dir, out, sweeps, category):
 
 def _render(results_dir: Path, out: Path | None, sweeps, category) -> None:
     from mechanism.figures.render import FigureInputs, render_figures
-    from mechanism.report.files import read_results
+    from mechanism.report.files import read_effects, read_results
     from mechanism.sweep.results import RESULTS_FILE, read_sweep_results
 
     results = read_results(results_dir)
@@ -50,7 +50,8 @@ def _render(results_dir: Path, out: Path | None, sweeps, category) -> None:
         + list(sweeps)
     unique = list({folder.resolve(): folder for folder in folders}.values())
     runs = [run for folder in unique for run in read_sweep_results(folder)] if unique else None
-    outcome = render_figures(FigureInputs.from_results(results, runs, category),
+    outcome = render_figures(FigureInputs.from_results(results, runs, category,
+                                                       read_effects(results_dir)),
                              out if out is not None else results_dir / "figures")
     for path in outcome.written:
         click.echo(f"wrote {path}")

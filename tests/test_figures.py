@@ -276,6 +276,24 @@ def test_fig7_draws_any_subset_and_refuses_none():
             fig7.draw({}, axes)
 
 
+def test_fig7_puts_the_headline_and_the_control_on_top():
+    """The headline and the random-k control are drawn above the verdicts, in points."""
+    import numpy as np
+    from test_observed_effect import _evaluation
+    from mechanism.eval.observed_effect import observed_effect
+    rng = np.random.default_rng(3)
+    base, tail = _evaluation(rng), _evaluation(rng, maps_shift=0.5)
+    effect = observed_effect([base], [tail], "λ = 0", "λ = 0.7", n_boot=50, seed=0)
+    with theme():
+        fig, axes = new_figure(fig7.LAYOUT)
+        text = fig7.draw({"H7": make_h7()}, axes, observed=effect, control=effect)
+        drawn = " ".join(t.get_text() for t in axes[0].texts)
+    d = effect.metrics["pixel_ap"].difference
+    assert f"Headline, tail-aware − λ = 0 (S = 1 × {effect.n_good + effect.n_defective} test images)" in drawn
+    assert f"Δ Pixel AP {100 * d.estimate:+.2f} [{100 * d.low:+.2f}, {100 * d.high:+.2f}] pts" in drawn
+    assert "Random-k control, top-k − random-k" in drawn and "Top: the headline" in text.caption
+
+
 def test_theme_does_not_leak():
     before = dict(matplotlib.rcParams)
     with theme():

@@ -1,5 +1,6 @@
-"""fig7 — hypothesis summary: each analysed hypothesis' verdict (colour coded) with its claims
-and their statuses; any subset of H1, H3, H4, H7."""
+"""fig7 — hypothesis summary: the headline and the random-k control on top (a mechanism explains
+an effect only where there is one), then each analysed hypothesis' verdict (colour coded) with
+the study's, its claims and their statuses, and H1's flip control; any subset of H1, H3, H4, H7."""
 from __future__ import annotations
 
 import textwrap
@@ -15,7 +16,11 @@ from mechanism.analyzers.h7_calibration import H7Result
 from mechanism.analyzers.registry import HYPOTHESES, TITLES
 from mechanism.errors import MechanismError
 from mechanism.figures.style import VERDICT_COLORS, FigureText, Layout
+from mechanism.eval.metrics.detection import METRIC_LABELS
+from mechanism.eval.observed_effect import OBSERVED_METRICS, ObservedEffect
 from mechanism.report.headline import claim_text
+from mechanism.report.tables.h1 import control_sentence
+from mechanism.report.tables.observed_effect import format_points
 from mechanism.report.study import STUDY_CLAIMS
 from mechanism.stats.evidence import MIN_SEEDS
 
@@ -23,10 +28,18 @@ LAYOUT = Layout(1, 1, (10.0, 5.2))
 EVIDENCE_CHARS = 92          # wrap width of the evidence text, characters
 
 
+def _effect_line(label: str, effect: ObservedEffect) -> str:
+    return (f"{label} (S = {effect.n_seeds} × {effect.n_good + effect.n_defective} test images): "
+            + "; ".join(f"Δ {METRIC_LABELS[k]} {format_points(effect.metrics[k].difference)}"
+                        for k in OBSERVED_METRICS))
+
+
 def draw(results: Mapping[str, H1Result | H3Result | H4Result | H7Result],
-         axes: Sequence[Axes]) -> FigureText:
-    """Draw fig7 on one axes: per hypothesis (keys ``"H1"``, ``"H3"``, ``"H4"``, ``"H7"``, any
-    subset) its name, verdict box and key evidence.
+         axes: Sequence[Axes], observed: ObservedEffect | None = None,
+         control: ObservedEffect | None = None) -> FigureText:
+    """Draw fig7 on one axes: the headline (``observed``) and the random-k ``control`` when
+    given, then per hypothesis (keys ``"H1"``, ``"H3"``, ``"H4"``, ``"H7"``, any subset) its
+    name, verdict box and key evidence.
 
     Raises:
         MechanismError: if ``results`` holds none of the four hypotheses.
@@ -37,7 +50,14 @@ def draw(results: Mapping[str, H1Result | H3Result | H4Result | H7Result],
     ax = axes[0]
     ax.set_axis_off()
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, len(HYPOTHESES))
+    effects = [line for line in (
+        None if observed is None else _effect_line("Headline, tail-aware − λ = 0", observed),
+        None if control is None else _effect_line("Random-k control, top-k − random-k", control))
+        if line is not None]
+    ax.set_ylim(0, len(HYPOTHESES) + (0.8 if effects else 0))
+    if effects:
+        ax.text(0.0, len(HYPOTHESES) + 0.35, "\n".join(textwrap.fill(e, 150) for e in effects),
+                va="center", fontsize=7)
     for i, name in enumerate(names):
         result = results[name]
         y = (len(HYPOTHESES) + len(names)) / 2 - 0.5 - i     # rows centred vertically
@@ -50,8 +70,10 @@ def draw(results: Mapping[str, H1Result | H3Result | H4Result | H7Result],
                 fontweight="bold", color="white")
         ax.text(0.275, y - 0.16, f"study: {STUDY_CLAIMS[name].verdict}", ha="center",
                 va="center", fontsize=6.5, color="white")
-        evidence = "\n".join(textwrap.fill(claim_text(c), EVIDENCE_CHARS)
-                             for c in result.evidence.claims)
+        lines = [claim_text(c) for c in result.evidence.claims]
+        if getattr(result, "flip_control", None) is not None:
+            lines.append(control_sentence(result.flip_control))
+        evidence = "\n".join(textwrap.fill(line, EVIDENCE_CHARS) for line in lines)
         ax.text(0.39, y, evidence, va="center", fontsize=6.5)
     contexts = {f"{results[h].context.category}, grid {results[h].context.grid_h}×"
                 f"{results[h].context.grid_w}" for h in names}
@@ -60,5 +82,7 @@ def draw(results: Mapping[str, H1Result | H3Result | H4Result | H7Result],
                f"resolved; claims about what training changes need ≥ {MIN_SEEDS} seeds. SUPPORTED: "
                "all hold; NOT SUPPORTED: all fail; PARTIAL: both, none open; INCONCLUSIVE "
                "otherwise. Identities (N/k, oracle purity) never count. The study's verdict (its "
-               f"own rules) is printed under ours. Data: {'; '.join(sorted(contexts))}.")
+               f"own rules) is printed under ours. Data: {'; '.join(sorted(contexts))}."
+               + (" Top: the headline and the random-k control, 95% intervals over seeds × test "
+                  "images, in percentage points." if effects else ""))
     return FigureText(f"Mechanism hypotheses {', '.join(names)}: verdicts and claims", caption)

@@ -30,6 +30,7 @@ from mechanism.figures import fig8_topk_dilution as fig8
 from mechanism.figures.legends import clear_legends
 from mechanism.figures.style import DPI, FigureText, Layout, annotate, new_figure, theme
 from mechanism.io.atomic import atomic_path
+from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.sweep.results import SweepRun
 
 FORMATS = ("png", "pdf")
@@ -44,12 +45,18 @@ class FigureInputs:
     h7: H7Result | None = None
     sweep_runs: list[SweepRun] | None = None   # runs of one or more sweeps (fig6 uses λ sweeps)
     category: str | None = None                # fig6's category; None: the results' or the λ sweep's only one
+    observed: ObservedEffect | None = None     # the headline (fig7)
+    control: ObservedEffect | None = None      # the random-k control (fig7)
 
     @classmethod
     def from_results(cls, results: Mapping[str, object], sweep_runs: list[SweepRun] | None = None,
-                     category: str | None = None) -> "FigureInputs":
-        """From ``{"H1": H1Result, ...}`` (e.g. ``read_results``), any subset."""
-        return cls(*(results.get(h) for h in ("H1", "H3", "H4", "H7")), sweep_runs, category)
+                     category: str | None = None,
+                     effects: Mapping[str, ObservedEffect] | None = None) -> "FigureInputs":
+        """From ``{"H1": H1Result, ...}`` (e.g. ``read_results``), any subset, and the report's
+        ``{"observed_effect": …, "random_k_control": …}`` (``read_effects``), either optional."""
+        effects = effects or {}
+        return cls(*(results.get(h) for h in ("H1", "H3", "H4", "H7")), sweep_runs, category,
+                   effects.get("observed_effect"), effects.get("random_k_control"))
 
     @property
     def results(self) -> dict[str, object]:
@@ -97,7 +104,8 @@ def _plan_fig6(i: FigureInputs) -> Plan:
 
 
 def _plan_fig7(i: FigureInputs) -> Plan:
-    return (fig7.LAYOUT, partial(fig7.draw, i.results)) if i.results else "no hypothesis results"
+    return (fig7.LAYOUT, partial(fig7.draw, i.results, observed=i.observed, control=i.control)) \
+        if i.results else "no hypothesis results"
 
 
 def _plan_fig8(i: FigureInputs) -> Plan:

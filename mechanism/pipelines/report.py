@@ -133,7 +133,9 @@ def _write_report(ckpt: Path, out: Path, baseline_ckpt, sweeps, sources: list[Pa
         if effect is not None:
             write_result(effect, out / "tables", name)
             log(f"{name.replace('_', ' ')}: S = {effect.n_seeds} seeds")
-    rendered = render_figures(FigureInputs.from_results(results, runs or None, category), out / "figures")
+    rendered = render_figures(FigureInputs.from_results(
+        results, runs or None, category, {"observed_effect": observed, "random_k_control": control}),
+        out / "figures")
     figures = {p.stem.split("_")[0]: p.relative_to(out).as_posix()
                for p in rendered.written if p.suffix == ".png"}
     skipped = dict(line.split(": ", 1) for line in rendered.skipped)

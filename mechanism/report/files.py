@@ -7,12 +7,14 @@ from pathlib import Path
 
 from mechanism.analyzers.registry import RESULT_TYPES
 from mechanism.errors import MechanismError
+from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.io.atomic import write_text
 from mechanism.io.serialize import from_plain, to_plain
 from mechanism.io.text import csv_text
 from mechanism.report import tables
 
 TABLES = "tables"   # subfolder of an analysis output folder holding <H>.{json,csv,md}
+EFFECTS = ("observed_effect", "random_k_control")   # a report's contrasts, beside the results
 
 
 def write_result(result, folder: str | Path, name: str) -> list[Path]:
@@ -29,8 +31,12 @@ def read_result(path: str | Path, name: str):
     Raises:
         MechanismError: unreadable file, invalid JSON, or JSON that is not a ``name`` result.
     """
-    path = Path(path)
-    cls = RESULT_TYPES[name]
+    return _read_plain(Path(path), RESULT_TYPES[name], name, f"an {name} result written by mechanism analyze")
+
+
+def _read_plain(path: Path, cls: type, name: str, what: str):
+    """``cls`` rebuilt from the JSON at ``path`` (its ``"hypothesis"`` key, if any, must be
+    ``name``); a one-line MechanismError naming the file otherwise."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
@@ -38,12 +44,24 @@ def read_result(path: str | Path, name: str):
     except json.JSONDecodeError as e:
         raise MechanismError(f"{path} is not valid JSON ({e})") from None
     if not isinstance(data, dict) or data.get("hypothesis", name) != name:
-        raise MechanismError(f"{path} is not an {name} result written by mechanism analyze")
+        raise MechanismError(f"{path} is not {what}")
     try:
         return from_plain(cls, data, name)
     except (TypeError, ValueError) as e:
-        raise MechanismError(f"{path} is not an {name} result written by mechanism analyze "
-                             f"({e})") from None
+        raise MechanismError(f"{path} is not {what} ({e})") from None
+
+
+def read_effects(folder: str | Path) -> dict[str, ObservedEffect]:
+    """The headline and the random-k control stored in ``<folder>/tables`` by ``mechanism
+    report`` (``EFFECTS`` keys, those present).
+
+    Raises:
+        MechanismError: a file that is corrupt or not an observed effect.
+    """
+    folder_tables = Path(folder) / TABLES
+    return {name: _read_plain(folder_tables / f"{name}.json", ObservedEffect, name,
+                              "an observed effect written by mechanism report")
+            for name in EFFECTS if (folder_tables / f"{name}.json").is_file()}
 
 
 def read_results(folder: str | Path) -> dict[str, object]:
