@@ -66,7 +66,8 @@ def draw(result: H7Result, axes: Sequence[Axes]) -> FigureText:
     _draw_moments(result, axes[1])
     c, cand = result.context, result.candidate
     d = cand.n_channels
-    caption = (f"{c.n_images} {c.split} images of {c.category}, {c.grid_h}×{c.grid_w} grid; "
+    caption = (f"One checkpoint, {c.checkpoint}; {c.n_images} {c.split} images of {c.category}, "
+               f"{c.grid_h}×{c.grid_w} grid; "
                f"KS on all {cand.n_values // d:,} values of each channel, Shapiro-Wilk on a seeded "
                f"subsample of {cand.shapiro_n:,} patch positions per channel. Both tests treat "
                f"neighbouring patches as independent, so they overstate the evidence against "
