@@ -66,7 +66,7 @@ def _draw_ratios(result: H3Result, ax: Axes) -> list[str]:
     values = [ratios[i].estimate for i in drawn]
     base = result.conditions[0].ratio
     claim_lam = claim_weight([c.tail_weight for c in result.conditions], result.own_tail_weight)
-    label = "identity (non-interacting patches)"      # on the first identity line only
+    label = "ratio at λ=0 × identity (non-interacting)"   # on the first identity line only
     for i, c in enumerate(result.conditions):   # the ratio the identity predicts without interaction
         identity = amplification_identity(c.tail_weight, result.theoretical_amplification)
         if base is None or c.tail_weight == 0 or identity is None:
