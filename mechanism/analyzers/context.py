@@ -39,13 +39,18 @@ def checkpoint_label(ckpt: Checkpoint) -> str:
             f"{ckpt.data.category} (train seed {ckpt.train.seed}, data {ckpt.data.fingerprint[:12]})")
 
 
-def training_seeds(checkpoints: list[Checkpoint]) -> tuple[int, ...]:
-    """``AnalysisContext.training_seeds`` of an analysis over ``checkpoints`` (the analysed one
-    first): their seeds, or () for one checkpoint.
+def training_seeds(checkpoints: list[Checkpoint], analysis: str) -> tuple[int, ...]:
+    """``AnalysisContext.training_seeds`` of ``analysis`` over ``checkpoints`` (the analysed one
+    first, then its seed replicates): their seeds, or () for one checkpoint.
 
     Raises:
-        MechanismError: two checkpoints of one training seed (a replicate must be another seed).
+        MechanismError: a replicate on another backbone or grid than the analysed checkpoint,
+            or two checkpoints of one training seed (a replicate must be another seed).
     """
+    main = checkpoints[0]
+    if any(c.backbone != main.backbone or c.grid != main.grid for c in checkpoints[1:]):
+        raise MechanismError(f"{analysis}'s seed replicates must share the analysed checkpoint's "
+                             "backbone and grid")
     seeds = tuple(c.train.seed for c in checkpoints)
     if len(set(seeds)) != len(seeds):
         raise MechanismError(f"seed replicates must be distinct training seeds, got {list(seeds)}")

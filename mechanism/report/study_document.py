@@ -149,17 +149,9 @@ def _macro_sentence(c: MacroContrast) -> str:
     if fewest < MIN_SEEDS:
         return (f"Not resolved (S = {fewest} < {MIN_SEEDS} training seeds): what training changes "
                 f"is judged on at least {MIN_SEEDS} seeds (SPEC §7.1).")
-    words = []
-    for key in OBSERVED_METRICS:
-        d = c.macro[key].difference
-        if d.low is None or d.high is None:
-            words.append(f"{METRIC_LABELS[key]} has no interval")
-        elif d.low > 0:
-            words.append(f"{METRIC_LABELS[key]} is higher")
-        elif d.high < 0:
-            words.append(f"{METRIC_LABELS[key]} is lower")
-        else:
-            words.append(f"{METRIC_LABELS[key]} cannot be told apart (the interval holds 0)")
+    said = {None: "has no interval", "higher": "is higher", "lower": "is lower",
+            "undecided": "cannot be told apart (the interval holds 0)"}
+    words = [f"{METRIC_LABELS[key]} {said[_direction(c, key)]}" for key in OBSERVED_METRICS]
     return (f"Macro mean over {plural(len(c.effects), 'category', 'categories')}, candidate against "
             f"baseline: {'; '.join(words)}. The macro row describes these categories; it is not a "
             "claim about categories not studied (they are fixed, not sampled).")

@@ -199,10 +199,8 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config 
     ckpt = detector.ckpt
     h, w, r, k = tail_setup(ckpt, cfg.top_k_ratio, "H1", baseline.ckpt if baseline is not None else None)
     models = [(detector, baseline), *replicates]
-    for cand_det, base_det in models[1:]:
-        if cand_det.ckpt.backbone != ckpt.backbone or cand_det.ckpt.grid != ckpt.grid:
-            raise MechanismError("H1's seed replicates must share the analysed checkpoint's "
-                                 "backbone and grid")
+    seeds = training_seeds([m.ckpt for m, _ in models], "H1")
+    for _, base_det in models[1:]:
         if (base_det is None) != (baseline is None):
             raise MechanismError("H1's seed replicates must all have a baseline, or none")
     n_patches = h * w
@@ -254,7 +252,7 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config 
     return H1Result(
         context=AnalysisContext(checkpoint_label(ckpt), category, "train", n, h, w, n_patches, k,
                                 float(r), cfg.seed, cfg.n_boot,
-                                training_seeds([m.ckpt for m, _ in models])),
+                                seeds),
         tail_distance_mean=intervals["tail_distance_mean"],
         tail_distance_std=float(distances.std()),
         uniform_distance_mean=uniform_mean,

@@ -215,10 +215,7 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config 
                                    measure(model.flow, feats, lambdas, r, cfg.batch_size, progress,
                                            "H3 gradients (baseline)"))
 
-    for other, _ in replicates:
-        if other.ckpt.backbone != ckpt.backbone or other.ckpt.grid != ckpt.grid:
-            raise MechanismError("H3's seed replicates must share the analysed checkpoint's "
-                                 "backbone and grid")
+    seed_numbers = training_seeds([m.ckpt for m in (detector, *(c for c, _ in replicates))], "H3")
     seeds = [(measure(c.flow, features, lambdas, r, cfg.batch_size, progress,
                       f"H3 gradients (seed {c.ckpt.train.seed})"),
               None if baseline is None else measure_baseline(b)) for c, b in replicates]
@@ -230,6 +227,6 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H3Config 
         n_pairs = len(pairs)
     context = AnalysisContext(checkpoint_label(ckpt), category, "train", len(samples), h, w,
                               n_patches, k, float(r), cfg.seed, cfg.n_boot,
-                              training_seeds([m.ckpt for m in (detector, *(c for c, _ in replicates))]))
+                              seed_numbers)
     return summarise(cand, context, ckpt.loss.tail_weight, flow.patches_interact, direct, base,
                      excess, n_test, n_pairs, seeds)

@@ -53,12 +53,9 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
         if other is not None and other.ckpt.grid != detector.ckpt.grid:
             raise MechanismError(f"{role} checkpoint has grid {other.ckpt.grid} (H, W, D), the "
                                  f"analysed one {detector.ckpt.grid}")
-    for other in replicates:
-        if other.ckpt.backbone != detector.ckpt.backbone or other.ckpt.grid != detector.ckpt.grid:
-            raise MechanismError("H4's seed replicates must share the analysed checkpoint's "
-                                 "backbone and grid")
     # with a selection and a reference checkpoint no seed's own model enters the purity
     models = [detector] if selection is not None and reference is not None else [detector, *replicates]
+    seeds = training_seeds([m.ckpt for m in models], "H4")
     extra = [] if measured is None else \
         [r for r in measured.metrics if not any(math.isclose(r, c) for c in cfg.ratios)]
     ratios = sorted(set(list(cfg.ratios) + extra))
@@ -79,7 +76,7 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H4Config,
         n_images=len(samples), grid_h=h, grid_w=w, n_patches=n_patches,
         k=tail_k(n_patches, detector.ckpt.loss.top_k_ratio),
         top_k_ratio=detector.ckpt.loss.top_k_ratio, seed=cfg.seed, n_boot=cfg.n_boot,
-        training_seeds=training_seeds([m.ckpt for m in models]))
+        training_seeds=seeds)
     return H4Result(context, {**asdict(cfg), "ratios": list(cfg.ratios)}, k_ref, chance,
                     cfg.n_views if reference is None else None, selection_source, reference_source,
                     sweep, tuple(rows), best, basis, tuple(performance),
