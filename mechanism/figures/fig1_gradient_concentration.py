@@ -12,7 +12,7 @@ from mechanism.analyzers.h3_gradient import (SURVIVING_SHARE, H3Result, amplific
                                              claim_weight)
 from mechanism.report.headline import claim_text
 from mechanism.figures.style import (NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
-                                     interval_errors, interval_note)
+                                     interval_errors, interval_note, images_text)
 
 LAYOUT = Layout(1, 2, (9.0, 4.0))
 GRADIENT_LABEL = "mean ‖∂L/∂x‖₂ per patch"
@@ -108,8 +108,7 @@ def draw(result: H3Result, axes: Sequence[Axes]) -> FigureText:
     caption = (f"Gradient of each image's own Tail-Aware Loss L (nats/dim) with respect to the flow "
                f"input x (backbone features), L2 norm over channels per patch; tail = the top-k "
                f"patches by the checkpoint's NLL, k = {c.k} of N = {c.n_patches} "
-               f"({c.grid_h}×{c.grid_w} grid, r = {c.top_k_ratio:g}). {c.n_images} {c.split} images "
-               f"of {c.category}{f' × S = {c.n_seeds} training seeds' if c.n_seeds > 1 else ''}. Amplification = ratio(λ) / ratio(λ=0); {amp} "
+               f"({c.grid_h}×{c.grid_w} grid, r = {c.top_k_ratio:g}). {images_text(c)}. Amplification = ratio(λ) / ratio(λ=0); {amp} "
                f"(N/k = {c.n_patches}/{c.k} = {result.theoretical_amplification:.3g}, a definition). "
                f"{interval_note(intervals, c.n_seeds)}" + "".join(f" {n[0].upper()}{n[1:]}." for n in notes if n)
                + " " + " ".join(f"{claim_text(x)}." for x in result.evidence.claims))

@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator
 
 from mechanism.analyzers.h1_edge import H1Result
 from mechanism.figures.style import (NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
-                                     interval_note, p_text)
+                                     interval_note, p_text, images_text)
 
 LAYOUT = Layout(1, 2, (9.5, 4.3))
 ANNOTATE_MAX_CELLS = 64     # write each cell's value into the heat-map up to this many cells
@@ -84,7 +84,7 @@ def draw(result: H1Result, axes: Sequence[Axes]) -> FigureText:
     c = result.context
     caption = (f"Tail = the top-k patches per image by the checkpoint's NLL, k = {c.k} of "
                f"N = {c.n_patches} ({c.grid_h}×{c.grid_w} grid, r = {c.top_k_ratio:g}); "
-               f"{c.n_images} {c.split} images of {c.category}{f' × S = {c.n_seeds} training seeds' if c.n_seeds > 1 else ''}, {c.n_seeds * c.n_images * c.k} tail patches; "
+               f"{images_text(c)}, {c.n_seeds * c.n_images * c.k} tail patches; "
                f"(a) on a log colour scale centred on uniform (blue below, red above), grey: never in "
                f"the tail. "
                f"Tail edge distance {result.tail_distance_mean.estimate:.3f} ± "

@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 
 from mechanism.analyzers.h1_edge import RATIO_THRESHOLD, H1Result
 from mechanism.figures.style import (NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR, FigureText, Layout,
-                                     interval_errors, interval_note, mark_zoomed, p_text)
+                                     interval_errors, interval_note, mark_zoomed, p_text, images_text)
 from mechanism.io.text import percent
 
 LAYOUT = Layout(1, 3, (11.0, 4.0), width_ratios=(1.15, 1.0, 0.85))
@@ -104,7 +104,7 @@ def draw(result: H1Result, axes: Sequence[Axes]) -> FigureText:
     mw = "Mann-Whitney undefined" if result.mw_p is None else f"Mann-Whitney {p_text(result.mw_p)}"
     caption = (f"Gradient: {result.gradient_method}. Tail = the top-k patches per image by the "
                f"checkpoint's NLL, k = {c.k} of N = {c.n_patches} ({c.grid_h}×{c.grid_w} grid, "
-               f"r = {c.top_k_ratio:g}); {c.n_images} {c.split} images of {c.category}{f' × S = {c.n_seeds} training seeds (patches pooled)' if c.n_seeds > 1 else ''}. "
+               f"r = {c.top_k_ratio:g}); {images_text(c, ' (patches pooled)')}. "
                f"(a) and (b) describe all patches (quantiles are point estimates, no interval); "
                f"(c) the ratio of the two means, on all cells and on interior cells (edge distance "
                f"≥ 1, the claim H1.content). {mark_zoomed({'(c)': axes[2]}, 'x')} "

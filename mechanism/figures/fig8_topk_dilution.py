@@ -13,7 +13,7 @@ from mechanism.analyzers.h4_dilution import MEASURED_METRICS, H4Result
 from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.figures.style import (BASELINE_COLOR, NONTAIL_COLOR, TAIL_COLOR, THEORY_COLOR,
                                      FigureText, Layout, interval_errors, interval_note,
-                                     seeds_label, mark_zoomed)
+                                     seeds_label, mark_zoomed, images_text)
 from mechanism.io.text import percent
 from mechanism.report.headline import claim_text
 from mechanism.report.tables.h4 import saturated_purity
@@ -118,8 +118,7 @@ def draw(result: H4Result, axes: Sequence[Axes]) -> FigureText:
     intervals = [iv for row in result.rows for iv in (row.purity, row.effective_concentration)]
     caption = (f"N = {c.n_patches} patches ({c.grid_h}×{c.grid_w} grid), k = max(1, round(N·r)); "
                f"truly hard: k_ref = {result.k_ref} per image from {result.reference_source}; "
-               f"selection: {result.selection_source}. {c.n_images} {c.split} images of "
-               f"{c.category}{f' × S = {c.n_seeds} training seeds' if c.n_seeds > 1 else ''}. {interval_note(intervals, c.n_seeds)} {perf}")
+               f"selection: {result.selection_source}. {images_text(c)}. {interval_note(intervals, c.n_seeds)} {perf}")
     claims = " ".join(f"{claim_text(x)}." for x in result.evidence.claims)
     return FigureText(f"H4 top-k ratio dilution — {result.evidence.verdict.value}",
                       f"{caption} {claims}")

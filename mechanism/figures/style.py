@@ -23,6 +23,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from mechanism.analyzers.context import AnalysisContext
 from mechanism.io.text import format_p
 from mechanism.stats.evidence import Verdict
 from mechanism.stats.bootstrap import Interval
@@ -113,6 +114,13 @@ def interval_errors(intervals: Sequence[Interval | None]) -> tuple[np.ndarray, b
             err[:, i] = iv.estimate - iv.low, iv.high - iv.estimate
             present = True
     return err, present
+
+
+def images_text(c: AnalysisContext, extra: str = "") -> str:
+    """``"200 train images of grass × S = 3 training seeds"`` (no seed part for one seed);
+    ``extra`` follows the seed part, e.g. " (patches pooled)"."""
+    seeds = f" × S = {c.n_seeds} training seeds{extra}" if c.n_seeds > 1 else ""
+    return f"{c.n_images} {c.split} images of {c.category}{seeds}"
 
 
 def interval_note(intervals: Sequence[Interval | None], n_seeds: int = 1) -> str:
