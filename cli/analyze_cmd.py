@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from cli.options import (backbone_weights_option, cache_option, device_option, no_cache_option,
-                         parse_list, resolve_cache_dir)
+from cli.options import (RESAMPLES, SEED, backbone_weights_option, cache_option, device_option,
+                         no_cache_option, parse_list, resolve_cache_dir)
 
 _ckpt = click.Path(dir_okay=False, path_type=Path)
 
@@ -43,8 +43,8 @@ _ckpt = click.Path(dir_okay=False, path_type=Path)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per batch.")
 @click.option("--max-images", type=click.IntRange(min=1), default=None, help="Use at most this many images per split "
               "(default: all, except H4, which runs M augmented views per image: 64).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random choice.")
-@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of every random choice.")
+@click.option("--bootstrap", "n_boot", type=RESAMPLES, default=1000, show_default=True,
               help="Bootstrap resamples over images for 95% intervals (0 = none).")
 @device_option
 @backbone_weights_option

@@ -5,6 +5,8 @@ import time
 
 import click
 
+from cli.options import SEED
+
 
 @click.group()
 def data() -> None:
@@ -14,7 +16,7 @@ def data() -> None:
 @data.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default="data/demo", show_default=True,
               help="Folder to create (MVTec AD layout, one sub-folder per category).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed: same seed, same bytes.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed: same seed, same bytes.")
 @click.option("--categories", default="brick,grass,gravel", show_default=True,
               help="Comma-separated subset of brick, grass, gravel.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out folder.")

@@ -1,12 +1,31 @@
 """Options shared by several commands, declared once."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
 import click
 
 from mechanism.errors import MechanismError
+from mechanism.train.config import MAX_SEED
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (which compare as in range)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
+
+
+SEED = click.IntRange(0, MAX_SEED)
+"""Seeds of every command: numpy's and torch's generators both take 0 … 2³² − 1."""
+RESAMPLES = click.IntRange(0, 100_000)
+"""Bootstrap resamples: 0 (point estimates only) to 100 000 (beyond it the draws' memory, not
+the intervals, grows)."""
 
 
 def compose(*decorators: Callable) -> Callable:
@@ -54,9 +73,9 @@ precision_option = click.option(
 """``--precision`` (literal: ``tests/test_train.py`` holds it to ``TrainConfig``'s ``PRECISIONS``)."""
 
 loss_options = compose(
-    click.option("--tail-weight", type=float, default=0.7, show_default=True,
+    click.option("--tail-weight", type=FiniteFloatRange(0, 1), default=0.7, show_default=True,
                  help="λ ∈ [0, 1]: weight of the top-k term; 0 = mean-only baseline, 1 = pure top-k."),
-    click.option("--top-k-ratio", type=float, default=0.02, show_default=True,
+    click.option("--top-k-ratio", type=FiniteFloatRange(0, 1, min_open=True), default=0.02, show_default=True,
                  help="r ∈ (0, 1]: tail share of patches per image, k = max(1, round(N·r))."),
     click.option("--selection", type=click.Choice(["topk", "random"]), default="topk",
                  show_default=True, help="Tail patches: the k hardest (topk), or k random ones (control)."))
@@ -65,19 +84,19 @@ loss_options = compose(
 model_options = compose(
     click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs [default: TrainConfig]."),
     click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step [default: TrainConfig]."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak AdamW learning rate [default: TrainConfig]."),
+    click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=None, help="Peak AdamW learning rate [default: TrainConfig]."),
     precision_option,
     click.option("--backbone", default="efficientnet_lite0", show_default=True, help="timm model name."),
     backbone_weights_option,
     click.option("--layers", default=None,
                  help="Comma-separated feature stages (timm out_indices) [default: BackboneConfig]."),
-    click.option("--local-avg", type=click.IntRange(min=0), default=None,
+    click.option("--local-avg", type=click.IntRange(0, 15), default=None,
                  help="PatchCore-style k×k local averaging of the features, 0 = off "
                       "[default: BackboneConfig]."),
-    click.option("--input-size", type=click.IntRange(min=1), default=224, show_default=True,
+    click.option("--input-size", type=click.IntRange(1, 4096), default=224, show_default=True,
                  help="Model input side in pixels."),
-    click.option("--flow-blocks", type=click.IntRange(min=1), default=None, help="Coupling blocks [default: FlowConfig]."),
-    click.option("--flow-hidden", type=click.IntRange(min=1), default=None,
+    click.option("--flow-blocks", type=click.IntRange(1, 64), default=None, help="Coupling blocks [default: FlowConfig]."),
+    click.option("--flow-hidden", type=click.IntRange(1, 4096), default=None,
                  help="Hidden width of the subnet(s) [default: FlowConfig]."),
     click.option("--subnets", type=click.Choice(["joint", "separate"]), default=None,
                  help="joint: one subnet per block gives log-scale and shift; separate: one each, "
@@ -85,7 +104,7 @@ model_options = compose(
     click.option("--spatial-context/--no-spatial-context", default=None,
                  help="Give the subnet (separate: the scale subnet) a depthwise 3×3 view of the "
                       "neighbours' passive half, or keep the flow per patch [default: FlowConfig]."),
-    click.option("--subnet-kernel", type=click.IntRange(min=1), default=None,
+    click.option("--subnet-kernel", type=click.IntRange(1, 15), default=None,
                  help="Kernel of the subnets' convolutions: 1 per patch, 3 FastFlow-style over the "
                       "neighbours [default: FlowConfig]."))
 """Training, backbone and flow settings; ``model_configs`` turns their values into configs."""

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import cache_option, device_option, no_cache_option, resolve_cache_dir
+from cli.options import RESAMPLES, SEED, cache_option, device_option, no_cache_option, resolve_cache_dir
 
 
 @click.command()
@@ -19,8 +19,8 @@ from cli.options import cache_option, device_option, no_cache_option, resolve_ca
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("analysis_results/mechanism"), show_default=True,
               help="Report folder: REPORT.md, manifest.json, tables/, figures/, sweeps/.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random choice.")
-@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of every random choice.")
+@click.option("--bootstrap", "n_boot", type=RESAMPLES, default=1000, show_default=True,
               help="Bootstrap resamples over images for 95% intervals (0 = none).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per batch.")
 @device_option

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import cache_option, device_option, no_cache_option, precision_option, resolve_cache_dir
+from cli.options import RESAMPLES, cache_option, device_option, no_cache_option, precision_option, resolve_cache_dir
 
 _folder = click.Path(file_okay=False, path_type=Path)
 
@@ -24,7 +24,7 @@ _folder = click.Path(file_okay=False, path_type=Path)
 @click.option("--out", required=True, type=_folder, help="Study report folder (REPORT.md, tables, categories/).")
 @click.option("--runs", type=_folder, default=None,
               help="Folder of the trained runs (checkpoints, logs, metrics) [default: runs/<name of --out>].")
-@click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.option("--n-boot", type=RESAMPLES, default=1000, show_default=True,
               help="Bootstrap resamples of every interval (0: estimates only).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Parallel trainings: local processes (on CUDA one per GPU, cycling), or the "

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from cli.options import (cache_option, data_root_option, device_option, loss_options, model_configs,
-                         model_options, no_cache_option, resolve_cache_dir)
+from cli.options import (SEED, cache_option, data_root_option, device_option, loss_options,
+                         model_configs, model_options, no_cache_option, resolve_cache_dir)
 
 
 @click.command()
@@ -16,7 +16,7 @@ from cli.options import (cache_option, data_root_option, device_option, loss_opt
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint to write (e.g. runs/brick/model.pt); the epoch log goes next to it.")
 @loss_options
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seeds initialisation, shuffling and random-k draws.")
 @model_options
 @device_option

@@ -57,15 +57,29 @@ def test_code_payload_is_refused_unopened(tmp_path):
 @pytest.mark.parametrize("mutate,message", [
     (lambda p: {"weights": torch.zeros(2)}, "not a tailflow-mechanism checkpoint"),
     (lambda p: {**p, "schema_version": 99}, "schema"),
-    (lambda p: {k: v for k, v in p.items() if k != "loss"}, "missing 'loss'"),
-    (lambda p: {**p, "grid": {"height": 4, "width": 4, "dim": "112"}}, "grid.'dim'"),
-    (lambda p: {**p, "loss": {**p["loss"], "tail_weight": 3.0}}, "tail weight"),
+    (lambda p: {k: v for k, v in p.items() if k != "loss"}, "has no 'loss' section"),
+    (lambda p: {**p, "grid": {"height": 4, "width": 4, "dim": "112"}}, "grid.dim: expected int, got '112'"),
+    (lambda p: {**p, "grid": {"height": 0, "width": 4, "dim": 112}}, "must be positive"),
+    (lambda p: {**p, "loss": {**p["loss"], "tail_weight": 3.0}}, "loss: tail weight"),
+    (lambda p: {**p, "flow": {**p["flow"], "n_blocks": 8.5}}, r"flow.n_blocks: expected int, got 8.5"),
+    (lambda p: {**p, "flow": {**p["flow"], "spatial_context": 1}}, "flow.spatial_context: expected bool"),
+    (lambda p: {**p, "train": {**p["train"], "momentum": 0.9}}, "train: unknown field 'momentum'"),
+    (lambda p: {**p, "train": {k: v for k, v in p["train"].items() if k != "precision"}}, None),
+    (lambda p: {**p, "data": {**p["data"], "n_train": "8"}}, "data.n_train: expected int"),
+    (lambda p: {**p, "summary": {**p["summary"], "final_loss": float("nan")}}, "summary.final_loss: expected a finite"),
+    (lambda p: {**p, "versions": {"torch": 2}}, "versions.torch: expected str"),
+    (lambda p: {**p, "backbone": {"weights_sha256": "0"}}, "backbone: missing field 'config'"),
+    (lambda p: {**p, "backbone": {**p["backbone"], "config": {**p["backbone"]["config"], "layers": [3, "4"]}}},
+     r"backbone.config.layers\[1\]: expected int"),
     (lambda p: {**p, "flow_state": {"blocks.0.x": torch.zeros(1)}}, None),
 ])
 def test_foreign_or_malformed_content(tiny_ckpt, tmp_path, mutate, message):
     payload = torch.load(tiny_ckpt, weights_only=True)
     path = tmp_path / "m.pt"
     torch.save(mutate(payload), path)
+    if message is None and "precision" not in mutate(payload)["train"]:   # a checkpoint from before
+        assert load_checkpoint(path).train.precision == "fp32"           # bf16: read as fp32
+        return
     with pytest.raises(MechanismError, match=message):
         load_checkpoint(path).build_flow()
 

@@ -8,7 +8,7 @@ is the one that runs).
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,10 +17,11 @@ from torch import nn
 
 from mechanism.backbone.weights import PretrainedModel, load_classifier
 from mechanism.errors import MechanismError
+from mechanism.io.serialize import StoredConfig
 
 
 @dataclass(frozen=True)
-class BackboneConfig:
+class BackboneConfig(StoredConfig):
     """Which frozen features to compute (stored in every checkpoint)."""
     name: str = "efficientnet_lite0"  # timm model name
     weights: str = "default"          # "default" (shipped Lite0), a weights file, "random" (speed only)
@@ -43,18 +44,6 @@ class BackboneConfig:
                                  f"got {self.local_avg}")
         if self.input_size < 1:
             raise MechanismError(f"input size must be ≥ 1 pixel, got {self.input_size}")
-
-    def to_dict(self) -> dict:
-        """Plain types only (``layers`` as a list), loadable with ``torch.load(weights_only=True)``."""
-        return {**asdict(self), "layers": list(self.layers)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BackboneConfig":
-        """Inverse of ``to_dict``. Raises TypeError for an unknown field."""
-        d = dict(d)
-        if "layers" in d:
-            d["layers"] = tuple(d["layers"])
-        return cls(**d)
 
 
 class Backbone(nn.Module):

@@ -1,6 +1,8 @@
 """A checkpoint's record of its backbone, and the verified rebuild of that backbone from it."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from mechanism.backbone.model import Backbone, BackboneConfig, load_backbone
@@ -22,11 +24,11 @@ def backbone_from_record(record: dict, device: torch.device, weights: str | None
         MechanismError: if the weights' SHA-256 differs from the recorded one.
     """
     try:
-        cfg = BackboneConfig.from_dict(record["config"])
-    except (KeyError, TypeError) as e:
+        cfg = BackboneConfig.from_dict(record.get("config"), "backbone.config")
+    except (AttributeError, TypeError, ValueError) as e:
         raise MechanismError(f"checkpoint backbone record is malformed ({e})") from None
     if weights is not None:
-        cfg = BackboneConfig.from_dict({**cfg.to_dict(), "weights": weights})
+        cfg = replace(cfg, weights=weights)
     backbone = load_backbone(cfg, device)
     if backbone.weights_sha256 != record.get("weights_sha256"):
         raise MechanismError(

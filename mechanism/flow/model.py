@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from mechanism.errors import MechanismError
+from mechanism.io.serialize import StoredConfig
 from mechanism.flow.coupling import SUBNETS, CouplingBlock
 from mechanism.flow.positional import positional_encoding_2d
 
 
 @dataclass(frozen=True)
-class FlowConfig:
-    """Architecture of the patch flow (stored in every checkpoint)."""
+class FlowConfig(StoredConfig):
+    """Architecture of the patch flow (stored in every checkpoint; one without ``subnets``
+    predates the joint subnet and describes the separate design)."""
+    ADDED = {"subnets": "separate"}
     n_blocks: int = 8              # number of coupling blocks
     hidden: int = 128              # hidden width of the Linear–ReLU–Linear subnet(s)
     clamp: float = 1.9             # α of the soft clamp s = α·tanh(s_raw/α)
@@ -31,23 +34,14 @@ class FlowConfig:
             raise MechanismError(f"the flow needs at least 1 coupling block, got {self.n_blocks}")
         if self.hidden < 1:
             raise MechanismError(f"subnet hidden width must be ≥ 1, got {self.hidden}")
-        if not self.clamp > 0:
-            raise MechanismError(f"soft clamp α must be > 0, got {self.clamp}")
+        if not (self.clamp > 0 and math.isfinite(self.clamp)):
+            raise MechanismError(f"soft clamp α must be a finite number > 0, got {self.clamp}")
         if self.subnet_kernel < 1 or self.subnet_kernel % 2 == 0:
             raise MechanismError(f"subnet kernel must be odd and ≥ 1, got {self.subnet_kernel}")
         if self.pos_channels < 4 or self.pos_channels % 4:
             raise MechanismError(f"positional channels must be a positive multiple of 4, got {self.pos_channels}")
         if self.subnets not in SUBNETS:
             raise MechanismError(f"unknown subnet design {self.subnets!r}: use one of {', '.join(SUBNETS)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FlowConfig":
-        """Inverse of ``to_dict``; a dict without ``subnets`` predates the joint subnet and
-        describes the separate design."""
-        return cls(**{"subnets": "separate", **d})
 
 
 class FlowOutput(NamedTuple):

@@ -10,7 +10,7 @@ with a note) — so nothing is stringified or written as invalid JSON silently.
 ``from_plain(cls, data)`` rebuilds ``cls`` from the field annotations: ``X | None``,
 ``tuple[T, ...]``, ``tuple[A, B]``, ``list[T]``, ``dict[K, V]``, nested dataclasses and enums.
 ``init=False`` fields are recomputed by the class, never read; a field with a default may be
-absent. A ``float`` field takes an int as it is (JSON writes ``0`` and ``0.0`` apart, and the
+absent, and a ``StoredConfig``'s ``ADDED`` fields take their recorded meaning. A ``float`` field takes an int as it is (JSON writes ``0`` and ``0.0`` apart, and the
 value is kept as written). Data that does not fit (a missing or unknown field, a value of the
 wrong type, NaN or ±inf) raises ``ValueError`` naming the path.
 """
@@ -21,7 +21,7 @@ import math
 import types
 import typing
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T")
 _SCALARS = (bool, int, float, str)
@@ -109,6 +109,7 @@ def _build(tp: Any, data: Any, where: str) -> Any:
 def _dataclass(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise _fail(where, f"expected an object, got {type(data).__name__}")
+    data = {**getattr(cls, "ADDED", {}), **data}     # StoredConfig: fields added since
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
     required = [f.name for f in fields if f.init and f.default is dataclasses.MISSING
@@ -122,3 +123,23 @@ def _dataclass(cls: type, data: Any, where: str) -> Any:
         raise _fail(where, f"unknown field {unknown[0]!r}")
     return cls(**{f.name: _build(hints[f.name], data[f.name], f"{where}.{f.name}")
                   for f in fields if f.init and f.name in data})
+
+
+class StoredConfig:
+    """Base of the frozen config dataclasses that checkpoints and run records store.
+
+    ``to_dict`` is ``to_plain``; ``from_dict`` reads it back strictly with ``from_plain`` (every
+    field's type checked, a missing required or unknown field refused) after filling in
+    ``ADDED``: fields added since older files were written, with the value those files meant.
+    The class's own ``__post_init__`` then checks the ranges.
+    """
+    ADDED: ClassVar[dict[str, Any]] = {}
+
+    def to_dict(self) -> dict:
+        return to_plain(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = ""):
+        """Raises ``ValueError`` naming the field for data of the wrong shape or type (and the
+        class's own error for a value out of range)."""
+        return from_plain(cls, data, where)

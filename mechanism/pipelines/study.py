@@ -16,7 +16,9 @@ Layout of ``out``::
     tables/study.{json,csv,md}      per-category rows and the macro mean of each contrast
     categories/<category>/          a full report per category (REPORT.md, tables, figures)
 
-Every file appears whole (atomic writes, folder transactions); a killed study resumes.
+``out`` changes in one transaction (built in a hidden sibling, swapped in at the end): a
+failed or killed study leaves the previous study folder exactly as it was; the trainings it
+finished stay in the runs folder, so the next call resumes from them.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ from mechanism.io.atomic import write_text
 from mechanism.io.hashing import file_sha256
 from mechanism.io.manifest import build_manifest, code_digest
 from mechanism.io.text import plural
-from mechanism.io.transaction import check_output_folder, commit_together, locked, output_folder
+from mechanism.io.transaction import check_output_folder, locked, output_folder
 from mechanism.pipelines.analyze import AnalysisSettings
 from mechanism.pipelines.contrasts import Condition, Evaluations, describe, sweep_checkpoints
 from mechanism.pipelines.report import build_report
@@ -51,7 +53,7 @@ from mechanism.pipelines.workers import Launch, run_jobs
 from mechanism.report.files import read_results, write_result
 from mechanism.report.study_document import StudyInputs, study_markdown
 from mechanism.sweep.plan import CHECKPOINT_FILE, METRICS_FILE
-from mechanism.sweep.run import RunOutcome, prepare_sweep, run_sweep
+from mechanism.sweep.run import RunOutcome, prepare_sweep, read_record, run_sweep
 from mechanism.train.checkpoint import load_checkpoint
 
 CATEGORIES = "categories"
@@ -225,6 +227,7 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
         f"{len(trainings)} trainings of {plan_.epochs} epochs")
     with contextlib.ExitStack() as stack:
         stack.enter_context(locked(runs))             # one study (and its workers) per runs folder
+        stage = stack.enter_context(output_folder(out))   # out changes all at once, or not at all
         if cache_dir is None:
             cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix=".features-", dir=runs)))      # beside the runs: a cluster's workers see it
@@ -257,19 +260,20 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
         by_name = {name: ([], [], {}) for name, _, _ in study_contrasts(plan_)}
         for category in plan_.categories:             # one category's evaluations in memory at a time
             evaluations = Evaluations(device, cache_dir, progress)
-            _category_report(plan_, category, runs, out, device, evaluations, log)
+            _category_report(plan_, category, runs, stage, device, evaluations, log)
             _category_contrasts(plan_, category, runs, evaluations, by_name)
         contrasts = tuple(macro_contrast(name, describe(b), describe(c), *by_name[name])
                           for name, b, c in study_contrasts(plan_))
-    report = _write_study(out, plan_, data_root, runs, device, data, [r for _, r in trainings],
-                          StudyContrasts(plan_.categories, plan_.seeds, contrasts))
+        _write_study(stage, plan_, data_root, runs, device, data, [r for _, r in trainings],
+                     StudyContrasts(plan_.categories, plan_.seeds, contrasts))
     seconds = time.perf_counter() - start
     log(f"study: {out / 'REPORT.md'} ({seconds / 60:.1f} min)")
-    return StudyOutcome(report, contrasts, seconds)
+    return StudyOutcome(out / "REPORT.md", contrasts, seconds)
 
 
 def _write_study(out: Path, plan_: StudyPlan, data_root: Path, runs: Path, device: torch.device,
-                 data: dict[str, dict[str, str]], trained: list, contrasts: StudyContrasts) -> Path:
+                 data: dict[str, dict[str, str]], trained: list, contrasts: StudyContrasts) -> None:
+    """REPORT.md, manifest.json and tables/ into ``out`` (the study's staged folder)."""
     results = {c: read_results(out / CATEGORIES / c) for c in plan_.categories}
     facts = {}
     for category in plan_.categories:
@@ -282,17 +286,13 @@ def _write_study(out: Path, plan_: StudyPlan, data_root: Path, runs: Path, devic
              f"D = {ckpt.grid[2]} feature channels on a {ckpt.grid[0]}×{ckpt.grid[1]} grid; a "
              f"normalizing flow of {ckpt.flow.n_blocks} coupling blocks trained on them"
              + (f"; scoring: {scoring}" if scoring else "") + ".")
-    with output_folder(out / "tables", keep_existing=False) as stage:
-        write_result(contrasts, stage, "study")
-    checkpoints = {run.folder: {"path": str(runs / run.folder / CHECKPOINT_FILE), "sha256": json.loads(
-        (runs / run.folder / METRICS_FILE).read_text(encoding="utf-8"))["checkpoint_sha256"]}
-        for run in trained}
+    write_result(contrasts, out / "tables", "study")
+    checkpoints = {run.folder: {"path": str(runs / run.folder / CHECKPOINT_FILE), "sha256": read_record(
+        runs / run.folder / METRICS_FILE)["checkpoint_sha256"]} for run in trained}
     manifest = build_manifest(device, {"analysis": 0, "training": list(plan_.seeds)}, checkpoints,
                               {"root": str(data_root), **{f"{c}/{k}": v for c, d in data.items()
                                                           for k, v in d.items()}},
                               {"study": plan_.to_dict(), "runs": str(runs)})
     text = study_markdown(StudyInputs(plan_.to_dict(), contrasts, results, manifest, facts, model))
-    with commit_together(out / "REPORT.md", out / "manifest.json") as (report, man):
-        write_text(report, text)
-        write_text(man, json.dumps(manifest, indent=2) + "\n")
-    return out / "REPORT.md"
+    write_text(out / "REPORT.md", text)
+    write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")

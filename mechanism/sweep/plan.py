@@ -27,8 +27,9 @@ from mechanism.backbone.model import BackboneConfig
 from mechanism.errors import MechanismError
 from mechanism.eval.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, check_scoring
 from mechanism.flow import FlowConfig
+from mechanism.io.serialize import from_plain, to_plain
 from mechanism.sweep.results import SWEPT_COLUMN
-from mechanism.train.config import TrainConfig
+from mechanism.train.config import MAX_SEED, TrainConfig
 from mechanism.train.loss import TailLossConfig
 
 RUN_FORMAT = "tailflow-mechanism/sweep-run"   # "format" of a metrics.json
@@ -72,23 +73,33 @@ class SweepRunSpec:
                 "map_score": self.map_score, "image_score": self.image_score, "data": data}
 
 
-def canonical_config(config: dict) -> dict:
-    """A recorded run configuration (``SweepRunSpec.config``) in today's form: fields added since
-    it was written take the value runs without them had — flow ``subnets`` "separate",
-    training ``precision`` "fp32", ``map_score`` "nll" (records written before the map score
-    was configurable were scored with the NLL map).
+@dataclass(frozen=True)
+class RunConfig:
+    """A run's configuration as ``metrics.json`` records it (``SweepRunSpec.config``)."""
+    category: str
+    param: str
+    backbone: BackboneConfig
+    flow: FlowConfig
+    loss: TailLossConfig
+    train: TrainConfig
+    image_score: str
+    data: dict[str, str]           # the category's training and test fingerprints
+    map_score: str = "nll"         # records from before the map score was configurable: NLL map
+
+
+def canonical_config(config: object) -> dict:
+    """A recorded run configuration in today's form, read strictly (``from_plain``): fields
+    added since it was written take the value runs without them had (flow ``subnets``
+    "separate", training ``precision`` "fp32", ``map_score`` "nll").
 
     Raises:
-        MechanismError: a flow or training section that no config accepts.
+        MechanismError: a missing, unknown or mistyped field, or a value out of its range
+            (named by its path, e.g. ``config.train.lr``).
     """
-    if not isinstance(config, dict):
-        raise MechanismError("a run record without a configuration")
     try:
-        return {**config, "map_score": config.get("map_score", "nll"),
-                "flow": FlowConfig.from_dict(config["flow"]).to_dict(),
-                "train": TrainConfig.from_dict(config["train"]).to_dict()}
-    except (KeyError, TypeError, AttributeError) as e:
-        raise MechanismError(f"a run configuration with a malformed flow or train section ({e})") from None
+        return to_plain(from_plain(RunConfig, config, "config"))
+    except (TypeError, ValueError, MechanismError) as e:
+        raise MechanismError(f"a malformed run configuration ({e})") from None
 
 
 @dataclass(frozen=True)
@@ -124,8 +135,9 @@ class SweepSpec:
         values = tuple(float(v) for v in self.values)
         for v in values:
             self.run_loss(v)                  # range check of λ or r
-        if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
-            raise MechanismError(f"seeds must be integers ≥ 0, got {list(self.seeds)}")
+        if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED
+               for s in self.seeds):
+            raise MechanismError(f"seeds must be integers in [0, {MAX_SEED}], got {list(self.seeds)}")
         for what, names in (("category", list(self.categories)), ("value", [f"{v:g}" for v in values]),
                             ("seed", [str(s) for s in self.seeds])):
             if not names or not all(names):

@@ -27,6 +27,7 @@ from mechanism.eval.detector import load_detector
 from mechanism.eval.evaluate import evaluate_detector, save_summary
 from mechanism.io.atomic import prepare_output
 from mechanism.io.hashing import file_sha256
+from mechanism.io.serialize import from_plain
 from mechanism.io.manifest import build_manifest, write_manifest
 from mechanism.sweep.tables import (SweepTables, check_one_setup, combine, key_columns, record_row,
                                    write_tables)
@@ -65,7 +66,27 @@ def _data_identity(data_root: Path, category: str) -> dict[str, str]:
             for split in ("train", "test")}
 
 
-def _read_record(path: Path) -> dict:
+@dataclass(frozen=True)
+class _Measured:
+    """The fields of a run record that a sweep reads back besides its configuration."""
+    image_auroc: float | None
+    pixel_auroc: float | None
+    pixel_ap: float | None
+    aupro: float | None
+    train_seconds: float
+    n_patches: int
+    k: int
+    checkpoint_sha256: str
+
+
+def read_record(path: str | Path) -> dict:
+    """A finished run's ``metrics.json``, its configuration in ``canonical_config`` form.
+
+    Raises:
+        MechanismError: unreadable, not JSON, not a run record, or a field that is missing or
+            of the wrong type (named with the file).
+    """
+    path = Path(path)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -73,9 +94,11 @@ def _read_record(path: Path) -> dict:
     if not isinstance(record, dict) or record.get("format") != RUN_FORMAT:
         raise MechanismError(f"{path} is not a sweep run record")
     try:
+        from_plain(_Measured, {k: record[k] for k in _Measured.__dataclass_fields__ if k in record},
+                   "record")
         return {**record, "config": canonical_config(record.get("config"))}
-    except MechanismError as e:
-        raise MechanismError(f"{path}: {e}") from None
+    except (ValueError, MechanismError) as e:
+        raise MechanismError(f"sweep run record {path}: {e}") from None
 
 
 def _finished_rows(out: Path) -> list[tuple[str, dict[str, str]]]:
@@ -83,10 +106,7 @@ def _finished_rows(out: Path) -> list[tuple[str, dict[str, str]]]:
     rows = []
     for path in sorted(out.glob(f"*/*/*/{METRICS_FILE}")):
         folder = path.parent.relative_to(out).as_posix()
-        try:
-            rows.append((folder, record_row(_read_record(path), folder)))
-        except KeyError as e:
-            raise MechanismError(f"sweep run record {path} lacks the field {e}") from None
+        rows.append((folder, record_row(read_record(path), folder)))
     return rows
 
 
@@ -104,7 +124,7 @@ def _run_one(run: SweepRunSpec, folder: Path, data_root: Path, data: dict[str, s
     config = run.config(data)
     record_path, ckpt_path = folder / METRICS_FILE, folder / CHECKPOINT_FILE
     if record_path.is_file():
-        record = _read_record(record_path)
+        record = read_record(record_path)
         if record["config"] != config:
             raise MechanismError(f"{folder} holds a finished run of another configuration: delete "
                                  f"it or use another output folder")
@@ -128,7 +148,7 @@ def _run_one(run: SweepRunSpec, folder: Path, data_root: Path, data: dict[str, s
              "k": tail_k(ckpt.n_patches, run.loss.top_k_ratio), "checkpoint": CHECKPOINT_FILE,
              "checkpoint_sha256": file_sha256(ckpt_path)}
     save_summary(ev, record_path, extra)
-    return RunOutcome(run, status, folder, _read_record(record_path), from_cache)
+    return RunOutcome(run, status, folder, read_record(record_path), from_cache)
 
 
 def prepare_sweep(spec: SweepSpec, out: str | Path) -> dict[str, dict[str, str]]:

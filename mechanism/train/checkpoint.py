@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
+from mechanism.backbone.model import BackboneConfig
 from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow
 from mechanism.io.atomic import atomic_path
+from mechanism.io.serialize import from_plain
 from mechanism.io.transaction import recover_files
 from mechanism.train.config import TrainConfig
 from mechanism.train.loss import TailLossConfig
@@ -93,22 +95,29 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
     return Path(path)
 
 
-def _require(payload: dict, key: str, kind: type, where: str = "") -> Any:
-    if key not in payload:
-        raise MechanismError(f"checkpoint is missing {where}{key!r}")
-    value = payload[key]
-    if not isinstance(value, kind):
-        raise MechanismError(f"checkpoint field {where}{key!r} has type {type(value).__name__}, "
-                             f"expected {kind.__name__}")
-    return value
+@dataclass(frozen=True)
+class _Grid:
+    height: int
+    width: int
+    dim: int
+
+
+@dataclass(frozen=True)
+class _BackboneRecord:   # mechanism.backbone.record.backbone_record's shape
+    config: BackboneConfig
+    weights_sha256: str
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read and validate a checkpoint without executing anything stored in it.
 
+    Every section is read strictly (``from_plain``): a missing section or field, an unknown
+    field, a value of the wrong type or out of its config's range is one error naming the file
+    and the field.
+
     Raises:
         MechanismError: missing file, not a torch file, a pickle with code in it, a file from
-            another program, an unsupported schema, or fields of the wrong type.
+            another program, an unsupported schema, or a malformed section.
     """
     path = Path(path)
     try:
@@ -130,22 +139,37 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if version != SCHEMA_VERSION:
         raise MechanismError(f"{path} has checkpoint schema {version!r}; this version reads "
                              f"{SCHEMA_VERSION}")
-    grid = _require(payload, "grid", dict)
-    dims = tuple(_require(grid, k, int, "grid.") for k in ("height", "width", "dim"))
-    state = _require(payload, "flow_state", dict)
-    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise MechanismError(f"{path}: flow_state must map names to tensors")
-    try:
-        return Checkpoint(
-            backbone=_require(payload, "backbone", dict),
-            grid=dims,
-            flow=FlowConfig.from_dict(_require(payload, "flow", dict)),
-            loss=TailLossConfig.from_dict(_require(payload, "loss", dict)),
-            train=TrainConfig.from_dict(_require(payload, "train", dict)),
-            data=DataRecord(**_require(payload, "data", dict)),
-            flow_state=state,
-            versions=_require(payload, "versions", dict),
-            summary=_require(payload, "summary", dict),
-        )
-    except TypeError as e:
-        raise MechanismError(f"{path}: malformed configuration ({e})") from None
+
+    def section(key: str, read: Callable[[Any, str], Any]) -> Any:
+        if key not in payload:
+            raise MechanismError(f"checkpoint {path} has no {key!r} section")
+        try:
+            return read(payload[key], key)
+        except (TypeError, ValueError) as e:
+            raise MechanismError(f"checkpoint {path}: {e}") from None
+        except MechanismError as e:   # a config's range check
+            raise MechanismError(f"checkpoint {path}: {key}: {e}") from None
+
+    grid = section("grid", lambda v, k: from_plain(_Grid, v, k))
+    if min(grid.height, grid.width, grid.dim) < 1:
+        raise MechanismError(f"checkpoint {path}: grid {grid} must be positive")
+    state = section("flow_state", _weights)
+    section("backbone", lambda v, k: from_plain(_BackboneRecord, v, k))
+    return Checkpoint(
+        backbone=payload["backbone"],
+        grid=(grid.height, grid.width, grid.dim),
+        flow=section("flow", FlowConfig.from_dict),
+        loss=section("loss", TailLossConfig.from_dict),
+        train=section("train", TrainConfig.from_dict),
+        data=section("data", lambda v, k: from_plain(DataRecord, v, k)),
+        flow_state=state,
+        versions=section("versions", lambda v, k: from_plain(dict[str, str], v, k)),
+        summary=section("summary", lambda v, k: from_plain(dict[str, float], v, k)),
+    )
+
+
+def _weights(value: Any, where: str) -> dict[str, torch.Tensor]:
+    if isinstance(value, dict) and all(isinstance(name, str) and isinstance(t, torch.Tensor)
+                                       for name, t in value.items()):
+        return value
+    raise ValueError(f"{where}: expected a map of weight names to tensors")

@@ -26,7 +26,7 @@ from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
 
 
 class TrainingDiverged(MechanismError):
-    """The loss became NaN or infinite; no checkpoint is written."""
+    """The loss or the weights became NaN or infinite; no checkpoint is written."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
     selection.
 
     Raises:
-        TrainingDiverged: at the first non-finite loss, naming the epoch and batch.
+        TrainingDiverged: at the first non-finite loss (naming the epoch and batch) or
+            weights (checked after each epoch).
     """
     if features.ndim != 4 or features.shape[0] == 0:
         raise MechanismError(f"expected features (N, D, H, W) with N ≥ 1, got {tuple(features.shape)}")
@@ -103,6 +104,9 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
                     sums += torch.tensor([loss.item() * len(idx), flat.mean(1).sum().item(),
                                           flat.topk(k, dim=1).values.mean(1).sum().item()],
                                          dtype=torch.float64)
+            if not all(bool(torch.isfinite(p).all()) for p in flow.parameters()):
+                raise TrainingDiverged(f"training diverged: non-finite weights after epoch {epoch}; "
+                                       "no checkpoint written")
             loss_mean, mean_nll, tail_nll = (sums / n).tolist()
             log.append(EpochLog(epoch, loss_mean, mean_nll, tail_nll, opt.param_groups[0]["lr"],
                                 time.perf_counter() - start, n_threads))

@@ -10,11 +10,12 @@ highest-NLL patches (the study's loss); ``random`` selects k uniformly random pa
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
 from mechanism.errors import MechanismError
+from mechanism.io.serialize import StoredConfig
 
 SELECTIONS = ("topk", "random")
 
@@ -25,7 +26,7 @@ def tail_k(n_patches: int, ratio: float) -> int:
 
 
 @dataclass(frozen=True)
-class TailLossConfig:
+class TailLossConfig(StoredConfig):
     """Tail-Aware Loss settings (stored in every checkpoint)."""
     tail_weight: float = 0.7      # λ ∈ [0, 1]: weight of the top-k term
     top_k_ratio: float = 0.02     # r ∈ (0, 1]: share of patches per image in the tail
@@ -38,13 +39,6 @@ class TailLossConfig:
             raise MechanismError(f"top-k ratio r must lie in (0, 1], got {self.top_k_ratio}")
         if self.selection not in SELECTIONS:
             raise MechanismError(f"unknown tail selection {self.selection!r}: use one of {SELECTIONS}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TailLossConfig":
-        return cls(**d)
 
 
 def select_tail(nll: torch.Tensor, k: int, selection: str = "topk",
