@@ -52,7 +52,8 @@ def test_plan_order_folder_names_and_exact_configs(tmp_path):
     ({"values": (0.5, 1.2)}, "tail weight λ must lie in \\[0, 1\\], got 1.2"),
     ({"param": "tail_top_k_ratio", "values": (0.0,)}, "top-k ratio r must lie in \\(0, 1\\]"),
     ({"seeds": (0, 0)}, "seed 0 twice"),
-    ({"seeds": (-1,)}, "integers ≥ 0"),
+    ({"seeds": (-1,)}, "integers in \\[0, 4294967295\\]"),
+    ({"seeds": (2**32,)}, "integers in \\[0, 4294967295\\]"),
     ({"categories": ()}, "at least one category"),
     ({"image_score": "median"}, "unknown image score"),
 ])
@@ -267,7 +268,7 @@ def test_cli_sweeps_shards_resumes_and_merges(tiny_data, tiny_cache, shared, tmp
     ("--values", "0,abc", "--values must be comma-separated floats"),
     ("--values", "0.5,1.5", "tail weight λ must lie in [0, 1], got 1.5"),
     ("--values", "0.5,0.5", "value 0.5 twice"),
-    ("--seeds", "0,-1", "seeds must be integers ≥ 0"),
+    ("--seeds", "0,-1", "seeds must be integers in [0, 4294967295]"),
     ("--tail-weight", "0.3", "--tail-weight is what --param tail_weight sweeps"),
     ("--category", None, "holds 2 categories"),
 ])
@@ -300,5 +301,5 @@ def test_a_record_written_before_new_config_fields_still_resumes(tiny_data, tiny
     assert (out / "results.csv").read_text() == results
     record["config"]["flow"] = "separate"
     record_path.write_text(json.dumps(record))
-    with pytest.raises(MechanismError, match="metrics.json: a run configuration with a malformed"):
+    with pytest.raises(MechanismError, match="metrics.json: a malformed run configuration \\(config.flow: expected an object"):
         run_sweep(spec, out, cache_dir=tiny_cache, progress=False)
