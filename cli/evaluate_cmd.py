@@ -31,10 +31,12 @@ def evaluate(ckpt, data_root, category, map_score, image_score, json_out, save_m
     """Image AUROC, Pixel AUROC, Pixel AP and AUPRO@0.3 of a checkpoint on a test split."""
     from mechanism.device import resolve_device
     from mechanism.eval.detector import load_detector
-    from mechanism.eval.evaluate import evaluate_detector, save_summary
-    from mechanism.eval.evaluate import save_maps as write_maps
+    from mechanism.errors import MechanismError
+    from mechanism.eval.evaluate import evaluate_detector, write_evaluation
     from mechanism.io.atomic import prepare_output
 
+    if json_out is not None and save_maps is not None and json_out.resolve() == save_maps.resolve():
+        raise MechanismError(f"--json and --save-maps name one file ({json_out}): give two paths")
     for path in (json_out, save_maps):
         if path is not None:
             prepare_output(path)
@@ -47,9 +49,7 @@ def evaluate(ckpt, data_root, category, map_score, image_score, json_out, save_m
     click.echo(f"{ev.samples[0].category}: {m.n_images} test images ({m.n_defective} defective)")
     click.echo(f"  Image AUROC  {m.image_auroc:.4f}\n  Pixel AUROC  {m.pixel_auroc:.4f}\n"
                f"  Pixel AP     {m.pixel_ap:.4f}\n  AUPRO@0.3    {m.aupro:.4f}")
-    if json_out is not None:
-        save_summary(ev, json_out, {"checkpoint": str(ckpt)})
-        click.echo(f"wrote {json_out}")
-    if save_maps is not None:
-        write_maps(ev, save_maps)
-        click.echo(f"wrote {save_maps}")
+    write_evaluation(ev, json_out, save_maps, {"checkpoint": str(ckpt)})
+    for path in (json_out, save_maps):
+        if path is not None:
+            click.echo(f"wrote {path}")

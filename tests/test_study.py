@@ -17,6 +17,7 @@ from cli.main import app
 from mechanism.data.demo import generate_demo
 from mechanism.eval.macro_effect import macro_contrast
 from mechanism.eval.observed_effect import effect_draws, observed_effect
+from faults import fault, snapshot, siblings
 from test_observed_effect import _evaluation
 
 CATEGORIES = ("brick", "grass")
@@ -275,6 +276,30 @@ def test_no_macro_mean_when_a_category_lacks_the_contrast():
     assert c.macro is None and "wood: the sweep has no checkpoints" in c.note
 
 
+@fault("W22", "study", "the study page fails after the category reports were rebuilt, into an "
+       "earlier study's folder", "the exception propagates; the earlier study folder byte-identical "
+       "(category reports included), no stage left; the finished trainings stay in --runs")
+def test_a_failing_study_keeps_the_earlier_study_folder(tiny, tmp_path, monkeypatch):
+    root, _ = tiny
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    import shutil
+    shutil.copytree(root / "out", out)
+    shutil.copytree(root / "runs", runs)
+    before = snapshot(out)
+    import mechanism.pipelines.study as study
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("study page broke")
+    monkeypatch.setattr(study, "code_digest", lambda: "another code")   # every category rebuilt
+    monkeypatch.setattr(study, "_write_study", broken)
+    result = CliRunner().invoke(app, _args(root / "data", out, runs, root / "cache"))
+    assert isinstance(result.exception, RuntimeError), result.output
+    assert "report brick: analyses" in result.output          # a category report was rebuilt …
+    assert snapshot(out) == before and siblings(out) == []     # … in the stage only
+
+
+@fault("W21", "study", "--out holds something else than a study (e.g. a single report's figures/)",
+       "error line naming what it holds; nothing trained")
 def test_study_refuses_a_folder_that_is_not_a_study(tiny, tmp_path):
     root, _ = tiny
     (tmp_path / "o").mkdir()
@@ -283,6 +308,8 @@ def test_study_refuses_a_folder_that_is_not_a_study(tiny, tmp_path):
     assert result.exit_code == 2 and "is not a study folder (it holds figures)" in result.output
 
 
+@fault("D14", "study", "--categories naming one the data folder lacks",
+       "error line before any training; neither --runs nor --out created")
 def test_study_refuses_an_unknown_category_before_training(tiny, tmp_path):
     root, _ = tiny
     args = _args(root / "data", tmp_path / "o", tmp_path / "r", root / "cache")
@@ -298,6 +325,8 @@ def test_study_refuses_an_unknown_category_before_training(tiny, tmp_path):
     (["--seeds", "0,0"], "the study lists a seed twice"),
     (["--seeds", "a"], "--seeds must be comma-separated ints"),
 ])
+@fault("O09", "study", "a cluster option without --cluster or not KEY=VALUE; a repeated or "
+       "malformed seed", "error line; the runs folder not created")
 def test_study_refuses_bad_options_with_one_line(tiny, tmp_path, extra, message):
     root, _ = tiny
     args = _args(root / "data", tmp_path / "o", tmp_path / "r", root / "cache")

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from click.testing import CliRunner
 from conftest import TINY_BACKBONE, TINY_FLOW
+from faults import fault
 
 import mechanism.sweep.run as sweep_module
 import mechanism.train.fit
@@ -272,6 +273,8 @@ def test_cli_sweeps_shards_resumes_and_merges(tiny_data, tiny_cache, shared, tmp
     ("--tail-weight", "0.3", "--tail-weight is what --param tail_weight sweeps"),
     ("--category", None, "holds 2 categories"),
 ])
+@fault("O08", "sweep", "--shard, --values, --seeds malformed or out of range; the swept option "
+       "also given; no --category for a folder of several", "error line; the output folder not created")
 def test_cli_errors_are_one_line(tiny_data, tmp_path, option, value, match):
     opts = {"--category": "brick", "--param": "tail_weight", "--values": "0,1", "--out": tmp_path / "out",
             option: value}

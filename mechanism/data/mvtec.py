@@ -6,11 +6,13 @@
     <root>/<category>/ground_truth/<defect>/<stem>_mask.png
 
 ``root`` may be one category folder (it has ``train/`` and ``test/``) or a folder of several.
-Nothing here decodes pixels: it lists samples and checks that the layout is complete.
+Nothing here decodes pixels: it lists samples and checks that the layout is complete. File and
+folder names must be UTF-8 (results name the files they come from); others are refused.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -50,11 +52,12 @@ def discover_categories(root: str | Path) -> dict[str, Path]:
         MechanismError: if ``root`` is missing or holds no MVTec-style category.
     """
     root = Path(root)
+    _check_utf8(str(root.resolve()), "data folder path")
     if not root.is_dir():
         raise MechanismError(f"data folder {root} does not exist")
     if _is_category(root):
         return {root.resolve().name: root}
-    found = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and _is_category(p)}
+    found = {p.name: p for p in _entries(root) if p.is_dir() and _is_category(p)}
     if not found:
         raise MechanismError(
             f"{root} is not an MVTec AD-style folder: expected <category>/train/good and "
@@ -62,8 +65,25 @@ def discover_categories(root: str | Path) -> dict[str, Path]:
     return found
 
 
+def _entries(folder: Path) -> list[Path]:
+    """``folder``'s entries, sorted; a name that is not UTF-8 is refused (results, tables and
+    manifests name the files they come from)."""
+    entries = sorted(folder.iterdir())
+    for p in entries:
+        _check_utf8(p.name, f"{folder} holds a file or folder")
+    return entries
+
+
+def _check_utf8(name: str, what: str) -> None:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MechanismError(f"{what} whose name is not UTF-8 ({os.fsencode(name)!r}): rename "
+                             "it or move it out of the data folder") from None
+
+
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in _entries(folder) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def category_folder(root: str | Path, category: str | None) -> tuple[str, Path]:
@@ -102,7 +122,7 @@ def read_split(root: str | Path, category: str | None, split: Split) -> list[Sam
             raise MechanismError(f"{good} is missing: training images must be in train/good")
         samples = [Sample(p, name, "good", 0, None) for p in _images(good)]
     else:
-        for defect_dir in sorted(p for p in (folder / "test").iterdir() if p.is_dir()):
+        for defect_dir in (p for p in _entries(folder / "test") if p.is_dir()):
             defect = defect_dir.name
             for img in _images(defect_dir):
                 if defect == "good":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from mechanism.eval.metrics import DetectionMetrics, detection_metrics
 from mechanism.eval.scoring import (DEFAULT_IMAGE_SCORE, DEFAULT_MAP_SCORE, DEFAULT_SIGMA,
                                     anomaly_maps, check_scoring, image_scores)
 from mechanism.io.atomic import atomic_path, write_text
+from mechanism.io.transaction import commit_together
 
 
 @dataclass(frozen=True)
@@ -91,3 +93,20 @@ def save_maps(ev: Evaluation, path: str | Path) -> Path:
 def save_summary(ev: Evaluation, path: str | Path, extra: dict | None = None) -> Path:
     """Write ``ev.summary()`` (plus ``extra``) as JSON."""
     return write_text(path, json.dumps({**ev.summary(), **(extra or {})}, indent=2) + "\n")
+
+
+def write_evaluation(ev: Evaluation, summary: Path | None = None, maps: Path | None = None,
+                     extra: dict | None = None) -> None:
+    """``save_summary`` and ``save_maps`` as one output: files in one folder are committed
+    together (``io.transaction.commit_together``: both new or both old after a kill), each under
+    its output's lock, a killed writer's leftovers removed."""
+    writers = {path: write for path, write in (
+        (summary, lambda to: save_summary(ev, to, extra)), (maps, lambda to: save_maps(ev, to)))
+        if path is not None}
+    folders: dict[str, list[Path]] = {}
+    for path in map(Path, writers):
+        folders.setdefault(os.path.abspath(path.parent), []).append(path)
+    for paths in folders.values():
+        with commit_together(*paths) as staged:
+            for path, to in zip(paths, staged):
+                writers[path](to)

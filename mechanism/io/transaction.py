@@ -49,10 +49,23 @@ def check_output_folder(out: str | Path) -> Path:
 def locked(target: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``target`` (a lock file beside it, removed on release).
 
+    A killed holder's lock ends with its process (flock); the file it leaves is taken over and
+    removed by the next writer.
+
     Raises:
         MechanismError: another process holds it (two commands writing one output).
     """
-    path = _sibling(target, LOCK)
+    path = _sibling(Path(target), LOCK)
+    fd = _acquire(path, target)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _acquire(path: Path, target: Path) -> int:
+    """An open descriptor of the lock file ``path``, flocked exclusively."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -68,12 +81,7 @@ def locked(target: Path) -> Iterator[None]:
         except FileNotFoundError:
             same = False
         if same:
-            break
-        os.close(fd)
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
+            return fd
         os.close(fd)
 
 
@@ -162,9 +170,12 @@ def staged_name(final: Path) -> Path:
 
 
 @contextlib.contextmanager
-def commit_together(*finals: str | Path) -> Iterator[list[Path]]:
+def commit_together(*finals: str | Path, caller_locked: bool = False) -> Iterator[list[Path]]:
     """Yield one staging path per file in ``finals`` (same folder); when the block succeeds
     they all replace their finals in one journaled step, else all are removed.
+
+    ``caller_locked``: the caller holds ``locked(finals[0])`` already (for its whole run, as
+    ``train`` does), so the commit does not take it again.
 
     A kill after the journal is written is finished by the next ``recover_files`` (train and
     checkpoint loading call it); before that, no final changed.
@@ -176,7 +187,7 @@ def commit_together(*finals: str | Path) -> Iterator[list[Path]]:
         prepare_output(f)
     journal = _journal_of(finals[0])
     torn = journal.with_name(journal.name + ".tmp")
-    with locked(finals[0]):
+    with contextlib.nullcontext() if caller_locked else locked(finals[0]):
         recover_files(finals[0])
         torn.unlink(missing_ok=True)     # a journal killed while written: nothing had moved
         staged = [staged_name(f) for f in finals]

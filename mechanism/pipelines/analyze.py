@@ -75,6 +75,13 @@ def _check_compatible(main: Checkpoint, other: Checkpoint, role: str) -> None:
                              f"{main.grid}: paired analyses need the same features")
     if other.backbone != main.backbone:
         raise MechanismError(f"{role} checkpoint uses another backbone than the analysed one")
+    mine, theirs = main.data, other.data
+    if (theirs.category, theirs.fingerprint) != (mine.category, mine.fingerprint):
+        raise MechanismError(
+            f"{role} checkpoint was trained on other images ({theirs.category}, {theirs.n_train} "
+            f"images, fingerprint {theirs.fingerprint[:12]}…) than the analysed one "
+            f"({mine.category}, {mine.n_train} images, {mine.fingerprint[:12]}…): paired analyses "
+            "need models of the same training images")
 
 
 def run_hypothesis(name: str, inputs: AnalysisInputs, settings: AnalysisSettings,

@@ -23,6 +23,7 @@ import torch
 
 from mechanism.analyzers.context import checkpoint_label
 from mechanism.analyzers.registry import HYPOTHESES
+from mechanism.data.mvtec import fingerprint, read_split
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import load_detector
@@ -67,6 +68,22 @@ def sweep_folders(paths: list[str | Path]) -> list[Path]:
     return found
 
 
+def _check_same_test_images(ckpt: Path, baseline_ckpt: Path) -> None:
+    """Before any work: the headline evaluates each checkpoint on its own data root, so the two
+    roots must hold the same test images (same names and bytes).
+
+    Raises:
+        MechanismError: they differ, or a root is gone.
+    """
+    main, base = (load_checkpoint(p).data for p in (ckpt, baseline_ckpt))
+    if Path(main.root).resolve() == Path(base.root).resolve():
+        return
+    if len({fingerprint(read_split(d.root, d.category, "test")) for d in (main, base)}) > 1:
+        raise MechanismError(f"the baseline {baseline_ckpt} was trained from {base.root}, whose "
+                             f"{base.category} test images differ from those of {main.root}: the "
+                             "headline pairs the two models on the same test images")
+
+
 def headline_and_control(ckpt: Path, baseline_ckpt: Path | None, index: SweepCheckpoints,
                          evaluations: Evaluations, settings: AnalysisSettings
                          ) -> tuple[ObservedEffect | None, ObservedEffect | None]:
@@ -102,6 +119,8 @@ def build_report(ckpt: str | Path, out: str | Path, baseline_ckpt: str | Path | 
     out = check_output_folder(out)
     device = resolve_device(device) if isinstance(device, str) else device
     sources = sweep_folders(list(sweeps)) if sweeps else []
+    if baseline_ckpt is not None:
+        _check_same_test_images(Path(ckpt), Path(baseline_ckpt))
     with output_folder(out, keep_existing=False) as stage:
         report, results, observed, rendered = _write_report(
             Path(ckpt), stage, baseline_ckpt, sweeps, sources, device, settings,

@@ -19,7 +19,7 @@ from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow, patch_nll
 from mechanism.io.atomic import prepare_output, write_text
 from mechanism.io.manifest import package_versions
-from mechanism.io.transaction import commit_together, recover_files
+from mechanism.io.transaction import commit_together, locked, recover_files
 from mechanism.train.checkpoint import Checkpoint, DataRecord, save_checkpoint
 from mechanism.train.config import TrainConfig
 from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
@@ -151,27 +151,28 @@ def train_detector(data_root: str | Path, category: str | None, out: str | Path,
     feature cache folder; ``None``: no cache (the backbone always runs).
     """
     out = prepare_output(out)
-    recover_files(out)
-    device = torch.device(device)
-    samples = read_split(data_root, category, "train")
-    backbone = load_backbone(backbone_cfg, device)
-    start = time.perf_counter()
-    feats = cached_features(backbone, samples, cache_dir, device=device, progress=progress)
-    feature_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    flow, log = fit_flow(feats.features, flow_cfg, loss_cfg, train_cfg, device, progress)
-    train_seconds = time.perf_counter() - start
-    h, w = backbone.grid()
-    ckpt = Checkpoint(
-        backbone=backbone_record(backbone), grid=(h, w, backbone.out_channels), flow=flow_cfg,
-        loss=loss_cfg, train=train_cfg,
-        data=DataRecord(str(Path(data_root).resolve()), samples[0].category, fingerprint(samples),
-                        len(samples)),
-        flow_state=flow.state_dict(), versions=package_versions(),
-        summary={"final_loss": log[-1].loss, "final_mean_nll": log[-1].mean_nll,
-                 "final_tail_nll": log[-1].tail_nll, "train_seconds": train_seconds})
-    log_csv = out.with_suffix(".log.csv")
-    with commit_together(out, log_csv) as (staged_ckpt, staged_log):
-        save_checkpoint(ckpt, staged_ckpt)
-        _write_log_csv(log, staged_log)
-    return TrainRun(out, log_csv, log, feature_seconds, train_seconds, feats.from_cache)
+    with locked(out):    # one training per output, from the first check to the commit
+        recover_files(out)
+        device = torch.device(device)
+        samples = read_split(data_root, category, "train")
+        backbone = load_backbone(backbone_cfg, device)
+        start = time.perf_counter()
+        feats = cached_features(backbone, samples, cache_dir, device=device, progress=progress)
+        feature_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        flow, log = fit_flow(feats.features, flow_cfg, loss_cfg, train_cfg, device, progress)
+        train_seconds = time.perf_counter() - start
+        h, w = backbone.grid()
+        ckpt = Checkpoint(
+            backbone=backbone_record(backbone), grid=(h, w, backbone.out_channels), flow=flow_cfg,
+            loss=loss_cfg, train=train_cfg,
+            data=DataRecord(str(Path(data_root).resolve()), samples[0].category, fingerprint(samples),
+                            len(samples)),
+            flow_state=flow.state_dict(), versions=package_versions(),
+            summary={"final_loss": log[-1].loss, "final_mean_nll": log[-1].mean_nll,
+                     "final_tail_nll": log[-1].tail_nll, "train_seconds": train_seconds})
+        log_csv = out.with_suffix(".log.csv")
+        with commit_together(out, log_csv, caller_locked=True) as (staged_ckpt, staged_log):
+            save_checkpoint(ckpt, staged_ckpt)
+            _write_log_csv(log, staged_log)
+        return TrainRun(out, log_csv, log, feature_seconds, train_seconds, feats.from_cache)
