@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import cache_option, device_option, no_cache_option, precision_option, resolve_cache_dir
+from cli.options import EPOCHS, cache_option, device_option, no_cache_option, precision_option, resolve_cache_dir
 
 
 @click.command()
@@ -19,12 +19,12 @@ from cli.options import cache_option, device_option, no_cache_option, precision_
               help="Report folder [default: analysis_results/demo, analysis_results/demo-quick "
                    "with --quick].")
 @click.option("--category", default=None, help="Demo category: brick, grass or gravel [default: grass].")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per run [default: 12; 2 with --quick].")
+@click.option("--epochs", type=EPOCHS, default=None, help="Training epochs per run [default: 12; 2 with --quick].")
 @precision_option
 @device_option
 @cache_option
 @no_cache_option
-@click.option("--workers", type=click.IntRange(min=1), default=None,
+@click.option("--workers", type=click.IntRange(1, 1024), default=None,
               help="Parallel trainings: local processes sharing the CPU's threads (2 single-thread "
                    "trainings finish 1.3× sooner than one 2-thread training on 2 cores), or one per "
                    "GPU [default: 2; 1 with --quick].")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import (backbone_weights_option, cache_option, device_option, no_cache_option,
+from cli.options import (BATCH, backbone_weights_option, cache_option, device_option, no_cache_option,
                          resolve_cache_dir, scoring_options)
 
 
@@ -20,7 +20,7 @@ from cli.options import (backbone_weights_option, cache_option, device_option, n
 @click.option("--save-maps", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write anomaly maps (N, S, S) float32, masks, labels, scores, per-patch NLL and "
                    "map score and image paths (.npz).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Images per flow batch.")
+@click.option("--batch-size", type=BATCH, default=64, show_default=True, help="Images per flow batch.")
 @device_option
 @backbone_weights_option
 @cache_option

@@ -58,7 +58,7 @@ def _threads(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     try:
         choice = threads_choice(value)
     except MechanismError:
-        raise click.BadParameter(f"{value!r} is neither auto nor a thread count ≥ 1", ctx, param) from None
+        raise click.BadParameter(f"{value!r} is neither auto nor a thread count in [1, 1024]", ctx, param) from None
     os.environ[THREADS_ENV] = value
     if isinstance(choice, int):
         import torch

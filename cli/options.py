@@ -23,6 +23,8 @@ class FiniteFloatRange(click.FloatRange):
 
 SEED = click.IntRange(0, MAX_SEED)
 """Seeds of every command: numpy's and torch's generators both take 0 … 2³² − 1."""
+EPOCHS = click.IntRange(1, 100_000)
+BATCH = click.IntRange(1, 65_536)
 RESAMPLES = click.IntRange(0, 100_000)
 """Bootstrap resamples: 0 (point estimates only) to 100 000 (beyond it the draws' memory, not
 the intervals, grows)."""
@@ -82,8 +84,8 @@ loss_options = compose(
 """``--tail-weight``, ``--top-k-ratio``, ``--selection``."""
 
 model_options = compose(
-    click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs [default: TrainConfig]."),
-    click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step [default: TrainConfig]."),
+    click.option("--epochs", type=EPOCHS, default=None, help="Training epochs [default: TrainConfig]."),
+    click.option("--batch-size", type=BATCH, default=None, help="Images per step [default: TrainConfig]."),
     click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=None, help="Peak AdamW learning rate [default: TrainConfig]."),
     precision_option,
     click.option("--backbone", default="efficientnet_lite0", show_default=True, help="timm model name."),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import RESAMPLES, cache_option, device_option, no_cache_option, precision_option, resolve_cache_dir
+from cli.options import EPOCHS, RESAMPLES, cache_option, device_option, no_cache_option, precision_option, resolve_cache_dir
 
 _folder = click.Path(file_okay=False, path_type=Path)
 
@@ -17,7 +17,7 @@ _folder = click.Path(file_okay=False, path_type=Path)
               help="Comma-separated categories, or all (every category under --data).")
 @click.option("--seeds", default="0,1,2", show_default=True,
               help="Training seeds of every condition (claims about training need ≥ 3).")
-@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True,
+@click.option("--epochs", type=EPOCHS, default=12, show_default=True,
               help="Training epochs per run.")
 @click.option("--lambda-sweep", is_flag=True,
               help="Also train λ = 0, 0.3, 0.5, 0.7, 0.9, 1 at r = 2% (fig6).")
@@ -26,7 +26,7 @@ _folder = click.Path(file_okay=False, path_type=Path)
               help="Folder of the trained runs (checkpoints, logs, metrics) [default: runs/<name of --out>].")
 @click.option("--n-boot", type=RESAMPLES, default=1000, show_default=True,
               help="Bootstrap resamples of every interval (0: estimates only).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Parallel trainings: local processes (on CUDA one per GPU, cycling), or the "
                    "size of the --cluster job array.")
 @click.option("--cluster", type=click.Choice(["slurm", "local"]), default=None,

@@ -29,6 +29,7 @@ def resolve_device(choice: str) -> torch.device:
     raise MechanismError(f"unknown device {choice!r}: use auto, cpu, cuda or cuda:N")
 
 
+MAX_THREADS = 1024
 THREADS_ENV = "MECHANISM_THREADS"
 """``auto``: long loops follow the idle cores; a number: that count; unset: the count in force."""
 
@@ -43,8 +44,9 @@ def threads_choice(raw: str | None) -> int | str | None:
     value = (raw or "").strip().lower()
     if value in ("", "auto"):
         return value or None
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
-        raise MechanismError(f"{THREADS_ENV}={raw!r} is neither auto nor a thread count ≥ 1")
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_THREADS:
+        raise MechanismError(f"{THREADS_ENV}={raw!r} is neither auto nor a thread count in "
+                             f"[1, {MAX_THREADS}]")
     return int(value)
 
 

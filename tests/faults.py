@@ -72,8 +72,11 @@ def table() -> str:
     """``tests/FAULTS.md``: the registered cases, by id."""
     lines = ["# Fault catalogue", "",
              "Generated from the `@fault` cases of " + ", ".join(f"`tests/{m}.py`" for m in MODULES)
-             + " (registry in `tests/faults.py`). Each case asserts the exit code, the one `error:` "
-             "line, and that earlier outputs stay byte-identical (or that nothing was written).", "",
+             + " (registry in `tests/faults.py`). A bad-input case asserts the exit code (2) and the "
+             "one `error:` line, and, where the command could have written something, that nothing "
+             "was; a failure or kill case (W) asserts that an earlier run's outputs are byte-identical "
+             "afterwards and that no stage or lock is left (a failure raised inside the library "
+             "propagates as its exception).", "",
              f"{len(CATALOGUE)} cases.", "",
              "| id | command | fault | promise |", "|---|---|---|---|"]
     lines += [f"| {case} | {cmd} | {what} | {promise} |"

@@ -261,18 +261,31 @@ def test_two_writers_on_one_folder(analysed, tiny_ckpt, tiny_cache):
     assert snapshot(out) == before
 
 
-@fault("W12", "analyze", "files written under umask 022",
-       "tables and manifest readable by the group and others (0644)")
-def test_outputs_follow_the_umask(analysed):
-    out, _ = analysed
-    modes = {p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()}
-    assert modes == {0o644 & ~_umask()}
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+@fault("W12", "analyze", "files written under umask 022 (and 077)",
+       "tables and manifest 0644 (0600): the user's umask, not mkstemp's 0600")
+def test_outputs_follow_the_umask(tiny_ckpt, tiny_cache, tmp_path, mask):
+    previous = os.umask(mask)
+    try:
+        succeeds(analyze_args(tiny_ckpt, tmp_path / "out", tiny_cache))
+    finally:
+        os.umask(previous)
+    modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert modes == {0o666 & ~mask}
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+@fault("W24", "report, sweep-merge", "--out a folder of the user's own files (the checkpoint's folder: "
+       "it was replaced as a whole, deleting them)", "error line naming what it holds; every file byte-identical")
+def test_outputs_that_would_delete_other_files_are_refused(tiny_ckpt, tiny_baseline_ckpt, tiny_cache, sweep,
+                                                          tmp_path):
+    own = tmp_path / "own"
+    own.mkdir()
+    shutil.copy(tiny_ckpt, own / "model.pt")
+    (own / "NOTES.txt").write_text("mine")
+    before = snapshot(own)
+    fails(report_args(own / "model.pt", tiny_baseline_ckpt, own, tiny_cache), "is not a report folder (it holds NOTES.txt, model.pt)")
+    fails(["sweep-merge", "--out", own, sweep], "is not a merged sweep folder")
+    assert snapshot(own) == before
 
 
 @pytest.fixture(scope="module")

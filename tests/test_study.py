@@ -298,6 +298,18 @@ def test_a_failing_study_keeps_the_earlier_study_folder(tiny, tmp_path, monkeypa
     assert snapshot(out) == before and siblings(out) == []     # … in the stage only
 
 
+@pytest.mark.parametrize("runs", ["out/runs", "out", "parent"])
+@fault("W25", "study", "--runs inside --out, equal to it, or holding it (the swap deleted every training)",
+       "error line before anything is made")
+def test_study_refuses_runs_and_out_that_overlap(tiny, tmp_path, monkeypatch, runs):
+    root, _ = tiny
+    monkeypatch.chdir(tmp_path)
+    runs = f"../{tmp_path.name}" if runs == "parent" else runs
+    result = CliRunner().invoke(app, _args(root / "data", Path("out"), Path(runs), root / "cache"))
+    assert result.exit_code == 2 and "must be separate folders" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 @fault("W21", "study", "--out holds something else than a study (e.g. a single report's figures/)",
        "error line naming what it holds; nothing trained")
 def test_study_refuses_a_folder_that_is_not_a_study(tiny, tmp_path):
@@ -306,6 +318,7 @@ def test_study_refuses_a_folder_that_is_not_a_study(tiny, tmp_path):
     (tmp_path / "o" / "figures").mkdir()          # e.g. a single report's folder
     result = CliRunner().invoke(app, _args(root / "data", tmp_path / "o", tmp_path / "r", root / "cache"))
     assert result.exit_code == 2 and "is not a study folder (it holds figures)" in result.output
+    assert not (tmp_path / "r").exists()
 
 
 @fault("D14", "study", "--categories naming one the data folder lacks",

@@ -13,6 +13,7 @@ will not decode (e.g. one declaring more than its pixel limit, 2³⁰ by default
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -71,8 +72,13 @@ def image_shape(path: str | Path) -> tuple[int, int]:
         MechanismError: if the file is missing or not an image.
     """
     try:
-        with Image.open(path) as img:
-            return img.height, img.width
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return img.height, img.width
+    except Image.DecompressionBombError:
+        raise MechanismError(f"image {path} declares more than {2 * Image.MAX_IMAGE_PIXELS} "
+                             "pixels (Pillow's limit): split or shrink it") from None
     except (OSError, UnidentifiedImageError):
         raise MechanismError(f"cannot read image {path}: missing, empty or not an image") from None
 

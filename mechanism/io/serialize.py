@@ -112,8 +112,9 @@ def _dataclass(cls: type, data: Any, where: str) -> Any:
     data = {**getattr(cls, "ADDED", {}), **data}     # StoredConfig: fields added since
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
-    required = [f.name for f in fields if f.init and f.default is dataclasses.MISSING
-                and f.default_factory is dataclasses.MISSING]
+    stored = hasattr(cls, "ADDED")    # a StoredConfig: a default never stands in for a value
+    required = [f.name for f in fields if f.init and (stored or (
+        f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING))]
     missing = [name for name in required if name not in data]
     if missing:
         raise _fail(where, f"missing field {missing[0]!r}")
@@ -129,8 +130,9 @@ class StoredConfig:
     """Base of the frozen config dataclasses that checkpoints and run records store.
 
     ``to_dict`` is ``to_plain``; ``from_dict`` reads it back strictly with ``from_plain`` (every
-    field's type checked, a missing required or unknown field refused) after filling in
-    ``ADDED``: fields added since older files were written, with the value those files meant.
+    field's type checked, a missing or unknown field refused: a default never stands in for a
+    stored value) after filling in ``ADDED``: fields added since older files were written, with
+    the value those files meant.
     The class's own ``__post_init__`` then checks the ranges.
     """
     ADDED: ClassVar[dict[str, Any]] = {}

@@ -45,6 +45,22 @@ def check_output_folder(out: str | Path) -> Path:
     return out
 
 
+def check_own_folder(out: Path, entries: tuple[str, ...], what: str) -> None:
+    """Refuse an existing ``out`` that holds anything but ``entries`` (hidden names aside): a
+    command that replaces its folder as a whole must not delete a user's other files.
+
+    Raises:
+        MechanismError: naming what else ``out`` holds.
+    """
+    if not out.is_dir():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in entries)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise MechanismError(f"{out} is not {what} (it holds {shown}); it would be replaced as a "
+                             "whole: choose another --out or empty it")
+
+
 @contextlib.contextmanager
 def locked(target: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``target`` (a lock file beside it, removed on release).

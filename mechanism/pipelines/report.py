@@ -30,7 +30,7 @@ from mechanism.eval.detector import load_detector
 from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.figures.render import FigureInputs, render_figures
 from mechanism.io.atomic import write_text
-from mechanism.io.transaction import check_output_folder, output_folder
+from mechanism.io.transaction import check_output_folder, check_own_folder, output_folder
 from mechanism.io.manifest import build_manifest, write_manifest
 from mechanism.pipelines.analyze import AnalysisSettings, analyze
 from mechanism.pipelines.contrasts import Evaluations, SweepCheckpoints, sweep_checkpoints
@@ -41,6 +41,7 @@ from mechanism.sweep.results import SweepRun, read_sweep_results
 from mechanism.train.checkpoint import load_checkpoint
 
 REPORT_FILE = "REPORT.md"
+REPORT_ENTRIES = (REPORT_FILE, "manifest.json", "tables", "sweeps", "figures")
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def build_report(ckpt: str | Path, out: str | Path, baseline_ckpt: str | Path | 
         MechanismError: unreadable checkpoints, data or sweeps; incompatible checkpoints.
     """
     out = check_output_folder(out)
+    check_own_folder(out, REPORT_ENTRIES, "a report folder")
     device = resolve_device(device) if isinstance(device, str) else device
     sources = sweep_folders(list(sweeps)) if sweeps else []
     if baseline_ckpt is not None:

@@ -43,7 +43,7 @@ from mechanism.io.atomic import write_text
 from mechanism.io.hashing import file_sha256
 from mechanism.io.manifest import build_manifest, code_digest
 from mechanism.io.text import plural
-from mechanism.io.transaction import check_output_folder, locked, output_folder
+from mechanism.io.transaction import check_output_folder, check_own_folder, locked, output_folder
 from mechanism.pipelines.analyze import AnalysisSettings
 from mechanism.pipelines.contrasts import Condition, Evaluations, describe, sweep_checkpoints
 from mechanism.pipelines.report import build_report
@@ -182,13 +182,7 @@ def _category_contrasts(plan_: StudyPlan, category: str, runs: Path, evaluations
 
 def _check_study_folder(out: Path, plan_: StudyPlan) -> None:
     """Refuse an ``out`` holding something else than a study's files, or other categories."""
-    if not out.is_dir():
-        return
-    foreign = sorted(p.name for p in out.iterdir()
-                     if not p.name.startswith(".") and p.name not in STUDY_ENTRIES)
-    if foreign:
-        raise MechanismError(f"{out} is not a study folder (it holds {', '.join(foreign)}): choose "
-                             "another --out or empty it")
+    check_own_folder(out, STUDY_ENTRIES, "a study folder")
     reports = out / CATEGORIES
     extra = sorted(set(p.name for p in reports.iterdir() if not p.name.startswith("."))
                    - set(plan_.categories)) if reports.is_dir() else []
@@ -213,6 +207,10 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
     """
     start = time.perf_counter()
     data_root, out, runs = Path(data_root), check_output_folder(out), check_output_folder(runs)
+    a, b = out.resolve(), runs.resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise MechanismError(f"--out {out} and --runs {runs} must be separate folders, neither "
+                             "inside the other: the study folder is replaced as a whole")
     choice = device if isinstance(device, str) else str(device)
     device = resolve_device(report_device or choice)
     for category in plan_.categories:

@@ -24,7 +24,7 @@ from mechanism.errors import MechanismError
 from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.io.atomic import write_text
 from mechanism.io.text import csv_text, markdown_table, read_csv
-from mechanism.io.transaction import check_output_folder, output_folder
+from mechanism.io.transaction import check_output_folder, check_own_folder, output_folder
 from mechanism.sweep.results import (COLUMNS, METRICS, RESULTS_FILE, SWEPT_COLUMN, SweepRun,
                                      read_sweep_results, summarize_sweep)
 
@@ -204,6 +204,7 @@ def merge_results(sources: list[str | Path], out: str | Path) -> SweepTables:
     if out.is_dir() and any(p.is_dir() for p in out.iterdir()):
         raise MechanismError(f"{out} holds sub-folders (a sweep's runs?), not only merged tables: "
                              "merge into a folder of its own")
+    check_own_folder(out, (RESULTS_FILE, SUMMARY_MD, SUMMARY_CSV), "a merged sweep folder")
     labelled = [row for source in sources for row in _read_rows(Path(source))]
     runs = combine(labelled, "merge")
     with output_folder(out, keep_existing=False) as stage:

@@ -103,6 +103,14 @@ class _Grid:
 
 
 @dataclass(frozen=True)
+class _Summary:   # train_detector's summary
+    final_loss: float
+    final_mean_nll: float
+    final_tail_nll: float
+    train_seconds: float
+
+
+@dataclass(frozen=True)
 class _BackboneRecord:   # mechanism.backbone.record.backbone_record's shape
     config: BackboneConfig
     weights_sha256: str
@@ -155,6 +163,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise MechanismError(f"checkpoint {path}: grid {grid} must be positive")
     state = section("flow_state", _weights)
     section("backbone", lambda v, k: from_plain(_BackboneRecord, v, k))
+    section("summary", lambda v, k: from_plain(_Summary, v, k))
     return Checkpoint(
         backbone=payload["backbone"],
         grid=(grid.height, grid.width, grid.dim),
