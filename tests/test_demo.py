@@ -68,7 +68,7 @@ def test_demo_rejects_an_unknown_category():
 
 def test_demo_rejects_bad_epochs_before_writing_anything(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--quick", "--epochs", "0", "--data", str(tmp_path / "d")])
-    assert result.exit_code == 2 and "'--epochs': 0 is not in the range x>=1" in result.output
+    assert result.exit_code == 2 and "'--epochs': 0 is not in the range 1<=x<=100000" in result.output
     assert not (tmp_path / "d").exists()
 
 
