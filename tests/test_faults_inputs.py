@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
-import zlib
 
 import cv2
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 import torch
 
 from faults import fails, fault, invoke, snapshot, succeeds
+from test_images import _png_declaring
 
 
 @pytest.fixture
@@ -115,15 +114,6 @@ def test_no_training_images(data_copy, train_args, tmp_path):
 
 
 # --- images -------------------------------------------------------------------------------------
-
-def _png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares ``width × height`` grey pixels (a decompression bomb)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 10))
-            + chunk(b"IEND", b""))
-
 
 def _test_image(data_copy):
     return next((data_copy / "test" / "good").iterdir())
