@@ -68,6 +68,19 @@ def run_child(code: str) -> subprocess.CompletedProcess:
                           cwd=root, env=env)
 
 
+def killed_during(module: str, name: str, args) -> subprocess.CompletedProcess:
+    """Run the CLI with ``args`` in a child process whose ``module.name`` SIGKILLs it when called
+    (the write stage under test)."""
+    return run_child(f"""
+        import importlib, os, signal
+        def die(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+        setattr(importlib.import_module({module!r}), {name!r}, die)
+        from cli.main import app
+        app.main({[str(a) for a in args]!r})
+    """)
+
+
 def table() -> str:
     """``tests/FAULTS.md``: the registered cases, by id."""
     lines = ["# Fault catalogue", "",

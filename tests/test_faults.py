@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_BACKBONE, TINY_FLOW
-from faults import CATALOGUE, MODULES, fails, fault, run_child, siblings, snapshot, succeeds, table
+from faults import (CATALOGUE, MODULES, fails, fault, killed_during, run_child, siblings, snapshot,
+                    succeeds, table)
 from mechanism.sweep.plan import SweepSpec
 from mechanism.sweep.run import run_sweep
 from mechanism.train.config import TrainConfig
@@ -156,15 +157,7 @@ def test_merge_killed_while_writing_keeps_the_earlier_merge(sweep, tmp_path):
     merged = tmp_path / "merged"
     succeeds(["sweep-merge", "--out", merged, sweep])
     before = snapshot(merged)
-    child = run_child(f"""
-        import os, signal
-        import mechanism.sweep.tables as tables
-        def killed(*args, **kwargs):
-            os.kill(os.getpid(), signal.SIGKILL)
-        tables.write_tables = killed
-        from cli.main import app
-        app.main(["sweep-merge", "--out", {str(merged)!r}, {str(sweep)!r}])
-    """)
+    child = killed_during("mechanism.sweep.tables", "write_tables", ["sweep-merge", "--out", merged, sweep])
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert snapshot(merged) == before and ".merged.stage" in siblings(merged)
     succeeds(["sweep-merge", "--out", merged, sweep])
@@ -185,18 +178,10 @@ def test_train_killed_at_each_write_stage_keeps_a_matching_pair(tiny_data, tiny_
     out = tmp_path / "run" / "model.pt"
     succeeds(train_args(tiny_data, out, tiny_cache))
     before = snapshot(out.parent)
-    hooks = {"checkpoint": "import mechanism.train.fit as m; m.save_checkpoint = die",
-             "log": "import mechanism.train.fit as m; m._write_log_csv = die",
-             "between": "import mechanism.io.transaction as t; t._finish_journal = die"}
-    child = run_child(f"""
-        import os, signal, sys
-        def die(*args, **kwargs):
-            os.kill(os.getpid(), signal.SIGKILL)
-        {hooks[stage]}
-        from cli.main import app
-        sys.argv = ["mechanism"] + {[str(a) for a in train_args(tiny_data, out, tiny_cache, "--seed", "1")]!r}
-        app.main()
-    """)
+    hooks = {"checkpoint": ("mechanism.train.fit", "save_checkpoint"),
+             "log": ("mechanism.train.fit", "_write_log_csv"),
+             "between": ("mechanism.io.transaction", "_finish_journal")}
+    child = killed_during(*hooks[stage], train_args(tiny_data, out, tiny_cache, "--seed", "1"))
     assert child.returncode == -signal.SIGKILL, child.stderr
     if stage == "between":     # the journal was complete: loading finishes the commit
         from mechanism.train.checkpoint import load_checkpoint
@@ -334,15 +319,8 @@ def test_report_failing_midway_keeps_the_earlier_report(report_copy, tiny_ckpt, 
 def test_report_killed_while_rendering_keeps_the_earlier_report(report_copy, tiny_ckpt, tiny_baseline_ckpt,
                                                                 tiny_cache):
     out, before = report_copy
-    child = run_child(f"""
-        import os, signal
-        import mechanism.pipelines.report as pipeline
-        def killed(*args, **kwargs):
-            os.kill(os.getpid(), signal.SIGKILL)
-        pipeline.render_figures = killed
-        from cli.main import app
-        app.main({[str(a) for a in report_args(tiny_ckpt, tiny_baseline_ckpt, out, tiny_cache)]!r})
-    """)
+    child = killed_during("mechanism.pipelines.report", "render_figures",
+                          report_args(tiny_ckpt, tiny_baseline_ckpt, out, tiny_cache))
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert snapshot(out) == before and ".report.stage" in siblings(out)
     succeeds(report_args(tiny_ckpt, tiny_baseline_ckpt, out, tiny_cache))
@@ -372,27 +350,25 @@ def test_evaluate_killed_while_writing_keeps_the_earlier_outputs(tiny_ckpt, tmp_
             "--quiet", "--no-cache"]
     succeeds(args)
     before = snapshot(out)
-    child = run_child(f"""
-        import os, signal
-        import mechanism.eval.evaluate as evaluate
-        def killed(*args, **kwargs):
-            os.kill(os.getpid(), signal.SIGKILL)
-        evaluate.save_maps = killed            # after the JSON was staged
-        from cli.main import app
-        app.main({[str(a) for a in args]!r})
-    """)
+    child = killed_during("mechanism.eval.evaluate", "save_maps", args)   # after the JSON was staged
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert {k: v for k, v in snapshot(out).items() if not k.startswith(".")} == before
     succeeds(args)
     assert sorted(p.name for p in out.iterdir()) == ["m.json", "maps.npz"]
 
 
-@fault("W17", "train", "a second training on an --out another training is writing",
-       "refused at once with the lock's name; nothing of the first touched")
-def test_two_trainings_on_one_output(tiny_data, tiny_cache, tmp_path):
+@pytest.fixture
+def trained(tiny_data, tiny_cache, tmp_path) -> tuple[Path, dict[str, bytes]]:
+    """A checkpoint + log written by a successful ``train``, and the bytes of their folder."""
     out = tmp_path / "run" / "model.pt"
     succeeds(train_args(tiny_data, out, tiny_cache))
-    before = snapshot(out.parent)
+    return out, snapshot(out.parent)
+
+
+@fault("W17", "train", "a second training on an --out another training is writing",
+       "refused at once with the lock's name; nothing of the first touched")
+def test_two_trainings_on_one_output(trained, tiny_data, tiny_cache):
+    out, before = trained
     from mechanism.io.transaction import locked
     with locked(out):
         fails(train_args(tiny_data, out, tiny_cache), "another command is writing")
@@ -417,10 +393,8 @@ def test_a_dead_writers_lock_is_taken_over(analysed, tiny_ckpt, tiny_cache):
 
 @fault("W19", "train", "training that diverges (--lr 1e30), over an earlier checkpoint",
        "error line: training diverged, no checkpoint written; the earlier pair byte-identical")
-def test_diverging_training_keeps_the_earlier_checkpoint(tiny_data, tiny_cache, tmp_path):
-    out = tmp_path / "run" / "model.pt"
-    succeeds(train_args(tiny_data, out, tiny_cache))
-    before = snapshot(out.parent)
+def test_diverging_training_keeps_the_earlier_checkpoint(trained, tiny_data, tiny_cache):
+    out, before = trained
     fails(train_args(tiny_data, out, tiny_cache, "--lr", "1e30", "--epochs", "3"), "training diverged")
     assert snapshot(out.parent) == before
 
