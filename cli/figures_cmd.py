@@ -24,7 +24,8 @@ def figures(results_dir, out, sweeps, category):
 
     --results is a report folder, or a study folder (mechanism study): then every
     category's report under <DIR>/categories/ is re-rendered (into <out>/<category> with --out).
-    A figure whose data is missing is skipped with the reason.
+    A figure whose data is missing is skipped with the reason. Every table is read (and checked)
+    before any figure is drawn; each figures folder is replaced in one step.
     """
     from mechanism.errors import MechanismError
     from mechanism.pipelines.study import CATEGORIES
@@ -33,15 +34,20 @@ def figures(results_dir, out, sweeps, category):
         reports = sorted(p for p in categories.iterdir() if (p / "tables").is_dir())
         if not reports:
             raise MechanismError(f"{categories} holds no category report")
-        for report in reports:
-            click.echo(f"{report.name}:")
-            _render(report, None if out is None else out / report.name, sweeps, category)
-        return
-    _render(results_dir, out, sweeps, category)
+        jobs = [(report.name + ":", _inputs(report, sweeps, category),
+                 (out / report.name if out is not None else report / "figures")) for report in reports]
+    else:
+        jobs = [(None, _inputs(results_dir, sweeps, category),
+                 out if out is not None else results_dir / "figures")]
+    for title, inputs, folder in jobs:
+        if title is not None:
+            click.echo(title)
+        _render(inputs, folder)
 
 
-def _render(results_dir: Path, out: Path | None, sweeps, category) -> None:
-    from mechanism.figures.render import FigureInputs, render_figures
+def _inputs(results_dir: Path, sweeps, category):
+    """The ``FigureInputs`` stored in one report folder (and the extra sweeps)."""
+    from mechanism.figures.render import FigureInputs
     from mechanism.report.files import read_effects, read_results
     from mechanism.sweep.results import RESULTS_FILE, read_sweep_results
 
@@ -50,12 +56,18 @@ def _render(results_dir: Path, out: Path | None, sweeps, category) -> None:
         + list(sweeps)
     unique = list({folder.resolve(): folder for folder in folders}.values())
     runs = [run for folder in unique for run in read_sweep_results(folder)] if unique else None
-    outcome = render_figures(FigureInputs.from_results(results, runs, category,
-                                                       read_effects(results_dir)),
-                             out if out is not None else results_dir / "figures")
+    return FigureInputs.from_results(results, runs, category, read_effects(results_dir))
+
+
+def _render(inputs, folder: Path) -> None:
+    from mechanism.figures.render import render_figures
+    from mechanism.io.transaction import output_folder
+
+    with output_folder(folder) as stage:
+        outcome = render_figures(inputs, stage)
     for path in outcome.written:
-        click.echo(f"wrote {path}")
+        click.echo(f"wrote {folder / path.relative_to(stage)}")
     for line in outcome.skipped:
         click.echo(f"skipped {line}")
     for path in outcome.removed:
-        click.echo(f"removed stale {path}")
+        click.echo(f"removed stale {folder / path.relative_to(stage)}")

@@ -164,6 +164,37 @@ def test_merge_killed_while_writing_keeps_the_earlier_merge(sweep, tmp_path):
     assert siblings(merged) == [] and snapshot(merged) == before
 
 
+@fault("W26", "sweep", "SIGKILL while the sweep rewrites results.csv, summaries and manifest (after "
+       "a new run; they were separate files, left from two runs)",
+       "the earlier four files byte-identical; the next call commits all four, no debris")
+def test_sweep_killed_while_writing_its_tables(tiny_data, tiny_cache, tmp_path):
+    out = tmp_path / "sweep"
+    args = ["sweep", "--data", tiny_data, "--category", "brick", "--param", "tail_weight",
+            "--out", out, "--epochs", "1", "--input-size", "64", "--layers", "3", "--local-avg", "0",
+            "--flow-blocks", "2", "--flow-hidden", "32", "--quiet", "--cache-dir", tiny_cache]
+    succeeds([*args, "--values", "0"])
+    tables = ("results.csv", "summary.md", "summary.csv", "manifest.json")
+    before = {name: (out / name).read_bytes() for name in tables}
+    child = killed_during("mechanism.sweep.tables", "summary_markdown", [*args, "--values", "0,1"])
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert {name: (out / name).read_bytes() for name in tables} == before
+    succeeds([*args, "--values", "0,1"])
+    assert (out / "results.csv").read_text().count("\n") == 3      # header + two runs
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted(tables)
+
+
+@fault("W27", "figures", "SIGKILL while the figures are re-rendered",
+       "the earlier figures byte-identical; the next run removes the dead stage")
+def test_figures_killed_while_rendering(report_copy):
+    out, before = report_copy
+    child = killed_during("mechanism.figures.render", "save_figure", ["figures", "--results", out])
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert {k: v for k, v in snapshot(out).items() if not k.startswith(".")} == before
+    assert ".figures.stage" in siblings(out / "figures")
+    succeeds(["figures", "--results", out])
+    assert siblings(out / "figures") == [] and snapshot(out) == before
+
+
 def train_args(data, out, cache, *extra):
     """One epoch on tiny brick; later ``extra`` options override earlier ones."""
     return ["train", "--data", data, "--category", "brick", "--out", out, "--epochs", "1",

@@ -281,6 +281,22 @@ def test_figures_from_a_damaged_table(analysed_tables, tmp_path, edit, match):
            {k: v for k, v in before.items() if k != "tables/H7.json"}
 
 
+@fault("T06", "figures", "a result table whose arrays disagree in length (H7.json's empirical "
+       "percentiles doubled; was a matplotlib traceback after fig4 was rewritten)",
+       "error line naming the file and the field, before any figure is drawn; every figure byte-identical")
+def test_figures_from_a_table_with_arrays_of_other_lengths(analysed_tables, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(analysed_tables, results)
+    succeeds(["figures", "--results", results])
+    table = results / "tables" / "H7.json"
+    data = json.loads(table.read_text())
+    data["candidate"]["empirical_percentiles"] *= 2
+    table.write_text(json.dumps(data))
+    before = snapshot(results)
+    result = fails(["figures", "--results", results], "empirical_percentiles: expected 99 values, got 198")
+    assert "H7.json" in result.stderr and snapshot(results) == before
+
+
 @pytest.fixture(scope="module")
 def one_run_sweep(tiny_data, tiny_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("record") / "sweep"
@@ -332,6 +348,18 @@ def test_a_torn_journal_is_dropped(tiny_ckpt, tmp_path):
     before = ckpt.read_bytes()
     succeeds(["evaluate", "--ckpt", ckpt, "--quiet"])
     assert ckpt.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+@fault("T07", "sweep-merge", "a results.csv saved with a UTF-8 byte-order mark (a spreadsheet's "
+       "export; was reported as a missing column)", "read as written: the merge equals the one of "
+       "the file without the mark, exit 0")
+def test_a_results_table_with_a_byte_order_mark(one_run_sweep, tmp_path):
+    succeeds(["sweep-merge", "--out", tmp_path / "plain", one_run_sweep])
+    shard = tmp_path / "shard"
+    shard.mkdir()
+    (shard / "results.csv").write_bytes(b"\xef\xbb\xbf" + (one_run_sweep / "results.csv").read_bytes())
+    succeeds(["sweep-merge", "--out", tmp_path / "bom", shard])
+    assert snapshot(tmp_path / "bom") == snapshot(tmp_path / "plain")
 
 
 # --- options ------------------------------------------------------------------------------------

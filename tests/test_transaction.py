@@ -93,6 +93,37 @@ def test_a_swap_killed_between_its_renames_is_rolled_back(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_a_waiting_commit_takes_its_turn(tmp_path):
+    """``lock="wait"`` blocks while another process holds the lock, then commits; "take" is
+    refused meanwhile. The holder writes its marker just before it lets go, so a waiting commit
+    that saw no marker did not wait."""
+    target, marker = tmp_path / "results.csv", tmp_path / "released"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from mechanism.io.transaction import locked
+        with locked(Path({str(target)!r})):
+            print("locked", flush=True)
+            sys.stdin.readline()
+            Path({str(marker)!r}).write_text("x")
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(MechanismError, match="another command is writing"):
+            with commit_together(target) as (staged,):
+                staged.write_text("refused")
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        with commit_together(target, lock="wait") as (staged,):
+            assert marker.exists()
+            staged.write_text("mine")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert target.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == \
+        ["released", "results.csv"]
+
+
 def test_two_writers_on_one_output_the_second_is_refused(tmp_path):
     out = old_results(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""

@@ -126,6 +126,36 @@ def _dataclass(cls: type, data: Any, where: str) -> Any:
                   for f in fields if f.init and f.name in data})
 
 
+def check_lengths(obj: Any, *names: str, length: int | None = None) -> int:
+    """The one length of ``obj``'s sequence fields ``names`` (``length`` if given); a stored
+    result whose arrays disagree is damaged.
+
+    Raises:
+        ValueError: naming the first field of another length.
+    """
+    want = length if length is not None else len(getattr(obj, names[0]))
+    for name in names:
+        if len(getattr(obj, name)) != want:
+            raise ValueError(f"{name}: expected {want} values, got {len(getattr(obj, name))}")
+    return want
+
+
+def check_grid(obj: Any, *names: str) -> None:
+    """``obj``'s 2-D fields ``names`` are rectangular maps of one shape ``(H, W)``, H, W ≥ 1.
+
+    Raises:
+        ValueError: naming the first field that is not.
+    """
+    shape = None
+    for name in names:
+        rows = getattr(obj, name)
+        found = (len(rows), len(rows[0]) if rows else 0)
+        if 0 in found or any(len(row) != found[1] for row in rows) or shape not in (None, found):
+            raise ValueError(f"{name}: expected a rectangular map"
+                             + (f" of {shape[0]}×{shape[1]}" if shape else "") + " cells")
+        shape = found
+
+
 class StoredConfig:
     """Base of the frozen config dataclasses that checkpoints and run records store.
 

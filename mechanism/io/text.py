@@ -76,7 +76,7 @@ def read_csv(path, what: str = "table") -> tuple[list[str], list[tuple[str, dict
             more or fewer fields than the header (named with its line).
     """
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if not header:

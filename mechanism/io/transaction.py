@@ -62,8 +62,11 @@ def check_own_folder(out: Path, entries: tuple[str, ...], what: str) -> None:
 
 
 @contextlib.contextmanager
-def locked(target: Path) -> Iterator[None]:
+def locked(target: Path, wait: bool = False) -> Iterator[None]:
     """Hold an exclusive lock on ``target`` (a lock file beside it, removed on release).
+
+    ``wait``: block until another holder releases it (shards of one sweep rewriting its shared
+    tables) instead of refusing.
 
     A killed holder's lock ends with its process (flock); the file it leaves is taken over and
     removed by the next writer.
@@ -72,7 +75,7 @@ def locked(target: Path) -> Iterator[None]:
         MechanismError: another process holds it (two commands writing one output).
     """
     path = _sibling(Path(target), LOCK)
-    fd = _acquire(path, target)
+    fd = _acquire(path, target, wait)
     try:
         yield
     finally:
@@ -80,12 +83,12 @@ def locked(target: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _acquire(path: Path, target: Path) -> int:
+def _acquire(path: Path, target: Path, wait: bool) -> int:
     """An open descriptor of the lock file ``path``, flocked exclusively."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             os.close(fd)
             if e.errno in (errno.EAGAIN, errno.EACCES):
@@ -186,12 +189,13 @@ def staged_name(final: Path) -> Path:
 
 
 @contextlib.contextmanager
-def commit_together(*finals: str | Path, caller_locked: bool = False) -> Iterator[list[Path]]:
+def commit_together(*finals: str | Path, lock: str = "take") -> Iterator[list[Path]]:
     """Yield one staging path per file in ``finals`` (same folder); when the block succeeds
     they all replace their finals in one journaled step, else all are removed.
 
-    ``caller_locked``: the caller holds ``locked(finals[0])`` already (for its whole run, as
-    ``train`` does), so the commit does not take it again.
+    ``lock`` on ``finals[0]``: "take" it (refused while another command holds it), "wait" for
+    it (writers that take turns, e.g. shards of one sweep), or "held": the caller holds it
+    already, for its whole run (``train``).
 
     A kill after the journal is written is finished by the next ``recover_files`` (train and
     checkpoint loading call it); before that, no final changed.
@@ -203,7 +207,9 @@ def commit_together(*finals: str | Path, caller_locked: bool = False) -> Iterato
         prepare_output(f)
     journal = _journal_of(finals[0])
     torn = journal.with_name(journal.name + ".tmp")
-    with contextlib.nullcontext() if caller_locked else locked(finals[0]):
+    if lock not in ("take", "wait", "held"):
+        raise ValueError(f"lock must be take, wait or held, got {lock!r}")
+    with contextlib.nullcontext() if lock == "held" else locked(finals[0], wait=lock == "wait"):
         recover_files(finals[0])
         torn.unlink(missing_ok=True)     # a journal killed while written: nothing had moved
         staged = [staged_name(f) for f in finals]

@@ -79,13 +79,17 @@ def _parse_row(row: dict[str, str], where: str) -> SweepRun:
 
 
 def read_sweep_results(folder: str | Path) -> list[SweepRun]:
-    """Every run listed in ``<folder>/results.csv``, in file order.
+    """Every run listed in ``<folder>/results.csv``, in file order (see ``read_results_file``)."""
+    return read_results_file(Path(folder) / RESULTS_FILE)
+
+
+def read_results_file(path: Path) -> list[SweepRun]:
+    """Every run listed in the results table ``path``, in file order.
 
     Raises:
         MechanismError: missing or unreadable file, missing columns, or an invalid field
             (named with its line number).
     """
-    path = Path(folder) / RESULTS_FILE
     if not path.is_file():
         raise MechanismError(f"sweep results {path} do not exist: run the sweep first")
     header, rows = read_csv(path, "sweep results")

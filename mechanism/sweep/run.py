@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -25,12 +25,13 @@ from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
 from mechanism.eval.detector import load_detector
 from mechanism.eval.evaluate import evaluate_detector, save_summary
-from mechanism.io.atomic import prepare_output
+from mechanism.io.atomic import prepare_output, write_text
 from mechanism.io.hashing import file_sha256
+from mechanism.io.manifest import build_manifest
 from mechanism.io.serialize import from_plain
-from mechanism.io.manifest import build_manifest, write_manifest
-from mechanism.sweep.tables import (SweepTables, check_one_setup, combine, key_columns, record_row,
-                                   write_tables)
+from mechanism.io.transaction import commit_together
+from mechanism.sweep.tables import (TABLE_FILES, SweepTables, check_one_setup, combine, key_columns,
+                                   record_row, write_tables)
 from mechanism.sweep.plan import (CHECKPOINT_FILE, METRICS_FILE, RUN_FORMAT, SweepRunSpec, SweepSpec,
                                   canonical_config, plan, shard)
 from mechanism.sweep.results import RESULTS_FILE
@@ -207,12 +208,16 @@ def run_sweep(spec: SweepSpec, out: str | Path, shard: tuple[int, int] | None = 
             cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sweep-features-")))
         outcomes = run_planned(_share(spec, shard), out, spec.data_root, data, device, cache_dir,
                                progress, on_run)
-    tables = write_tables(combine(_finished_rows(out), str(out)), out)
-    write_manifest(out, build_manifest(
+    manifest = build_manifest(
         device, {o.run.folder: o.run.seed for o in outcomes},
         {o.run.folder: {"path": str(o.folder / CHECKPOINT_FILE), "sha256": o.record["checkpoint_sha256"]}
          for o in outcomes},
         {"root": str(spec.data_root), **{f"{c}/{k}": v for c, d in data.items() for k, v in d.items()}},
-        {"sweep": spec.to_dict(), "shard": None if shard is None else f"{shard[0]}/{shard[1]}"}),
-        "manifest.json" if shard is None else f"manifest-shard{shard[0]}of{shard[1]}.json")
-    return SweepOutcome(outcomes, tables)
+        {"sweep": spec.to_dict(), "shard": None if shard is None else f"{shard[0]}/{shard[1]}"})
+    files = [out / name for name in (*TABLE_FILES, "manifest.json" if shard is None
+                                     else f"manifest-shard{shard[0]}of{shard[1]}.json")]
+    with commit_together(*files, lock="wait") as staged:   # shards sharing out take turns
+        tables = write_tables(combine(_finished_rows(out), str(out)), *staged[:3])
+        write_text(staged[3], json.dumps(manifest, indent=2) + "\n")
+    return SweepOutcome(outcomes, replace(tables, results=files[0], summary_md=files[1],
+                                          summary_csv=files[2]))

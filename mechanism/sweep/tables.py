@@ -26,7 +26,7 @@ from mechanism.io.atomic import write_text
 from mechanism.io.text import csv_text, markdown_table, read_csv
 from mechanism.io.transaction import check_output_folder, check_own_folder, output_folder
 from mechanism.sweep.results import (COLUMNS, METRICS, RESULTS_FILE, SWEPT_COLUMN, SweepRun,
-                                     read_sweep_results, summarize_sweep)
+                                     read_results_file, read_sweep_results, summarize_sweep)
 
 EXTRA_COLUMNS = ("k", "n_patches", "setup", "data", "folder")
 HEADER = (*COLUMNS, *EXTRA_COLUMNS)
@@ -156,16 +156,20 @@ class SweepTables:
     summary: str        # summary.md's text
 
 
-def write_tables(rows: list[dict[str, str]], folder: str | Path) -> SweepTables:
-    """Write ``results.csv`` (rows as given), then ``summary.md`` and ``summary.csv`` from it, atomically."""
-    folder = Path(folder)
-    results = write_text(folder / RESULTS_FILE, csv_text(rows, HEADER, "\n"))
-    runs = read_sweep_results(folder)
+TABLE_FILES = (RESULTS_FILE, SUMMARY_MD, SUMMARY_CSV)
+
+
+def write_tables(rows: list[dict[str, str]], results: Path, summary_md: Path,
+                 summary_csv: Path) -> SweepTables:
+    """Write ``results`` (rows as given), then ``summary_md`` and ``summary_csv`` from it, each
+    atomically (the paths a transaction stages for ``TABLE_FILES``)."""
+    write_text(results, csv_text(rows, HEADER, "\n"))
+    runs = read_results_file(results)
     summary_fields = ("category", "param", "selection", "value", "n",
                       *(f"{m}_{s}" for m in METRICS for s in ("mean", "std")))
     text = summary_markdown(runs)
-    return SweepTables(results, write_text(folder / SUMMARY_MD, text),
-                       write_text(folder / SUMMARY_CSV, csv_text(_summary_rows(runs), summary_fields, "\n")),
+    return SweepTables(results, write_text(summary_md, text),
+                       write_text(summary_csv, csv_text(_summary_rows(runs), summary_fields, "\n")),
                        len(runs), text)
 
 
@@ -204,10 +208,10 @@ def merge_results(sources: list[str | Path], out: str | Path) -> SweepTables:
     if out.is_dir() and any(p.is_dir() for p in out.iterdir()):
         raise MechanismError(f"{out} holds sub-folders (a sweep's runs?), not only merged tables: "
                              "merge into a folder of its own")
-    check_own_folder(out, (RESULTS_FILE, SUMMARY_MD, SUMMARY_CSV), "a merged sweep folder")
+    check_own_folder(out, TABLE_FILES, "a merged sweep folder")
     labelled = [row for source in sources for row in _read_rows(Path(source))]
     runs = combine(labelled, "merge")
     with output_folder(out, keep_existing=False) as stage:
-        staged = write_tables(runs, stage)
+        staged = write_tables(runs, *(stage / name for name in TABLE_FILES))
     return SweepTables(out / staged.results.name, out / staged.summary_md.name,
                        out / staged.summary_csv.name, staged.n_runs, staged.summary)

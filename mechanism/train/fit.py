@@ -172,7 +172,7 @@ def train_detector(data_root: str | Path, category: str | None, out: str | Path,
             summary={"final_loss": log[-1].loss, "final_mean_nll": log[-1].mean_nll,
                      "final_tail_nll": log[-1].tail_nll, "train_seconds": train_seconds})
         log_csv = out.with_suffix(".log.csv")
-        with commit_together(out, log_csv, caller_locked=True) as (staged_ckpt, staged_log):
+        with commit_together(out, log_csv, lock="held") as (staged_ckpt, staged_log):
             save_checkpoint(ckpt, staged_ckpt)
             _write_log_csv(log, staged_log)
         return TrainRun(out, log_csv, log, feature_seconds, train_seconds, feats.from_cache)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from mechanism.analyzers.context import AnalysisContext, check_common_settings
 from mechanism.analyzers.h1_edge.flip_control import FlipControl
 from mechanism.errors import MechanismError
+from mechanism.io.serialize import check_grid, check_lengths
 from mechanism.stats.bootstrap import Interval, PairedStat
 from mechanism.stats.evidence import Evidence
 
@@ -41,6 +42,11 @@ class GradientDistribution:
     quantile_levels: tuple[float, ...]    # (Q,) levels in [0, 1]
     tail_quantiles: tuple[float, ...]     # (Q,) tail gradient quantiles
     nontail_quantiles: tuple[float, ...]  # (Q,) non-tail gradient quantiles
+
+    def __post_init__(self):
+        bins = check_lengths(self, "tail_counts", "nontail_counts")
+        check_lengths(self, "bin_edges", length=bins + 1)
+        check_lengths(self, "quantile_levels", "tail_quantiles", "nontail_quantiles")
 
 
 @dataclass(frozen=True)
@@ -86,3 +92,7 @@ class H1Result:
     flip_control: FlipControl | None                # None: not run (H1Config.flip_control)
     paired: H1Paired | None
     evidence: Evidence
+
+    def __post_init__(self):
+        check_grid(self, "tail_counts_map", "tail_share_map")
+        check_lengths(self, "tail_distance_counts", "uniform_distance_pmf")

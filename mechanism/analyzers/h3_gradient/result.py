@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from mechanism.analyzers.context import AnalysisContext, check_common_settings
 from mechanism.errors import MechanismError
+from mechanism.io.serialize import check_grid, check_lengths
 from mechanism.stats.bootstrap import Interval, PairedStat
 from mechanism.stats.evidence import Evidence
 
@@ -81,6 +82,10 @@ class H3Condition:
     image_tail_gradient: tuple[float, ...]             # (n,) each image's mean tail g
     image_nontail_gradient: tuple[float, ...]          # (n,) each image's mean non-tail g
 
+    def __post_init__(self):
+        check_grid(self, "mean_gradient_map")
+        check_lengths(self, "image_tail_gradient", "image_nontail_gradient")
+
     @property
     def label(self) -> str:
         """Row name of the study's table."""
@@ -120,6 +125,12 @@ class H3Result:
     tail_excess_seeds: int                     # S: seed pairs behind tail_excess (0: none)
     paired: H3Paired | None
     evidence: Evidence
+
+    def __post_init__(self):
+        if not self.conditions:
+            raise ValueError("conditions: expected at least the λ = 0 condition")
+        if self.paired is not None:
+            check_lengths(self.paired, "ratio", "amplification", length=len(self.conditions))
 
     @property
     def tail_aware(self) -> H3Condition:

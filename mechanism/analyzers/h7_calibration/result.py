@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from mechanism.analyzers.context import AnalysisContext, check_common_settings
 from mechanism.errors import MechanismError
+from mechanism.io.serialize import check_lengths
 from mechanism.stats.bootstrap import Interval, PairedStat
 from mechanism.stats.calibration import QQ_PERCENTILES, QuantileRow, normal_quantiles
 from mechanism.stats.evidence import Evidence
@@ -66,6 +67,9 @@ class LatentCalibration:
                                                # at the percentiles 1..99 (signed; fig4), derived
 
     def __post_init__(self):
+        check_lengths(self, "empirical_percentiles", length=len(QQ_PERCENTILES))
+        check_lengths(self, "channel_ks_p", "channel_shapiro_p", "channel_mean", "channel_std",
+                      length=self.n_channels)
         theory = normal_quantiles(QQ_PERCENTILES)
         object.__setattr__(self, "percentile_errors", tuple(
             float(e - t) for e, t in zip(self.empirical_percentiles, theory)))
@@ -111,3 +115,8 @@ class H7Result:
     method: str                                  # how tests and intervals were computed
     grade: str                                   # the candidate's calibration in words (descriptive)
     evidence: Evidence
+
+    def __post_init__(self):
+        if list(self.percentile_levels) != QQ_PERCENTILES.tolist():
+            raise ValueError("percentile_levels: expected the percentiles 1..99")
+        check_lengths(self, "percentile_levels", "theoretical_percentiles")
