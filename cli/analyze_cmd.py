@@ -62,6 +62,7 @@ def analyze(hypotheses, ckpt, data_root, category, baseline_ckpt, selection_ckpt
     """
     from mechanism.analyzers.registry import HYPOTHESES
     from mechanism.device import resolve_device
+    from mechanism.errors import MechanismError
     from mechanism.pipelines.analyze import AnalysisSettings
     from mechanism.pipelines.analyze import analyze as run_analyze
     from mechanism.report import tables
@@ -69,6 +70,8 @@ def analyze(hypotheses, ckpt, data_root, category, baseline_ckpt, selection_ckpt
     names = HYPOTHESES if any(h.lower() == "all" for h in hypotheses) else \
         tuple(dict.fromkeys(h.upper() for h in hypotheses))
     overrides = [("H7.split", split), ("H1.flip_control", not no_flip_control)]
+    if lambdas is not None and "H3" not in names:
+        raise MechanismError("--lambdas sets H3's loss conditions: add --hypothesis H3 (or all)")
     if lambdas is not None:
         overrides.append(("H3.lambdas", parse_list(lambdas, "--lambdas", float)))
     settings = AnalysisSettings(seed, n_boot, batch_size, max_images, tuple(overrides))

@@ -89,7 +89,8 @@ def table() -> str:
              "one `error:` line, and, where the command could have written something, that nothing "
              "was; a failure or kill case (W) asserts that an earlier run's outputs are byte-identical "
              "afterwards and that no stage or lock is left (a failure raised inside the library "
-             "propagates as its exception).", "",
+             "propagates as its exception); W12 checks file modes, T05, T07 and T08 what is read "
+             "or drawn instead of an error.", "",
              f"{len(CATALOGUE)} cases.", "",
              "| id | command | fault | promise |", "|---|---|---|---|"]
     lines += [f"| {case} | {cmd} | {what} | {promise} |"

@@ -290,17 +290,25 @@ def test_outputs_follow_the_umask(tiny_ckpt, tiny_cache, tmp_path, mask):
     assert modes == {0o666 & ~mask}
 
 
-@fault("W24", "report, sweep-merge", "--out a folder of the user's own files (the checkpoint's folder: "
-       "it was replaced as a whole, deleting them)", "error line naming what it holds; every file byte-identical")
+@fault("W24", "report, sweep-merge", "--out a folder of the user's own files, hidden ones included "
+       "(the checkpoint's folder, a .git: it was replaced as a whole, deleting them)", "error line naming what it holds; every file byte-identical")
 def test_outputs_that_would_delete_other_files_are_refused(tiny_ckpt, tiny_baseline_ckpt, tiny_cache, sweep,
                                                           tmp_path):
     own = tmp_path / "own"
     own.mkdir()
     shutil.copy(tiny_ckpt, own / "model.pt")
     (own / "NOTES.txt").write_text("mine")
+    (own / ".git").mkdir()                       # hidden entries count too
+    (own / ".git" / "HEAD").write_text("ref")
     before = snapshot(own)
-    fails(report_args(own / "model.pt", tiny_baseline_ckpt, own, tiny_cache), "is not a report folder (it holds NOTES.txt, model.pt)")
-    fails(["sweep-merge", "--out", own, sweep], "is not a merged sweep folder")
+    fails(report_args(own / "model.pt", tiny_baseline_ckpt, own, tiny_cache),
+          "is not a report folder (it holds .git, NOTES.txt, model.pt)")
+    fails(["sweep-merge", "--out", own, sweep], "holds sub-folders")
+    (own / ".git" / "HEAD").unlink()
+    (own / ".git").rmdir()
+    (own / ".env").write_text("SECRET=1")
+    fails(["sweep-merge", "--out", own, sweep], "is not a merged sweep folder (it holds .env, NOTES.txt")
+    before = snapshot(own)
     assert snapshot(own) == before
 
 

@@ -199,9 +199,14 @@ def test_state_dict_with_a_missing_key_names_it(tiny_ckpt, tmp_path):
     (lambda p: p["data"].pop("fingerprint"), "data: missing field 'fingerprint'"),
     (lambda p: p["loss"].update(top_k_ratio=0.0), "loss: top-k ratio r must lie in (0, 1]"),
     (lambda p: p.update(schema_version=99), "has checkpoint schema 99"),
+    (lambda p: p.update(schema_version=True), "has checkpoint schema True"),
+    (lambda p: p.update(extra={}), "unknown section 'extra'"),
+    (lambda p: p["flow"].update(hidden=10**9), "flow: subnet hidden width must lie in [1, 4096]"),
+    (lambda p: p["data"].update(n_train=-3), "n_train: expected ≥ 1"),
 ])
 @fault("C04", "evaluate", "a checkpoint config with a mistyped, unknown, missing or out-of-range "
-       "field; a future schema", "error line naming the file and the field")
+       "field (hidden width 10⁹ tried to allocate 224 GB); an unknown section; a future or boolean "
+       "schema", "error line naming the file and the field")
 def test_checkpoint_configs_are_read_strictly(tiny_ckpt, tmp_path, edit, match):
     bad = _edited_checkpoint(tiny_ckpt, tmp_path, edit)
     result = fails(["evaluate", "--ckpt", bad, "--quiet"], match)
@@ -311,6 +316,8 @@ def one_run_sweep(tiny_data, tiny_cache, tmp_path_factory):
     (lambda r: r.update(pixel_ap="high"), "record.pixel_ap: expected a number, got 'high'"),
     (lambda r: r.pop("k"), "record: missing field 'k'"),
     (lambda r: r["config"]["train"].update(lr=-1.0), "learning rate must be a finite number > 0"),
+    (lambda r: r.update(pixel_ap=7.5), "metrics.json: pixel_ap 7.5 lies outside [0, 1]"),
+    (lambda r: r.update(k=10**6), "record.k: expected 1 ≤ k ≤ n_patches"),
 ])
 @fault("T02", "sweep", "a finished run's metrics.json with a mistyped metric, a missing field or an "
        "impossible setting, on resume", "error line naming the record and the field; results.csv byte-identical")
@@ -348,6 +355,22 @@ def test_a_torn_journal_is_dropped(tiny_ckpt, tmp_path):
     before = ckpt.read_bytes()
     succeeds(["evaluate", "--ckpt", ckpt, "--quiet"])
     assert ckpt.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+@fault("T08", "figures", "intervals that do not contain their estimates (an analysis with "
+       "--bootstrap 2; was a matplotlib traceback)", "those figures skipped with the reason, the "
+       "others drawn; exit 0")
+def test_figures_of_intervals_that_exclude_their_estimate(tiny_ckpt, tiny_cache, tmp_path):
+    out = tmp_path / "results"
+    succeeds(["analyze", "--hypothesis", "H3", "--ckpt", tiny_ckpt, "--out", out, "--quiet",
+              "--bootstrap", "2", "--cache-dir", tiny_cache])
+    data = json.loads((out / "tables" / "H3.json").read_text())
+    ratio = data["conditions"][0]["ratio"]
+    ratio["low"], ratio["high"] = ratio["estimate"] + 1, ratio["estimate"] + 2   # excludes it
+    (out / "tables" / "H3.json").write_text(json.dumps(data))
+    result = succeeds(["figures", "--results", out])
+    assert "skipped fig1: the interval" in result.output and "does not contain its estimate" in result.output
+    assert (out / "figures" / "fig3_image_gradient.png").is_file() is ("skipped fig3" not in result.output)
 
 
 @fault("T07", "sweep-merge", "a results.csv saved with a UTF-8 byte-order mark (a spreadsheet's "
@@ -432,9 +455,11 @@ def test_thread_count_must_be_auto_or_positive(train_args, tmp_path, value):
 
 @pytest.mark.parametrize("args,match", [
     (["--hypothesis", "H2"], "'--hypothesis': 'H2' is not one of"),
-    (["--hypothesis", "H4", "--lambdas", "0,x"], "--lambdas must be comma-separated floats"),
+    (["--hypothesis", "H3", "--lambdas", "0,x"], "--lambdas must be comma-separated floats"),
+    (["--hypothesis", "H4", "--lambdas", "0,0.5"], "--lambdas sets H3's loss conditions"),
 ])
-@fault("O10", "analyze", "an unknown hypothesis; malformed --lambdas", "error line; no output folder")
+@fault("O10", "analyze", "an unknown hypothesis; malformed --lambdas, or --lambdas without H3 (was "
+       "ignored)", "error line; no output folder")
 def test_analyze_option_errors(tiny_ckpt, tmp_path, args, match):
     fails(["analyze", "--ckpt", tiny_ckpt, "--out", tmp_path / "out", "--quiet", *args], match)
     assert not (tmp_path / "out").exists()

@@ -17,7 +17,7 @@ from cli.main import app
 from mechanism.data.demo import generate_demo
 from mechanism.eval.macro_effect import macro_contrast
 from mechanism.eval.observed_effect import effect_draws, observed_effect
-from faults import fault, snapshot, siblings
+from faults import fails, fault, siblings, snapshot
 from test_observed_effect import _evaluation
 
 CATEGORIES = ("brick", "grass")
@@ -305,8 +305,7 @@ def test_study_refuses_runs_and_out_that_overlap(tiny, tmp_path, monkeypatch, ru
     root, _ = tiny
     monkeypatch.chdir(tmp_path)
     runs = f"../{tmp_path.name}" if runs == "parent" else runs
-    result = CliRunner().invoke(app, _args(root / "data", Path("out"), Path(runs), root / "cache"))
-    assert result.exit_code == 2 and "must be separate folders" in result.output, result.output
+    fails(_args(root / "data", Path("out"), Path(runs), root / "cache"), "must be separate folders")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -316,8 +315,8 @@ def test_study_refuses_a_folder_that_is_not_a_study(tiny, tmp_path):
     root, _ = tiny
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "figures").mkdir()          # e.g. a single report's folder
-    result = CliRunner().invoke(app, _args(root / "data", tmp_path / "o", tmp_path / "r", root / "cache"))
-    assert result.exit_code == 2 and "is not a study folder (it holds figures)" in result.output
+    fails(_args(root / "data", tmp_path / "o", tmp_path / "r", root / "cache"),
+          "is not a study folder (it holds figures)")
     assert not (tmp_path / "r").exists()
 
 
@@ -327,8 +326,7 @@ def test_study_refuses_an_unknown_category_before_training(tiny, tmp_path):
     root, _ = tiny
     args = _args(root / "data", tmp_path / "o", tmp_path / "r", root / "cache")
     args[args.index("--categories") + 1] = "brick,wood"
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2 and "category 'wood' not found" in result.output
+    fails(args, "category 'wood' not found")
     assert not (tmp_path / "r").exists() and not (tmp_path / "o").exists()
 
 
@@ -337,6 +335,7 @@ def test_study_refuses_an_unknown_category_before_training(tiny, tmp_path):
     (["--cluster", "local", "--cluster-option", "nonsense"], "a cluster option is KEY=VALUE"),
     (["--seeds", "0,0"], "the study lists a seed twice"),
     (["--seeds", "a"], "--seeds must be comma-separated ints"),
+    (["--seeds", ",".join(map(str, range(101)))], "at most 100 training seeds"),
 ])
 @fault("O09", "study", "a cluster option without --cluster or not KEY=VALUE; a repeated or "
        "malformed seed", "error line; the runs folder not created")

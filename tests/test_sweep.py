@@ -266,6 +266,7 @@ def test_cli_sweeps_shards_resumes_and_merges(tiny_data, tiny_cache, shared, tmp
 @pytest.mark.parametrize("option,value,match", [
     ("--shard", "3/2", "shard 3/2 does not exist"),
     ("--shard", "x", "shard must be i/n"),
+    ("--shard", "1/99999999999999999999", "1 ≤ i ≤ n ≤ 10000"),
     ("--values", "0,abc", "--values must be comma-separated floats"),
     ("--values", "0.5,1.5", "tail weight λ must lie in [0, 1], got 1.5"),
     ("--values", "0.5,0.5", "value 0.5 twice"),

@@ -39,11 +39,11 @@ class BackboneConfig(StoredConfig):
             raise MechanismError(f"backbone layers must be non-negative integers, got {self.layers}")
         if list(self.layers) != sorted(set(self.layers)):
             raise MechanismError(f"backbone layers must be distinct and increasing, got {self.layers}")
-        if self.local_avg != 0 and (self.local_avg < 3 or self.local_avg % 2 == 0):
-            raise MechanismError(f"local averaging must be 0 (off) or an odd size ≥ 3, "
+        if self.local_avg != 0 and (not 3 <= self.local_avg <= 15 or self.local_avg % 2 == 0):
+            raise MechanismError(f"local averaging must be 0 (off) or an odd size 3 to 15, "
                                  f"got {self.local_avg}")
-        if self.input_size < 1:
-            raise MechanismError(f"input size must be ≥ 1 pixel, got {self.input_size}")
+        if not 1 <= self.input_size <= 4096:
+            raise MechanismError(f"input size must lie in [1, 4096] pixels, got {self.input_size}")
 
 
 class Backbone(nn.Module):

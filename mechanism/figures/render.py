@@ -28,7 +28,7 @@ from mechanism.figures import fig6_tail_weight_ablation as fig6
 from mechanism.figures import fig7_hypothesis_summary as fig7
 from mechanism.figures import fig8_topk_dilution as fig8
 from mechanism.figures.legends import clear_legends
-from mechanism.figures.style import DPI, FigureText, Layout, annotate, new_figure, theme
+from mechanism.figures.style import DPI, FigureText, Layout, Undrawable, annotate, new_figure, theme
 from mechanism.io.atomic import atomic_path
 from mechanism.eval.observed_effect import ObservedEffect
 from mechanism.sweep.results import SweepRun
@@ -153,17 +153,21 @@ def render_figures(inputs: FigureInputs, out_dir: str | Path) -> RenderOutcome:
     with theme():
         for stem, plan_of in FIGURES.items():
             plan = plan_of(inputs)
-            if isinstance(plan, str):
-                skipped.append(f"{stem.split('_')[0]}: {plan}")
-                for fmt in FORMATS:
-                    stale = out_dir / f"{stem}.{fmt}"
-                    if stale.is_file():
-                        stale.unlink()
-                        removed.append(stale)
-                continue
-            layout, drawer = plan
-            fig, axes = new_figure(layout)
-            annotate(fig, drawer(axes))
-            clear_legends(fig)
-            written += save_figure(fig, out_dir / stem)
+            if not isinstance(plan, str):
+                layout, drawer = plan
+                fig, axes = new_figure(layout)
+                try:
+                    annotate(fig, drawer(axes))
+                except Undrawable as e:
+                    plan = str(e)
+                else:
+                    clear_legends(fig)
+                    written += save_figure(fig, out_dir / stem)
+                    continue
+            skipped.append(f"{stem.split('_')[0]}: {plan}")
+            for fmt in FORMATS:
+                stale = out_dir / f"{stem}.{fmt}"
+                if stale.is_file():
+                    stale.unlink()
+                    removed.append(stale)
     return RenderOutcome(tuple(written), tuple(skipped), tuple(removed))

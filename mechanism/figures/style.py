@@ -104,13 +104,27 @@ def annotate(fig: Figure, text: FigureText) -> None:
     fig.get_layout_engine().set(rect=(0, height, 1, 1 - height))
 
 
+class Undrawable(Exception):
+    """A figure's data cannot be drawn as the figure says; ``render_figures`` skips the figure
+    with this reason."""
+
+
 def interval_errors(intervals: Sequence[Interval | None]) -> tuple[np.ndarray, bool]:
     """``(2, n)`` error-bar lengths below/above each estimate (0 where an interval is missing)
-    and whether any interval was present."""
+    and whether any interval was present.
+
+    Raises:
+        Undrawable: an interval that does not contain its estimate (a percentile bootstrap with
+            very few resamples can give one) cannot be drawn as a bar around it.
+    """
     err = np.zeros((2, len(intervals)))
     present = False
     for i, iv in enumerate(intervals):
         if iv is not None and iv.low is not None and iv.high is not None:
+            if not iv.low <= iv.estimate <= iv.high:
+                raise Undrawable(f"the interval [{iv.low:.4g}, {iv.high:.4g}] does not contain its "
+                                 f"estimate {iv.estimate:.4g} ({iv.n_boot} bootstrap resamples; "
+                                 "more resamples give intervals a bar can show)")
             err[:, i] = iv.estimate - iv.low, iv.high - iv.estimate
             present = True
     return err, present

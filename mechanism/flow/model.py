@@ -30,14 +30,14 @@ class FlowConfig(StoredConfig):
     subnets: str = "separate"      # "separate": scale and shift subnets; "joint": one gives both (opt-in)
 
     def __post_init__(self):
-        if self.n_blocks < 1:
-            raise MechanismError(f"the flow needs at least 1 coupling block, got {self.n_blocks}")
-        if self.hidden < 1:
-            raise MechanismError(f"subnet hidden width must be ≥ 1, got {self.hidden}")
+        if not 1 <= self.n_blocks <= 64:
+            raise MechanismError(f"the flow has 1 to 64 coupling blocks, got {self.n_blocks}")
+        if not 1 <= self.hidden <= 4096:
+            raise MechanismError(f"subnet hidden width must lie in [1, 4096], got {self.hidden}")
         if not (self.clamp > 0 and math.isfinite(self.clamp)):
             raise MechanismError(f"soft clamp α must be a finite number > 0, got {self.clamp}")
-        if self.subnet_kernel < 1 or self.subnet_kernel % 2 == 0:
-            raise MechanismError(f"subnet kernel must be odd and ≥ 1, got {self.subnet_kernel}")
+        if not 1 <= self.subnet_kernel <= 15 or self.subnet_kernel % 2 == 0:
+            raise MechanismError(f"subnet kernel must be odd, 1 to 15, got {self.subnet_kernel}")
         if self.pos_channels < 4 or self.pos_channels % 4:
             raise MechanismError(f"positional channels must be a positive multiple of 4, got {self.pos_channels}")
         if self.subnets not in SUBNETS:

@@ -127,33 +127,35 @@ def _dataclass(cls: type, data: Any, where: str) -> Any:
 
 
 def check_lengths(obj: Any, *names: str, length: int | None = None) -> int:
-    """The one length of ``obj``'s sequence fields ``names`` (``length`` if given); a stored
-    result whose arrays disagree is damaged.
+    """The one length (≥ 1) of ``obj``'s sequence fields ``names`` (``length`` if given); a
+    stored result whose arrays are empty or disagree is damaged.
 
     Raises:
-        ValueError: naming the first field of another length.
+        ValueError: naming the first such field as ``Class.field``.
     """
     want = length if length is not None else len(getattr(obj, names[0]))
     for name in names:
-        if len(getattr(obj, name)) != want:
-            raise ValueError(f"{name}: expected {want} values, got {len(getattr(obj, name))}")
+        got = len(getattr(obj, name))
+        if got != want or got == 0:
+            raise ValueError(f"{type(obj).__name__}.{name}: expected {want or 'some'} values, got {got}")
     return want
 
 
-def check_grid(obj: Any, *names: str) -> None:
-    """``obj``'s 2-D fields ``names`` are rectangular maps of one shape ``(H, W)``, H, W ≥ 1.
+def check_grid(obj: Any, *names: str, shape: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The one shape ``(H, W)`` (``shape`` if given; H, W ≥ 1) of ``obj``'s 2-D map fields
+    ``names``.
 
     Raises:
-        ValueError: naming the first field that is not.
+        ValueError: naming the first field (``Class.field``) that is no rectangular map of it.
     """
-    shape = None
     for name in names:
         rows = getattr(obj, name)
         found = (len(rows), len(rows[0]) if rows else 0)
         if 0 in found or any(len(row) != found[1] for row in rows) or shape not in (None, found):
-            raise ValueError(f"{name}: expected a rectangular map"
-                             + (f" of {shape[0]}×{shape[1]}" if shape else "") + " cells")
+            want = f"a {shape[0]}×{shape[1]} map" if shape else "a rectangular map"
+            raise ValueError(f"{type(obj).__name__}.{name}: expected {want} of cells")
         shape = found
+    return shape
 
 
 class StoredConfig:

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +22,9 @@ from mechanism.errors import MechanismError
 from mechanism.io.atomic import check_parent, make_parent, prepare_output, temporaries
 
 STAGE, OLD, JOURNAL, LOCK = "stage", "old", "commit", "lock"
+_OWN_HIDDEN = re.compile(rf"\..+\.(?:{STAGE}|{OLD}|{JOURNAL}|{LOCK})(?:\.tmp)?$|\..+\.tmp(?:\.\w+)?$")
+"""Names of what ``output_folder``, ``commit_together``, ``locked`` and ``atomic_path`` leave
+beside their targets."""
 
 
 def _sibling(target: Path, kind: str) -> Path:
@@ -46,15 +50,16 @@ def check_output_folder(out: str | Path) -> Path:
 
 
 def check_own_folder(out: Path, entries: tuple[str, ...], what: str) -> None:
-    """Refuse an existing ``out`` that holds anything but ``entries`` (hidden names aside): a
-    command that replaces its folder as a whole must not delete a user's other files.
+    """Refuse an existing ``out`` that holds anything but ``entries`` and the hidden stages,
+    locks and temporaries of this tool's own writes: a command that replaces its folder as a
+    whole must not delete a user's other files (``.git``, ``.env`` included).
 
     Raises:
         MechanismError: naming what else ``out`` holds.
     """
     if not out.is_dir():
         return
-    foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in entries)
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in entries and not _OWN_HIDDEN.match(p.name))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise MechanismError(f"{out} is not {what} (it holds {shown}); it would be replaced as a "

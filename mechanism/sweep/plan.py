@@ -36,6 +36,8 @@ RUN_FORMAT = "tailflow-mechanism/sweep-run"   # "format" of a metrics.json
 METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "model.pt"
 T = TypeVar("T")
+MAX_SHARDS = 10_000
+MAX_SEEDS = 100      # training seeds of one sweep or study
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,8 @@ class SweepSpec:
         if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED
                for s in self.seeds):
             raise MechanismError(f"seeds must be integers in [0, {MAX_SEED}], got {list(self.seeds)}")
+        if len(self.seeds) > MAX_SEEDS:
+            raise MechanismError(f"a sweep takes at most {MAX_SEEDS} training seeds, got {len(self.seeds)}")
         for what, names in (("category", list(self.categories)), ("value", [f"{v:g}" for v in values]),
                             ("seed", [str(s) for s in self.seeds])):
             if not names or not all(names):
@@ -171,8 +175,8 @@ def plan(spec: SweepSpec) -> list[SweepRunSpec]:
 
 
 def _check_shard(index: int, count: int) -> None:
-    if count < 1 or not 1 <= index <= count:
-        raise MechanismError(f"shard {index}/{count} does not exist: use i/n with 1 ≤ i ≤ n")
+    if not 1 <= index <= count <= MAX_SHARDS:
+        raise MechanismError(f"shard {index}/{count} does not exist: use i/n with 1 ≤ i ≤ n ≤ {MAX_SHARDS}")
 
 
 def shard(runs: Sequence[T], index: int, count: int) -> list[T]:

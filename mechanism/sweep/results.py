@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mechanism.errors import MechanismError
 from mechanism.io.text import read_csv
+from mechanism.io.transaction import recover_files
 from mechanism.stats.summary import MetricSummary
 
 RESULTS_FILE = "results.csv"
@@ -58,7 +59,8 @@ def _number(text: str, column: str, where: str) -> float:
     return value
 
 
-def _parse_row(row: dict[str, str], where: str) -> SweepRun:
+def parse_row(row: dict[str, str], where: str) -> SweepRun:
+    """One results.csv row as a ``SweepRun``, validated (``where`` names it in errors)."""
     empty = [c for c in COLUMNS if row.get(c) in (None, "")]
     if empty:
         raise MechanismError(f"{where}: empty field {empty[0]}")
@@ -90,13 +92,14 @@ def read_results_file(path: Path) -> list[SweepRun]:
         MechanismError: missing or unreadable file, missing columns, or an invalid field
             (named with its line number).
     """
+    recover_files(path)   # a sweep killed while committing its tables finishes first
     if not path.is_file():
         raise MechanismError(f"sweep results {path} do not exist: run the sweep first")
     header, rows = read_csv(path, "sweep results")
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise MechanismError(f"{path} lacks the column(s) {', '.join(missing)}")
-    return [_parse_row(row, where) for where, row in rows]
+    return [parse_row(row, where) for where, row in rows]
 
 
 def summarize_sweep(runs: list[SweepRun], param: str, category: str,

@@ -34,7 +34,7 @@ from mechanism.sweep.tables import (TABLE_FILES, SweepTables, check_one_setup, c
                                    record_row, write_tables)
 from mechanism.sweep.plan import (CHECKPOINT_FILE, METRICS_FILE, RUN_FORMAT, SweepRunSpec, SweepSpec,
                                   canonical_config, plan, shard)
-from mechanism.sweep.results import RESULTS_FILE
+from mechanism.sweep.results import RESULTS_FILE, parse_row
 from mechanism.train.checkpoint import Checkpoint, load_checkpoint
 from mechanism.train.fit import train_detector
 from mechanism.train.loss import tail_k
@@ -95,8 +95,11 @@ def read_record(path: str | Path) -> dict:
     if not isinstance(record, dict) or record.get("format") != RUN_FORMAT:
         raise MechanismError(f"{path} is not a sweep run record")
     try:
-        from_plain(_Measured, {k: record[k] for k in _Measured.__dataclass_fields__ if k in record},
-                   "record")
+        measured = from_plain(_Measured, {k: record[k] for k in _Measured.__dataclass_fields__
+                                          if k in record}, "record")
+        if not 1 <= measured.k <= measured.n_patches:
+            raise ValueError(f"record.k: expected 1 ≤ k ≤ n_patches = {measured.n_patches}, "
+                             f"got {measured.k}")
         return {**record, "config": canonical_config(record.get("config"))}
     except (ValueError, MechanismError) as e:
         raise MechanismError(f"sweep run record {path}: {e}") from None
@@ -107,7 +110,9 @@ def _finished_rows(out: Path) -> list[tuple[str, dict[str, str]]]:
     rows = []
     for path in sorted(out.glob(f"*/*/*/{METRICS_FILE}")):
         folder = path.parent.relative_to(out).as_posix()
-        rows.append((folder, record_row(read_record(path), folder)))
+        row = record_row(read_record(path), folder)
+        parse_row(row, f"sweep run record {path}")     # checked here, where its file is known
+        rows.append((folder, row))
     return rows
 
 

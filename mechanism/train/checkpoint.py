@@ -23,6 +23,8 @@ from mechanism.train.loss import TailLossConfig
 
 FORMAT = "tailflow-mechanism/checkpoint"
 SCHEMA_VERSION = 1
+SECTIONS = ("format", "schema_version", "backbone", "grid", "flow", "loss", "train", "data",
+            "versions", "summary", "flow_state")   # the keys of ``Checkpoint.to_payload``
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ class DataRecord:
     category: str        # category trained on
     fingerprint: str     # SHA-256 of the training files (names and bytes)
     n_train: int         # number of training images
+
+    def __post_init__(self):
+        if self.n_train < 1:
+            raise ValueError(f"n_train: expected ≥ 1 training images, got {self.n_train}")
 
 
 @dataclass(frozen=True)
@@ -144,9 +150,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MechanismError(f"{path} is not a tailflow-mechanism checkpoint")
     version = payload.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise MechanismError(f"{path} has checkpoint schema {version!r}; this version reads "
                              f"{SCHEMA_VERSION}")
+
+    unknown = sorted(set(payload) - set(SECTIONS))
+    if unknown:
+        raise MechanismError(f"checkpoint {path} has an unknown section {unknown[0]!r}")
 
     def section(key: str, read: Callable[[Any, str], Any]) -> Any:
         if key not in payload:

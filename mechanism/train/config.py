@@ -26,10 +26,10 @@ class TrainConfig(StoredConfig):
     precision: str = "bf16"       # arithmetic of the training forward (``PRECISIONS``)
 
     def __post_init__(self):
-        if self.epochs < 1:
-            raise MechanismError(f"epochs must be ≥ 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise MechanismError(f"batch size must be ≥ 1, got {self.batch_size}")
+        if not 1 <= self.epochs <= 100_000:
+            raise MechanismError(f"epochs must lie in [1, 100000], got {self.epochs}")
+        if not 1 <= self.batch_size <= 65_536:
+            raise MechanismError(f"batch size must lie in [1, 65536], got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise MechanismError(f"learning rate must be a finite number > 0, got {self.lr}")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):

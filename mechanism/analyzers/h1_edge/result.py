@@ -94,5 +94,6 @@ class H1Result:
     evidence: Evidence
 
     def __post_init__(self):
-        check_grid(self, "tail_counts_map", "tail_share_map")
+        check_grid(self, "tail_counts_map", "tail_share_map",
+                   shape=(self.context.grid_h, self.context.grid_w))
         check_lengths(self, "tail_distance_counts", "uniform_distance_pmf")

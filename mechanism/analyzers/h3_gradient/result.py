@@ -131,6 +131,10 @@ class H3Result:
             raise ValueError("conditions: expected at least the λ = 0 condition")
         if self.paired is not None:
             check_lengths(self.paired, "ratio", "amplification", length=len(self.conditions))
+        for condition in self.conditions:   # one analysis: every condition on the same grid and images
+            check_grid(condition, "mean_gradient_map", shape=(self.context.grid_h, self.context.grid_w))
+            check_lengths(condition, "image_tail_gradient", "image_nontail_gradient",
+                          length=len(self.conditions[0].image_tail_gradient))
 
     @property
     def tail_aware(self) -> H3Condition:

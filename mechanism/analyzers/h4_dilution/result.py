@@ -85,6 +85,10 @@ class RatioRow:
     image_auroc: MetricSummary | None
     purity_forced: bool                     # oracle = chance (k = N): purity fixed by definition
 
+    def __post_init__(self):
+        if not (0 < self.ratio <= 1 and self.k >= 1):
+            raise ValueError(f"RatioRow: expected 0 < r ≤ 1 and k ≥ 1, got r = {self.ratio}, k = {self.k}")
+
 
 @dataclass(frozen=True)
 class PerformanceContrast:
@@ -112,3 +116,10 @@ class H4Result:
     best_basis: str                 # "measured Pixel AP" or "effective concentration"
     performance: tuple[PerformanceContrast, ...]   # one per CONTRAST_RATIOS (empty: no sweep)
     evidence: Evidence
+
+    def __post_init__(self):
+        ratios = [row.ratio for row in self.rows]
+        if not ratios or ratios != sorted(set(ratios)):
+            raise ValueError(f"H4Result.rows: expected distinct ascending ratios, got {ratios}")
+        if self.k_ref < 1:
+            raise ValueError(f"H4Result.k_ref: expected ≥ 1, got {self.k_ref}")

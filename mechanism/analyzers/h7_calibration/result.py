@@ -7,7 +7,7 @@ from mechanism.analyzers.context import AnalysisContext, check_common_settings
 from mechanism.errors import MechanismError
 from mechanism.io.serialize import check_lengths
 from mechanism.stats.bootstrap import Interval, PairedStat
-from mechanism.stats.calibration import QQ_PERCENTILES, QuantileRow, normal_quantiles
+from mechanism.stats.calibration import QQ_PERCENTILES, TAIL_PERCENTILES, QuantileRow, normal_quantiles
 from mechanism.stats.evidence import Evidence
 
 QQ_CALIBRATED = 0.995     # the grade "calibrated" needs QQ r ≥ this (SPEC §7.3, descriptive)
@@ -68,6 +68,7 @@ class LatentCalibration:
 
     def __post_init__(self):
         check_lengths(self, "empirical_percentiles", length=len(QQ_PERCENTILES))
+        check_lengths(self, "quantiles", length=len(TAIL_PERCENTILES))
         check_lengths(self, "channel_ks_p", "channel_shapiro_p", "channel_mean", "channel_std",
                       length=self.n_channels)
         theory = normal_quantiles(QQ_PERCENTILES)
