@@ -267,14 +267,17 @@ def test_output_under_a_file_is_one_clear_line(tmp_path, tiny_ckpt, tiny_cache, 
     fails(args, "is a file, not a folder")
 
 
-@fault("W11", "analyze", "a second writer on an output folder another command is writing",
-       "refused with the lock's name; the first writer's results unaffected")
-def test_two_writers_on_one_folder(analysed, tiny_ckpt, tiny_cache):
-    out, before = analysed
+@pytest.mark.parametrize("command", ["analyze", "train"])
+@fault("W11", "analyze, train", "a second writer on an output another command is writing",
+       "refused at once with the lock's name; the first writer's outputs unaffected")
+def test_two_writers_on_one_output(request, tiny_data, tiny_ckpt, tiny_cache, command):
+    out, before = request.getfixturevalue({"analyze": "analysed", "train": "trained"}[command])
+    args = analyze_args(tiny_ckpt, out, tiny_cache) if command == "analyze" else \
+        train_args(tiny_data, out, tiny_cache)
     from mechanism.io.transaction import locked
     with locked(out):
-        fails(analyze_args(tiny_ckpt, out, tiny_cache), "another command is writing")
-    assert snapshot(out) == before
+        fails(args, "another command is writing")
+    assert snapshot(out if command == "analyze" else out.parent) == before
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077])
@@ -402,16 +405,6 @@ def trained(tiny_data, tiny_cache, tmp_path) -> tuple[Path, dict[str, bytes]]:
     out = tmp_path / "run" / "model.pt"
     succeeds(train_args(tiny_data, out, tiny_cache))
     return out, snapshot(out.parent)
-
-
-@fault("W17", "train", "a second training on an --out another training is writing",
-       "refused at once with the lock's name; nothing of the first touched")
-def test_two_trainings_on_one_output(trained, tiny_data, tiny_cache):
-    out, before = trained
-    from mechanism.io.transaction import locked
-    with locked(out):
-        fails(train_args(tiny_data, out, tiny_cache), "another command is writing")
-    assert snapshot(out.parent) == before
 
 
 @fault("W18", "analyze", "a writer SIGKILLed while it holds the output's lock",
