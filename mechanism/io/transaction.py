@@ -59,7 +59,8 @@ def check_own_folder(out: Path, entries: tuple[str, ...], what: str) -> None:
     """
     if not out.is_dir():
         return
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in entries and not _OWN_HIDDEN.match(p.name))
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in entries and not _OWN_HIDDEN.match(p.name))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise MechanismError(f"{out} is not {what} (it holds {shown}); it would be replaced as a "
