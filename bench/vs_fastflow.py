@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -120,14 +121,14 @@ def build_fastflow(torch_model, backbone, seed: int) -> nn.Module:
             raise RuntimeError(f"unexpected timm.create_model({name!r}) call in FastflowModel")
         return extractor
 
-    size = backbone.cfg.input_size
+    height, width = backbone.cfg.input_shape
     with mock.patch.object(torch_model.timm, "create_model", create_model), \
             torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = torch_model.FastflowModel(input_size=(size, size), backbone="resnet18",
+        model = torch_model.FastflowModel(input_size=(height, width), backbone="resnet18",
                                           pre_trained=False, **FASTFLOW_DEFAULTS)
     assert model.feature_extractor is extractor
-    expected = [[c, size // r, size // r] for c, r in zip(backbone.channels, backbone.reductions)]
+    expected = [[c, height // r, width // r] for c, r in zip(backbone.channels, backbone.reductions)]
     assert [list(n.normalized_shape) for n in model.norms] == expected, (model.norms, expected)
     assert [list(f.shapes[0]) for f in model.fast_flow_blocks] == expected
     return model.to(backbone.device)
@@ -157,7 +158,7 @@ def train_fastflow(model: nn.Module, loss_fn, images: torch.Tensor, epochs: int,
 
 @torch.no_grad()
 def infer_fastflow(model: nn.Module, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
-    """anomalib's eval output: maps ``(N, S, S)``, scores = map max, and ms per image."""
+    """anomalib's eval output: maps ``(N, S_h, S_w)``, scores = map max, and ms per image."""
     model.eval()
     device = next(model.parameters()).device
     maps, scores = [], []
@@ -173,31 +174,26 @@ def infer_fastflow(model: nn.Module, images: torch.Tensor) -> tuple[np.ndarray, 
 # --- ours --------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def infer_ours(detector, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
-    """What ``evaluate_detector`` computes with its defaults, from images in memory: maps, image
-    scores, ms/image."""
-    from mechanism.eval.scoring import (
-        DEFAULT_IMAGE_SCORE,
-        DEFAULT_MAP_SCORE,
-        DEFAULT_SIGMA,
-        anomaly_maps,
-        image_scores,
-    )
-    size = detector.backbone.cfg.input_size
+def infer_ours(detector, images: torch.Tensor, sigma: float, image_score: str
+               ) -> tuple[np.ndarray, np.ndarray, float]:
+    """What ``evaluate_detector`` computes (its default map score; blur ``sigma``, image score
+    ``image_score``), from images in memory: maps, image scores, ms/image."""
+    from mechanism.eval.scoring import DEFAULT_MAP_SCORE, anomaly_maps, image_scores
+    size = detector.backbone.cfg.input_shape
     maps, scores = [], []
     start = time.perf_counter()
     for batch in images.split(EVAL_BATCH):
         per_patch = detector.patch_scores(detector.backbone(batch.to(detector.device)),
                                           (DEFAULT_MAP_SCORE,))[DEFAULT_MAP_SCORE]
-        m = anomaly_maps(per_patch, size=size, sigma=DEFAULT_SIGMA)
+        m = anomaly_maps(per_patch, size=size, sigma=sigma)
         maps.append(m)
-        scores.append(image_scores(per_patch, m, DEFAULT_IMAGE_SCORE))
+        scores.append(image_scores(per_patch, m, image_score))
     ms = 1000 * (time.perf_counter() - start) / len(images)
     return np.concatenate(maps), np.concatenate(scores), ms
 
 
 def run_ours(data: Path, category: str, backbone_cfg, epochs: int, seed: int, work: Path,
-             cache: Path, device: torch.device, test: tuple) -> Result:
+             cache: Path, device: torch.device, test: tuple, scoring: tuple[float, str]) -> Result:
     """Train the default detector (features cached), score the test images, compute metrics."""
     from mechanism.eval.detector import load_detector
     from mechanism.train.config import TrainConfig
@@ -205,7 +201,7 @@ def run_ours(data: Path, category: str, backbone_cfg, epochs: int, seed: int, wo
     run = train_detector(data, category, work / f"ours-{category}-{seed}.pt", backbone_cfg=backbone_cfg,
                          train_cfg=TrainConfig(epochs=epochs, seed=seed), device=device,
                          cache_dir=cache, progress=False)
-    maps, scores, ms = infer_ours(load_detector(run.checkpoint, device), test[0])
+    maps, scores, ms = infer_ours(load_detector(run.checkpoint, device), test[0], *scoring)
     return Result(metrics(scores, maps, test), sum(r.seconds for r in run.log) / len(run.log),
                   run.feature_seconds + run.train_seconds, ms)
 
@@ -222,13 +218,13 @@ def run_fastflow(torch_model, loss_cls, backbone, train_images: torch.Tensor, ep
 
 # --- data, metrics, table ----------------------------------------------------------------------
 
-def load_images(samples, size: int) -> torch.Tensor:
-    """Decoded images ``(N, 3, S, S)`` in [0, 1], as the library reads them."""
+def load_images(samples, size: tuple[int, int]) -> torch.Tensor:
+    """Decoded images ``(N, 3, S_h, S_w)`` in [0, 1], as the library reads them."""
     from mechanism.data.images import load_image
     return torch.from_numpy(np.stack([load_image(s.path, size) for s in samples]))
 
 
-def load_test(data: Path, category: str, size: int) -> tuple:
+def load_test(data: Path, category: str, size: tuple[int, int]) -> tuple:
     """``(images, masks, labels)`` of the category's test split."""
     from mechanism.data.images import load_mask
     from mechanism.data.mvtec import read_split
@@ -294,29 +290,49 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--cache-dir", type=Path, default=None,
                     help="our feature cache (default: a fresh temporary folder, so extraction is timed)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--input-size", default="224", help="both models' input: one side or "
+                    "HEIGHTxWIDTH, e.g. 224x544 for BSData's 1130×460 photographs")
+    ap.add_argument("--sigma", type=float, default=None,
+                    help="our map blur in pixels [default: mechanism evaluate's]")
+    ap.add_argument("--image-score", default=None,
+                    help="our image score [default: mechanism evaluate's]")
     return ap.parse_args()
+
+
+def input_size(args: argparse.Namespace) -> int | tuple[int, int]:
+    """``--input-size`` read as the command line reads it."""
+    from cli.options import InputSize
+    return InputSize().convert(args.input_size, None, None)
+
+
+def scoring(args: argparse.Namespace) -> tuple[float, str]:
+    """Our ``(sigma, image score)``: the command line's, else evaluate's defaults."""
+    from mechanism.eval.scoring import DEFAULT_IMAGE_SCORE, DEFAULT_SIGMA
+    return (DEFAULT_SIGMA if args.sigma is None else args.sigma,
+            DEFAULT_IMAGE_SCORE if args.image_score is None else args.image_score)
 
 
 def ours_backbone(args: argparse.Namespace):
     """Our detector's backbone config: its default, or the stages of ``--ours-layers``."""
     from mechanism.backbone.model import BackboneConfig
     if args.ours_layers is None:
-        return BackboneConfig()
-    return BackboneConfig(layers=tuple(int(i) for i in args.ours_layers.split(",")))
+        return BackboneConfig(input_size=input_size(args))
+    return BackboneConfig(layers=tuple(int(i) for i in args.ours_layers.split(",")),
+                          input_size=input_size(args))
 
 
 def run_category(category: str, args: argparse.Namespace, fastflow: tuple, backbone, work: Path
                  ) -> dict[str, dict]:
     """Both models on one category, seed by seed, side by side; mean ± std per model."""
     from mechanism.data.mvtec import read_split
-    size = backbone.cfg.input_size
+    size = backbone.cfg.input_shape
     train_images = load_images(read_split(args.data, category, "train"), size)
     test = load_test(args.data, category, size)
     cache = args.cache_dir or work / f"cache-{category}"
     results: dict[str, list[Result]] = {"ours": [], "fastflow": []}
     for seed in (int(s) for s in args.seeds.split(",")):
         results["ours"].append(run_ours(args.data, category, ours_backbone(args), args.epochs, seed, work,
-                                        cache, backbone.device, test))
+                                        cache, backbone.device, test, scoring(args)))
         results["fastflow"].append(run_fastflow(*fastflow, backbone, train_images, args.epochs,
                                                 seed, test))
         print(f"[{time.strftime('%H:%M:%S')}] {category} seed {seed} done", file=sys.stderr, flush=True)
@@ -331,8 +347,8 @@ def main() -> None:
     from mechanism.device import resolve_device
 
     device = resolve_device(args.device)
-    backbone = load_backbone(BackboneConfig(layers=tuple(int(i) for i in args.layers.split(","))),
-                             device)
+    backbone = load_backbone(BackboneConfig(layers=tuple(int(i) for i in args.layers.split(",")),
+                                            input_size=input_size(args)), device)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-vs-fastflow-") as tmp:
         table = {c: run_category(c, args, fastflow, backbone, Path(tmp))
@@ -343,16 +359,13 @@ def main() -> None:
           f"{backbone.reductions}, channels {backbone.channels}); ours: layers "
           f"{','.join(map(str, ours_backbone(args).layers))} ({load_backbone(ours_backbone(args)).grid()} grid)")
     print(f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} cores")
+          f"on {os.cpu_count()} cores; input {args.input_size} (h×w); peak RSS of the run "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
     print_table(table, len(args.seeds.split(",")))
-    from mechanism.eval.scoring import (
-        DEFAULT_IMAGE_SCORE,
-        DEFAULT_MAP_SCORE,
-        DEFAULT_SIGMA,
-        MAP_SCORE_WORDS,
-    )
-    print(f"ours: maps of the {MAP_SCORE_WORDS[DEFAULT_MAP_SCORE]} + blur σ={DEFAULT_SIGMA:g}, image score "
-          f"{DEFAULT_IMAGE_SCORE}, cached features; fastflow: anomalib map (no blur), max image "
+    from mechanism.eval.scoring import DEFAULT_MAP_SCORE, MAP_SCORE_WORDS
+    sigma, image_score = scoring(args)
+    print(f"ours: maps of the {MAP_SCORE_WORDS[DEFAULT_MAP_SCORE]} + blur σ={sigma:g}, image score "
+          f"{image_score}, cached features; fastflow: anomalib map (no blur), max image "
           f"score, backbone run every epoch; train s of ours includes feature extraction")
 
 

@@ -21,6 +21,25 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+class InputSize(click.ParamType):
+    """One side (``224``: a square) or height×width (``192x448``; ``×`` also read), pixels."""
+    name = "S|HxW"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        from mechanism.data.images import MAX_SIDE, as_shape
+        parts = value.strip().lower().replace("×", "x").split("x")
+        if len(parts) > 2 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
+            self.fail(f"{value!r} is neither a side nor height×width in pixels (e.g. 224 or "
+                      f"192x448)", param, ctx)
+        sides = [int(p) for p in parts]
+        if not all(1 <= v <= MAX_SIDE for v in sides):
+            self.fail(f"{value!r}: each side must lie in [1, {MAX_SIDE}] pixels", param, ctx)
+        shape = as_shape(sides[0] if len(sides) == 1 else tuple(sides))
+        return shape[0] if shape[0] == shape[1] else shape
+
+
 SEED = click.IntRange(0, MAX_SEED)
 """Seeds of every command: numpy's and torch's generators both take 0 … 2³² − 1."""
 EPOCHS = click.IntRange(1, 100_000)
@@ -95,8 +114,10 @@ model_options = compose(
     click.option("--local-avg", type=click.IntRange(0, 15), default=None,
                  help="PatchCore-style k×k local averaging of the features, 0 = off "
                       "[default: BackboneConfig]."),
-    click.option("--input-size", type=click.IntRange(1, 4096), default=224, show_default=True,
-                 help="Model input side in pixels."),
+    click.option("--input-size", type=InputSize(), default="224", show_default=True,
+                 help="Model input in pixels: one side (a square) or HEIGHTxWIDTH, e.g. 192x448 "
+                      "for long parts; images are resized to it (aspect ratio: the input's), "
+                      "each side a multiple of the coarsest stage's stride."),
     click.option("--flow-blocks", type=click.IntRange(1, 64), default=None, help="Coupling blocks [default: FlowConfig]."),
     click.option("--flow-hidden", type=click.IntRange(1, 4096), default=None,
                  help="Hidden width of the subnet(s) [default: FlowConfig]."),
@@ -137,7 +158,7 @@ def parse_list(text: str, what: str, kind: type = int) -> tuple:
 def model_configs(epochs: int | None, batch_size: int | None, lr: float | None,
                   precision: str | None, backbone: str,
                   backbone_weights: str | None, layers: str | None, local_avg: int | None,
-                  input_size: int, flow_blocks: int | None, flow_hidden: int | None,
+                  input_size: int | tuple[int, int], flow_blocks: int | None, flow_hidden: int | None,
                   subnets: str | None, spatial_context: bool | None, subnet_kernel: int | None):
     """``(BackboneConfig, FlowConfig, TrainConfig)`` from the values of ``model_options``; an
     option left out keeps the config's default (the training seed too)."""

@@ -36,8 +36,9 @@ def test_round_trip_and_inverse_logdet(spatial_context, subnet_kernel, dim, subn
 
 @pytest.mark.parametrize("subnets", ["joint", "separate"])
 @pytest.mark.parametrize("spatial_context,subnet_kernel", [(True, 1), (False, 1), (False, 3), (True, 3)])
-def test_logdet_shares_sum_to_autograd_jacobian(spatial_context, subnet_kernel, subnets):
-    dim, h, w = 4, 3, 3
+@pytest.mark.parametrize("h, w", [(3, 3), (2, 5)])
+def test_logdet_shares_sum_to_autograd_jacobian(spatial_context, subnet_kernel, subnets, h, w):
+    dim = 4
     flow = _randomised_flow(dim, h, w, spatial_context, seed=1, subnet_kernel=subnet_kernel,
                             subnets=subnets)
     x = torch.randn(1, dim, h, w, dtype=torch.float64)
@@ -144,6 +145,13 @@ def test_positional_encoding_distinguishes_cells():
     assert torch.cdist(flat, flat).add(torch.eye(35) * 10).min() > 1e-3
     with pytest.raises(ValueError):
         positional_encoding_2d(6, 2, 2)
+
+
+def test_a_cell_encodes_its_row_and_column_whatever_the_grid_shape():
+    wide, square = positional_encoding_2d(8, 3, 5), positional_encoding_2d(8, 3, 3)
+    assert wide.shape == (8, 3, 5)
+    torch.testing.assert_close(wide[:, :, :3], square, rtol=0, atol=0)
+    torch.testing.assert_close(wide[:4], wide[:4, :, :1].expand(4, 3, 5))    # rows: same across a row
 
 
 def test_a_flow_saved_before_the_joint_subnet_loads_and_scores_the_same():

@@ -90,7 +90,7 @@ def stub_detector(nll, r=0.125, tail_weight=0.7, backbone="b0", seed=0):
                            data=SimpleNamespace(category="cat", fingerprint="f" * 64),
                            train=SimpleNamespace(seed=seed))
     return SimpleNamespace(
-        ckpt=ckpt, backbone=SimpleNamespace(cfg=SimpleNamespace(input_size=SIZE)),
+        ckpt=ckpt, backbone=SimpleNamespace(cfg=SimpleNamespace(input_shape=(SIZE, SIZE))),
         features=lambda samples, cache_dir, progress: torch.zeros(len(samples), 8, GRID, GRID),
         patch_nll=lambda feats, batch_size, progress: torch.as_tensor(nll[:len(feats)]))
 
@@ -282,7 +282,7 @@ class PooledModel:
     def __init__(self, nll_of, seed=0):
         self.nll_of = nll_of
         self.ckpt = stub_detector(None, seed=seed).ckpt
-        self.backbone = SimpleNamespace(cfg=SimpleNamespace(input_size=SIZE))
+        self.backbone = SimpleNamespace(cfg=SimpleNamespace(input_shape=(SIZE, SIZE)))
 
     def image_features(self, images):
         return torch.nn.functional.avg_pool2d(images.mean(1, keepdim=True), SIZE // GRID)

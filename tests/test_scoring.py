@@ -29,6 +29,17 @@ def test_linear_ramp_is_reproduced_in_the_interior(sigma, margin):
     np.testing.assert_allclose(maps[0][inner, inner], expected[inner, inner], atol=1e-4)
 
 
+def test_a_rectangular_grid_maps_onto_a_rectangle_with_its_own_scale_per_axis():
+    # A 4×8 grid onto 64×256 px: 16 px per cell down, 32 across; the ramp 2j − 0.5i is
+    # reproduced exactly where both sample coordinates lie inside the grid.
+    i, j = np.mgrid[0:4, 0:8]
+    maps = anomaly_maps((2.0 * j - 0.5 * i)[None].astype(np.float32), size=(64, 256), sigma=0.0)
+    assert maps.shape == (1, 64, 256)
+    rows, cols = (np.arange(64) + 0.5) / 16 - 0.5, (np.arange(256) + 0.5) / 32 - 0.5
+    expected = 2.0 * cols[None, :] - 0.5 * rows[:, None]
+    np.testing.assert_allclose(maps[0][8:56, 16:240], expected[8:56, 16:240], atol=1e-4)
+
+
 @pytest.mark.parametrize("row, col", [(3, 9), (0, 0), (13, 5)])
 def test_hot_patch_peaks_inside_its_footprint(row, col):
     patches = np.zeros((1, 14, 14), dtype=np.float32)
@@ -129,6 +140,7 @@ def test_non_finite_input_raises_and_counts():
     (lambda: anomaly_maps(np.zeros((4, 4))), r"shape \(N, H, W\)"),
     (lambda: anomaly_maps(np.zeros((1, 4, 4), dtype=int)), "floating point"),
     (lambda: anomaly_maps(np.zeros((1, 4, 4)), size=0), "size"),
+    (lambda: anomaly_maps(np.zeros((1, 4, 4)), size=(8, 0)), "size"),
     (lambda: anomaly_maps(np.zeros((1, 4, 4)), sigma=-1.0), "sigma"),
 ])
 def test_bad_arguments_raise(call, message):

@@ -98,3 +98,21 @@ def test_keys_that_json_would_stringify_and_non_finite_numbers_are_refused(raw, 
 def test_an_int_in_a_float_field_is_kept_as_written():
     leaf = from_plain(Leaf, {"value": 2})
     assert leaf == Leaf(2.0) and json.dumps(to_plain(leaf)) == '{"value": 2, "note": ""}'
+
+
+@dataclass(frozen=True)
+class Sized:
+    size: int | tuple[int, int]
+    note: str | None = None
+
+
+@pytest.mark.parametrize("value", [7, (3, 5)])
+def test_a_union_field_takes_the_first_type_its_data_fits(value):
+    plain = json.loads(json.dumps(to_plain(Sized(value))))
+    assert from_plain(Sized, plain) == Sized(value)
+
+
+@pytest.mark.parametrize("raw", ["7", [3], [3, 5, 7], [3, "5"], 2.5, True])
+def test_data_fitting_no_member_of_a_union_is_refused_by_name(raw):
+    with pytest.raises(ValueError, match=r"Sized.size: .* fits none of int \| tuple\[int, int\]"):
+        from_plain(Sized, {"size": raw, "note": None})

@@ -56,7 +56,7 @@ def extract_features(backbone: Backbone, samples: list[Sample], batch_size: int 
                      device: torch.device | str | None = None, progress: bool = True) -> torch.Tensor:
     """Run ``backbone`` over the samples' images; ``(N, D, H, W)`` float32 on the CPU.
 
-    Images are read with ``load_image(path, cfg.input_size)``. ``device`` must be where the
+    Images are read with ``load_image(path, cfg.input_shape)``. ``device`` must be where the
     backbone lives (``None``: there). Small batches are fastest per image on a CPU (measured:
     batch 4 ≈ 18 ms, batch 32 ≈ 45 ms per 224-px image for Lite0 on 2 threads).
 
@@ -66,7 +66,7 @@ def extract_features(backbone: Backbone, samples: list[Sample], batch_size: int 
     if batch_size < 1:
         raise MechanismError(f"batch size must be ≥ 1, got {batch_size}")
     device = _check_device(backbone, device)
-    size = backbone.cfg.input_size
+    size = backbone.cfg.input_shape
     out = torch.empty((len(samples), backbone.out_channels, *backbone.grid()), dtype=torch.float32)
     with torch.inference_mode(), tqdm(total=len(samples), desc="features", unit="img",
                                       disable=not progress) as bar:

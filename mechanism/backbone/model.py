@@ -16,6 +16,7 @@ from timm.models import FeatureInfo
 from torch import nn
 
 from mechanism.backbone.weights import PretrainedModel, load_classifier
+from mechanism.data.images import as_shape, shape_text
 from mechanism.errors import MechanismError
 from mechanism.io.serialize import StoredConfig
 
@@ -27,7 +28,9 @@ class BackboneConfig(StoredConfig):
     weights: str = "default"          # "default" (shipped Lite0), a weights file, "random" (speed only)
     layers: tuple[int, ...] = (2,)    # stages (timm out_indices), increasing; Lite0 2: /8, D 40; 3: /16, D 112
     local_avg: int = 3                # 0 = off; odd k = k×k local mean per stage (PatchCore's 3)
-    input_size: int = 224             # image side in pixels; a multiple of the coarsest stage's stride
+    input_size: int | tuple[int, int] = 224  # pixels: one side (a square) or (height, width), each
+                                             # a multiple of the coarsest stage's stride; a square
+                                             # given as (S, S) is stored as S
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -42,12 +45,18 @@ class BackboneConfig(StoredConfig):
         if self.local_avg != 0 and (not 3 <= self.local_avg <= 15 or self.local_avg % 2 == 0):
             raise MechanismError(f"local averaging must be 0 (off) or an odd size 3 to 15, "
                                  f"got {self.local_avg}")
-        if not 1 <= self.input_size <= 4096:
-            raise MechanismError(f"input size must lie in [1, 4096] pixels, got {self.input_size}")
+        h, w = as_shape(self.input_size)
+        object.__setattr__(self, "input_size", h if h == w else (h, w))
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the model input in pixels."""
+        return as_shape(self.input_size)
 
 
 class Backbone(nn.Module):
-    """Frozen feature extractor: images ``(B, 3, S, S)`` in [0, 1] RGB → ``(B, D, H, W)`` float32.
+    """Frozen feature extractor: images ``(B, 3, S_h, S_w)`` in [0, 1] RGB (S: the input shape)
+    → ``(B, D, H, W)`` float32.
 
     Per requested stage: normalise, run the network up to the stage, optionally take the
     ``k×k`` local mean (``count_include_pad=False``); stages coarser than the first are resized
@@ -68,9 +77,9 @@ class Backbone(nn.Module):
         info = FeatureInfo(copy.deepcopy(model.feature_info), cfg.layers)
         self.channels: list[int] = info.channels()      # D per stage
         self.reductions: list[int] = info.reduction()   # stride per stage, pixels per cell
-        if cfg.input_size % self.reductions[-1]:
-            raise MechanismError(f"input size {cfg.input_size} is not a multiple of the stride "
-                                 f"{self.reductions[-1]} of stage {cfg.layers[-1]} of {cfg.name}")
+        if any(side % self.reductions[-1] for side in cfg.input_shape):
+            raise MechanismError(f"input size {shape_text(cfg.input_size)} is not a multiple of the "
+                                 f"stride {self.reductions[-1]} of stage {cfg.layers[-1]} of {cfg.name}")
         model.prune_intermediate_layers(indices=list(cfg.layers), prune_head=True)
         self.model = model
         self.cfg = cfg
@@ -96,8 +105,8 @@ class Backbone(nn.Module):
 
     def grid(self) -> tuple[int, int]:
         """``(H, W)`` of the feature map at the configured input size (the finest stage's grid)."""
-        side = self.cfg.input_size // self.reductions[0]
-        return side, side
+        height, width = self.cfg.input_shape
+        return height // self.reductions[0], width // self.reductions[0]
 
     def describe(self) -> dict:
         """Plain-typed identity of the features (for cache keys and reports)."""
@@ -108,11 +117,12 @@ class Backbone(nn.Module):
                 "normalisation": dict(self.normalisation)}
 
     def stage_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """``images: (B, 3, S, S)`` in [0, 1] RGB, S = ``cfg.input_size`` → one float32 map
-        ``(B, C_i, S/r_i, S/r_i)`` per stage of ``cfg.layers`` (locally averaged if configured)."""
-        size = self.cfg.input_size
-        if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
-            raise ValueError(f"backbone expects (B, 3, {size}, {size}), got {tuple(images.shape)}")
+        """``images: (B, 3, S_h, S_w)`` in [0, 1] RGB, ``(S_h, S_w) = cfg.input_shape`` → one
+        float32 map ``(B, C_i, S_h/r_i, S_w/r_i)`` per stage of ``cfg.layers`` (locally averaged
+        if configured)."""
+        height, width = self.cfg.input_shape
+        if images.ndim != 4 or tuple(images.shape[1:]) != (3, height, width):
+            raise ValueError(f"backbone expects (B, 3, {height}, {width}), got {tuple(images.shape)}")
         x = (images.float() - self.mean) / self.std
         maps = self.model.forward_intermediates(x, indices=list(self.cfg.layers),
                                                 intermediates_only=True, stop_early=True)
@@ -122,7 +132,7 @@ class Backbone(nn.Module):
         return [m.float() for m in maps]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``images: (B, 3, S, S)`` in [0, 1] RGB → ``(B, D, H, W)`` float32: the stage maps,
+        """``images: (B, 3, S_h, S_w)`` in [0, 1] RGB → ``(B, D, H, W)`` float32: the stage maps,
         coarser ones resized bilinearly to the finest grid, concatenated over channels."""
         maps = self.stage_maps(images)
         grid = maps[0].shape[-2:]

@@ -57,9 +57,9 @@ class View:
         return [d for d, on in ((-2, self.flip_v), (-1, self.flip_h)) if on]
 
     def apply(self, image: torch.Tensor) -> torch.Tensor:
-        """``image: (3, S, S)`` float in [0, 1] (CPU) → the view, same shape and dtype, in [0, 1]."""
+        """``image: (3, S_h, S_w)`` float in [0, 1] (CPU) → the view, same shape and dtype, in [0, 1]."""
         if image.ndim != 3:
-            raise ValueError(f"a view applies to one image (3, S, S), got {tuple(image.shape)}")
+            raise ValueError(f"a view applies to one image (3, H, W), got {tuple(image.shape)}")
         out = self.gain * image + ((1.0 - self.gain) * image.mean() + self.bias)  # exact for gain 1
         if self.noise_std > 0:
             gen = torch.Generator().manual_seed(self.noise_seed)
@@ -91,7 +91,7 @@ def draw_view(cfg: AugmentConfig, seed: int, view: int, image: int) -> View:
 
 
 def apply_views(images: torch.Tensor, views: Sequence[View]) -> torch.Tensor:
-    """``images: (B, 3, S, S)`` in [0, 1] on the CPU, one view per image → ``(B, 3, S, S)``."""
+    """``images: (B, 3, S_h, S_w)`` in [0, 1] on the CPU, one view per image → the same shape."""
     if len(views) != len(images):
         raise ValueError(f"{len(views)} views for {len(images)} images")
     return torch.stack([v.apply(img) for v, img in zip(views, images)])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mechanism.data.images import image_shape, load_mask
+from mechanism.data.images import as_shape, image_shape, load_mask
 from mechanism.data.mvtec import read_split
 
 
@@ -22,11 +22,13 @@ class DataFacts:
     n_test_defective: int
     image_size: tuple[int, int]      # (width, height) in pixels, the most common test image size
     same_size: bool                  # every test image has ``image_size``
-    input_size: int                  # S: images and masks are resized to S × S
+    input_shape: tuple[int, int]     # (S_h, S_w): images and masks are resized to it
     grid: tuple[int, int]            # (H, W) patch grid
-    defect_pixel_share: float        # defective pixels / all test pixels at S × S: a random
-                                     # map's expected Pixel AP (the chance level)
+    defect_pixel_share: float        # defective pixels / all test pixels at the input shape: a
+                                     # random map's expected Pixel AP (the chance level)
     median_defect_share: float | None  # median over defective test images of their mask's share
+    masks_emptied: int               # defective images whose mask keeps no pixel at the input
+                                     # shape (nearest-neighbour resize): defects the metrics cannot see
 
     @property
     def cell_pixels(self) -> tuple[float, float]:
@@ -37,21 +39,24 @@ class DataFacts:
         """The facts in one line."""
         w, h = self.image_size
         cw, ch = self.cell_pixels
+        sh, sw = self.input_shape
         median = "—" if self.median_defect_share is None else f"{self.median_defect_share:.2%}"
+        aspect = "" if abs(w / h - sw / sh) < 0.01 * w / h else f" (aspect {w / h:.2f} made {sw / sh:.2f})"
+        lost = (f"; {self.masks_emptied} defect mask(s) keep no pixel at the input size (those "
+                "defects are invisible to the pixel metrics)" if self.masks_emptied else "")
         return (f"{self.n_train} training images, {self.n_test_good} good + {self.n_test_defective} "
-                f"defective test images of {w}×{h} px{'' if self.same_size else ' (most common size)'}, "
-                f"resized to {self.input_size}×{self.input_size}"
-                f"{f' (aspect {w / h:.2f} squashed to 1)' if w != h else ''}; a "
+                f"defective test images of {w}×{h} px (w×h){'' if self.same_size else ', the most common size'}, "
+                f"resized to {sw}×{sh} (w×h){aspect}; a "
                 f"{self.grid[0]}×{self.grid[1]} grid cell covers {cw:.0f}×{ch:.0f} original px; "
                 f"the median defect covers {median} of its image; defective pixels are "
                 f"{self.defect_pixel_share:.2%} of all test pixels (the Pixel AP a random map "
-                "gets: the chance level)")
+                f"gets: the chance level){lost}")
 
 
-def data_facts(data_root: str | Path, category: str, input_size: int,
+def data_facts(data_root: str | Path, category: str, input_size: int | tuple[int, int],
                grid: tuple[int, int]) -> DataFacts:
-    """``DataFacts`` of ``category`` under ``data_root``, masks compared at ``input_size``
-    (as the evaluation compares them).
+    """``DataFacts`` of ``category`` under ``data_root``, masks compared at ``input_size`` (one
+    side or ``(height, width)``, as the evaluation compares them).
 
     Raises:
         MechanismError: unreadable data or masks (as ``read_split`` and ``load_mask``).
@@ -59,8 +64,10 @@ def data_facts(data_root: str | Path, category: str, input_size: int,
     train = read_split(data_root, category, "train")
     test = read_split(data_root, category, "test")
     sizes = Counter((w, h) for h, w in (image_shape(s.path) for s in test))
-    shares = [float(load_mask(s.mask_path, input_size, s.path).mean()) for s in test]
+    shape = as_shape(input_size)
+    shares = [float(load_mask(s.mask_path, shape, s.path).mean()) for s in test]
     defective = [share for s, share in zip(test, shares) if s.label == 1]
     return DataFacts(category, len(train), len(test) - len(defective), len(defective),
-                     sizes.most_common(1)[0][0], len(sizes) == 1, input_size, tuple(grid),
-                     float(np.mean(shares)), float(np.median(defective)) if defective else None)
+                     sizes.most_common(1)[0][0], len(sizes) == 1, shape, tuple(grid),
+                     float(np.mean(shares)), float(np.median(defective)) if defective else None,
+                     sum(share == 0 for share in defective))

@@ -1,7 +1,8 @@
 """Decode images and masks into the model's input grid.
 
-Resize policy (``INPUT_POLICY``): every image is resized to ``size×size`` directly (aspect ratio
-not kept, nothing cropped, so each mask pixel keeps its place), with ``cv2.INTER_AREA`` when
+Resize policy (``INPUT_POLICY``): every image is resized to the model's input shape
+``(height, width)`` directly (one number: a square; the aspect ratio is that shape's, nothing
+is cropped, so each mask pixel keeps its place), with ``cv2.INTER_AREA`` when
 shrinking and ``cv2.INTER_LINEAR`` when enlarging. Grey and RGBA images become RGB. Masks are
 resized by nearest neighbour and binarised (> 0); a mask must have its image's size (MVTec masks
 do), since a mask of another size cannot say which pixels it marks.
@@ -23,6 +24,27 @@ from PIL import Image, UnidentifiedImageError
 from mechanism.errors import MechanismError
 
 INPUT_POLICY = "direct-resize(area-down,linear-up)/rgb/[0,1]"
+MAX_SIDE = 4096   # pixels: the largest input side
+
+
+def as_shape(size: int | tuple[int, int]) -> tuple[int, int]:
+    """An input size as ``(height, width)`` in pixels: one number is a square.
+
+    Raises:
+        MechanismError: for a side outside [1, ``MAX_SIDE``] or not an integer.
+    """
+    shape = (size, size) if isinstance(size, int) else tuple(size)
+    if len(shape) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SIDE
+                              for v in shape):
+        raise MechanismError(f"an input size is one side or (height, width), each 1 to "
+                             f"{MAX_SIDE} pixels; got {size!r}")
+    return shape
+
+
+def shape_text(size: int | tuple[int, int]) -> str:
+    """``"224×224"`` / ``"192×448"``: an input size as height×width."""
+    h, w = as_shape(size)
+    return f"{h}×{w}"
 
 
 def _read(path: Path, flags: int) -> np.ndarray:
@@ -43,8 +65,9 @@ def _read(path: Path, flags: int) -> np.ndarray:
     return img
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
-    """Read one image as RGB float32 in [0, 1], shape ``(3, size, size)``.
+def load_image(path: str | Path, size: int | tuple[int, int]) -> np.ndarray:
+    """Read one image as RGB float32 in [0, 1], shape ``(3, H, W)`` for ``size`` ``(H, W)``
+    (one number: a square).
 
     Raises:
         MechanismError: if the file cannot be decoded.
@@ -58,10 +81,11 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     else:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    height, width = as_shape(size)
     h, w = img.shape[:2]
-    interp = cv2.INTER_AREA if (h > size or w > size) else cv2.INTER_LINEAR
-    if (h, w) != (size, size):
-        img = cv2.resize(img, (size, size), interpolation=interp)
+    interp = cv2.INTER_AREA if (h > height or w > width) else cv2.INTER_LINEAR
+    if (h, w) != (height, width):
+        img = cv2.resize(img, (width, height), interpolation=interp)
     return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) / 255.0
 
 
@@ -83,21 +107,24 @@ def image_shape(path: str | Path) -> tuple[int, int]:
         raise MechanismError(f"cannot read image {path}: missing, empty or not an image") from None
 
 
-def load_mask(path: str | Path | None, size: int, image: str | Path | None = None) -> np.ndarray:
-    """Read a ground-truth mask as uint8 {0, 1}, shape ``(size, size)``; ``None`` → all zeros.
+def load_mask(path: str | Path | None, size: int | tuple[int, int],
+              image: str | Path | None = None) -> np.ndarray:
+    """Read a ground-truth mask as uint8 {0, 1}, shape ``(H, W)`` for ``size`` ``(H, W)`` (one
+    number: a square); ``None`` → all zeros.
 
     ``image``: the mask's image; its size must equal the mask's.
 
     Raises:
         MechanismError: if the file cannot be decoded, or its size differs from ``image``'s.
     """
+    shape = as_shape(size)
     if path is None:
-        return np.zeros((size, size), dtype=np.uint8)
+        return np.zeros(shape, dtype=np.uint8)
     m = _read(Path(path), cv2.IMREAD_GRAYSCALE)
     if image is not None and m.shape != image_shape(image):
         (mh, mw), (ih, iw) = m.shape, image_shape(image)
         raise MechanismError(f"mask {path} is {mw}×{mh} pixels but its image {image} is {iw}×{ih}: "
                              "a mask must have its image's size")
-    if m.shape != (size, size):
-        m = cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)
+    if m.shape != shape:
+        m = cv2.resize(m, shape[::-1], interpolation=cv2.INTER_NEAREST)
     return (m > 0).astype(np.uint8)

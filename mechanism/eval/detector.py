@@ -37,7 +37,7 @@ class Detector:
 
     @torch.inference_mode()
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Backbone features ``(B, D, H, W)`` of images ``(B, 3, S, S)`` in [0, 1] (not cached:
+        """Backbone features ``(B, D, H, W)`` of images ``(B, 3, S_h, S_w)`` in [0, 1] (not cached:
         for transformed views), in chunks of ``CPU_BACKBONE_CHUNK`` on a CPU."""
         images = images.to(self.device)
         chunk = CPU_BACKBONE_CHUNK if self.device.type == "cpu" else len(images)

@@ -27,8 +27,8 @@ class Evaluation:
         patch_nll: ``(N, H, W)`` float32 per-patch NLL, nats per dimension.
         patch_scores: ``(N, H, W)`` float32 per-patch score the maps and image scores are made
             of (``map_score``: the NLL itself, or the latent energy), nats per dimension.
-        maps: ``(N, S, S)`` float32 anomaly maps (S = input size).
-        masks: ``(N, S, S)`` uint8 ground truth.
+        maps: ``(N, S_h, S_w)`` float32 anomaly maps at the input shape.
+        masks: ``(N, S_h, S_w)`` uint8 ground truth at the input shape (nearest-neighbour resize).
         labels: ``(N,)`` 0 good / 1 defective.
         scores: ``(N,)`` image scores.
         samples: the test images, in order.
@@ -65,7 +65,7 @@ def evaluate_detector(detector: Detector, data_root: str | Path, category: str |
     ``cache_dir``: the feature cache folder; ``None``: no cache (the backbone always runs)."""
     check_scoring(map_score, image_score)
     samples = read_split(data_root, category, "test")
-    size = detector.backbone.cfg.input_size
+    size = detector.backbone.cfg.input_shape
     feats = detector.features(samples, cache_dir, progress)
     per_patch = {n: v.numpy() for n, v in
                  detector.patch_scores(feats, tuple(dict.fromkeys(("nll", map_score))), batch_size).items()}
@@ -79,7 +79,7 @@ def evaluate_detector(detector: Detector, data_root: str | Path, category: str |
 
 
 def save_maps(ev: Evaluation, path: str | Path) -> Path:
-    """Write maps ``(N, S, S)`` float32, masks, labels, scores, the per-patch NLL and map score
+    """Write maps ``(N, S_h, S_w)`` float32, masks, labels, scores, the per-patch NLL and map score
     ``(N, H, W)`` and the image paths (.npz)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -1,7 +1,7 @@
 """From per-patch scores to anomaly maps and image scores (SPEC §3). Pure functions, CPU.
 
-Anomaly map: a per-patch score bilinearly upsampled to ``size × size`` (``align_corners=False``),
-then a Gaussian blur of ``sigma`` pixels at that size (``scipy.ndimage.gaussian_filter``,
+Anomaly map: a per-patch score bilinearly upsampled to the input shape ``(height, width)``
+(``align_corners=False``), then a Gaussian blur of ``sigma`` pixels at that size (``scipy.ndimage.gaussian_filter``,
 reflecting borders), each image on its own. The per-patch score (``mechanism.flow.PATCH_SCORES``)
 is the latent energy ½‖z‖²/D by default, as in FastFlow: on the demo set it localises defects
 far better than the full NLL, whose log-det share rewards the flow for expanding unusual
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from mechanism.data.images import as_shape
 from mechanism.errors import MechanismError
 from mechanism.eval.metrics.validate import require_finite
 from mechanism.flow import PATCH_SCORES
@@ -70,27 +71,26 @@ def _patch_grid(patch_scores: np.ndarray | torch.Tensor) -> np.ndarray:
     return arr
 
 
-def anomaly_maps(patch_scores: np.ndarray | torch.Tensor, size: int = 224,
+def anomaly_maps(patch_scores: np.ndarray | torch.Tensor, size: int | tuple[int, int] = 224,
                  sigma: float = DEFAULT_SIGMA) -> np.ndarray:
     """Per-pixel anomaly maps from per-patch scores.
 
     Args:
         patch_scores: ``(N, H, W)`` score per patch, nats per dimension (higher = more anomalous).
-        size: output side in pixels.
+        size: output ``(height, width)`` in pixels; one number: a square.
         sigma: Gaussian blur standard deviation in output pixels; 0 = no blur.
 
     Returns:
-        ``(N, size, size)`` float32, same units as ``patch_scores``.
+        ``(N, height, width)`` float32, same units as ``patch_scores``.
 
     Raises:
-        MechanismError: on a wrong shape, non-finite scores, ``size < 1`` or ``sigma < 0``.
+        MechanismError: on a wrong shape, non-finite scores, a side < 1 or ``sigma < 0``.
     """
-    if size < 1:
-        raise MechanismError(f"anomaly map size must be >= 1 pixel, got {size}")
+    shape = as_shape(size)
     if not sigma >= 0:
         raise MechanismError(f"anomaly map blur sigma must be >= 0 pixels, got {sigma}")
     grid = torch.from_numpy(np.ascontiguousarray(_patch_grid(patch_scores), dtype=np.float32))
-    upsampled = F.interpolate(grid[:, None], size=(size, size), mode="bilinear",
+    upsampled = F.interpolate(grid[:, None], size=shape, mode="bilinear",
                               align_corners=False)[:, 0].numpy()
     return ndimage.gaussian_filter(upsampled, sigma=(0.0, sigma, sigma)).astype(np.float32,
                                                                               copy=False)
@@ -102,7 +102,7 @@ def image_scores(patch_scores: np.ndarray | torch.Tensor, maps: np.ndarray | Non
 
     Args:
         patch_scores: ``(N, H, W)`` score per patch, nats per dimension.
-        maps: ``(N, S, S)`` anomaly maps from :func:`anomaly_maps`; required by ``"max"`` only.
+        maps: ``(N, height, width)`` anomaly maps from :func:`anomaly_maps`; required by ``"max"`` only.
         method: one of :data:`IMAGE_SCORE_METHODS`.
 
     Returns:

@@ -8,7 +8,7 @@ an object (``TypeError``), NaN or ±inf (``ValueError``: an undefined value is s
 with a note) — so nothing is stringified or written as invalid JSON silently.
 
 ``from_plain(cls, data)`` rebuilds ``cls`` from the field annotations: ``X | None``,
-``tuple[T, ...]``, ``tuple[A, B]``, ``list[T]``, ``dict[K, V]``, nested dataclasses and enums.
+``X | Y`` (the first that fits), ``tuple[T, ...]``, ``tuple[A, B]``, ``list[T]``, ``dict[K, V]``, nested dataclasses and enums.
 ``init=False`` fields are recomputed by the class, never read; a field with a default may be
 absent, and a ``StoredConfig``'s ``ADDED`` fields take their recorded meaning. A ``float`` field takes an int as it is (JSON writes ``0`` and ``0.0`` apart, and the
 value is kept as written). Data that does not fit (a missing or unknown field, a value of the
@@ -60,6 +60,10 @@ def _fail(where: str, what: str) -> ValueError:
     return ValueError(f"{where}: {what}")
 
 
+def _name(tp: Any) -> str:
+    return tp.__name__ if typing.get_origin(tp) is None and hasattr(tp, "__name__") else str(tp)
+
+
 def _build(tp: Any, data: Any, where: str) -> Any:
     if tp is Any:
         return data
@@ -68,9 +72,15 @@ def _build(tp: Any, data: Any, where: str) -> Any:
         if data is None and type(None) in args:
             return None
         options = [a for a in args if a is not type(None)]
-        if len(options) != 1:
-            raise TypeError(f"{where}: unions of several types are not supported")
-        return _build(options[0], data, where)
+        errors = []
+        for option in options:       # the first type the data fits, in the annotation's order
+            try:
+                return _build(option, data, where)
+            except ValueError as e:
+                errors.append(str(e))
+        if len(errors) == 1:
+            raise ValueError(errors[0])
+        raise _fail(where, f"{data!r} fits none of {' | '.join(map(_name, options))}")
     if origin in (tuple, list):
         if not isinstance(data, list):
             raise _fail(where, f"expected a list, got {type(data).__name__}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mechanism.analyzers.context import checkpoint_label
+from mechanism.data.images import shape_text
 from mechanism.eval.metrics.detection import METRIC_LABELS
 from mechanism.eval.observed_effect import OBSERVED_METRICS, ObservedEffect
 from mechanism.io.text import markdown_table
@@ -80,7 +81,7 @@ def _facts(inputs: ReportInputs) -> list[str]:
     h, w, d = c.grid
     rows = [["data", f"{c.data.root}, category {inputs.category} ({c.data.n_train} training images)"],
             ["backbone", f"{bb['name']} (frozen, ImageNet weights), stages {bb['layers']}, "
-                         f"{bb['local_avg']}×{bb['local_avg']} local averaging, input {bb['input_size']} px"],
+                         f"{bb['local_avg']}×{bb['local_avg']} local averaging, input {shape_text(bb['input_size'])} px (h×w)"],
             ["features", f"D = {d} channels on a {h}×{w} grid (N = {h * w} patches)"],
             ["training", f"{c.train.epochs} epochs, batch {c.train.batch_size}, lr {c.train.lr:g}; "
                          f"tail-aware λ = {c.loss.tail_weight:g}, r = {c.loss.top_k_ratio:g} "

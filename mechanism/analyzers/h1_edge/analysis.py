@@ -208,7 +208,7 @@ def run(detector: Detector, data_root: str | Path, category: str, cfg: H1Config 
     n = len(samples)
 
     features = detector.features(samples, cache_dir, progress)
-    gradient = image_patch_gradients(samples, detector.backbone.cfg.input_size, h, w,
+    gradient = image_patch_gradients(samples, detector.backbone.cfg.input_shape, h, w,
                                      progress).reshape(n, -1).astype(np.float64)
     distance = edge_distance_grid(h, w).ravel()
 

@@ -98,7 +98,7 @@ def flipped_features(detector: Detector, samples: list[Sample], flip: str, batch
     """Backbone features ``(n, D, H, W)`` float32 (CPU) of each image flipped by ``flip`` (a
     FLIPS key), in the grid coordinates of the flipped input; every model sharing
     ``detector``'s backbone scores them."""
-    size = detector.backbone.cfg.input_size
+    size = detector.backbone.cfg.input_shape
     out = []
     for start in tqdm(range(0, len(samples), batch_size), desc=f"H1 {flip} flip", disable=not progress):
         batch = samples[start:start + batch_size]

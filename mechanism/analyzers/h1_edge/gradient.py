@@ -17,10 +17,11 @@ GRADIENT_METHOD = ("cv2.Sobel ksize 3 (border reflect-101) of the ITU-R BT.601 l
 
 def patch_gradient(image: np.ndarray, h: int, w: int) -> np.ndarray:
     """Mean Sobel gradient magnitude per patch, ``(h, w)`` float32 (grey levels of [0, 1] per
-    pixel, unnormalised Sobel weights), of an RGB image ``(3, S, S)`` in [0, 1].
+    pixel, unnormalised Sobel weights), of an RGB image ``(3, S_h, S_w)`` in [0, 1].
 
     Raises:
-        MechanismError: if ``S`` is not a multiple of the grid (no whole-pixel footprint).
+        MechanismError: if ``S_h``, ``S_w`` are not multiples of ``h``, ``w`` (no whole-pixel
+            footprint).
     """
     _, rows, cols = image.shape
     if rows % h or cols % w:
@@ -32,8 +33,9 @@ def patch_gradient(image: np.ndarray, h: int, w: int) -> np.ndarray:
     return magnitude.reshape(h, rows // h, w, cols // w).mean(axis=(1, 3))
 
 
-def image_patch_gradients(samples: list[Sample], size: int, h: int, w: int,
+def image_patch_gradients(samples: list[Sample], size: tuple[int, int], h: int, w: int,
                           progress: bool = True) -> np.ndarray:
-    """``patch_gradient`` of every sample read at the model input size, ``(n, h, w)`` float32."""
+    """``patch_gradient`` of every sample read at the model input shape ``size`` (height, width),
+    ``(n, h, w)`` float32."""
     return np.stack([patch_gradient(load_image(s.path, size), h, w)
                      for s in tqdm(samples, desc="H1 gradients", unit="img", disable=not progress)])

@@ -32,7 +32,7 @@ def augmented_nll(detectors: Sequence[Detector], samples: list[Sample], views: S
     ``draw_view(cfg.augment, cfg.seed, v, i)``; the backbone runs on the views once (not cached)
     and every model — all sharing the first one's backbone — scores them."""
     h, w, _ = detectors[0].ckpt.grid
-    size = detectors[0].backbone.cfg.input_size
+    size = detectors[0].backbone.cfg.input_shape
     out = [{v: torch.empty((len(samples), h, w)) for v in views} for _ in detectors]
     with torch.inference_mode():
         for start in tqdm(range(0, len(samples), cfg.batch_size), desc="H4 augmented views",
