@@ -25,6 +25,9 @@ class InputSize(click.ParamType):
     """One side (``224``: a square) or height×width (``192x448``; ``×`` also read), pixels."""
     name = "S|HxW"
 
+    def get_metavar(self, *args, **kwargs) -> str:
+        return self.name
+
     def convert(self, value, param, ctx):
         if not isinstance(value, str):
             return value

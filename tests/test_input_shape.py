@@ -110,3 +110,12 @@ def test_train_evaluate_and_analyse_on_a_rectangular_grid(wide_data, tmp_path):
     for h in ("H1", "H3", "H4", "H7"):
         assert json.loads((out / "tables" / f"{h}.json").read_text())["context"]["n_patches"] == 32
     assert "grid 4×8" in (out / "tables" / "H1.md").read_text()
+
+
+def test_a_study_trains_and_caches_every_run_at_its_input_size(tmp_path):
+    from mechanism.pipelines.study_plan import StudyPlan, study_specs
+    plan = StudyPlan(categories=("rail",), input_size=(224, 544))
+    assert plan.to_dict()["input_size"] == [224, 544] and StudyPlan(("rail",), input_size=(96, 96)).input_size == 96
+    assert {spec.backbone for spec in study_specs(plan, tmp_path).values()} == {BackboneConfig(input_size=(224, 544))}
+    with pytest.raises(MechanismError, match="an input size"):
+        StudyPlan(categories=("rail",), input_size=(224, 0))

@@ -230,7 +230,7 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
             cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix=".features-", dir=runs)))      # beside the runs: a cluster's workers see it
         feature_jobs = [FeatureJob(str(data_root), c, str(device) if launch.cluster is None else choice,
-                                   str(cache_dir), progress and launch.cluster is None)
+                                   str(cache_dir), plan_.backbone, progress and launch.cluster is None)
                         for c in plan_.categories]    # the backbone once per image, before training
         cluster = Launch(launch.workers, launch.cluster, launch.options, launch.folder or runs / ".submitit")
         lines = run_jobs(category_features, feature_jobs, cluster if launch.cluster else Launch())

@@ -47,6 +47,7 @@ class StudyPlan:
     lambda_sweep: bool = False                  # also train LAMBDA_SWEEP at top_k_ratio
     precision: str = TrainConfig().precision    # training arithmetic
     n_boot: int = 1000                          # bootstrap resamples of every interval
+    input_size: int | tuple[int, int] = BackboneConfig().input_size   # model input, pixels (h, w)
 
     def __post_init__(self):
         for what, items in (("category", self.categories), ("seed", self.seeds)):
@@ -59,6 +60,12 @@ class StudyPlan:
         if self.n_boot < 0:
             raise MechanismError(f"bootstrap resamples must be ≥ 0, got {self.n_boot}")
         TrainConfig(epochs=self.epochs, precision=self.precision)   # validates before anything runs
+        object.__setattr__(self, "input_size", self.backbone.input_size)   # (S, S) → S
+
+    @property
+    def backbone(self) -> BackboneConfig:
+        """Every run's backbone: the default one at the plan's input size."""
+        return BackboneConfig(input_size=self.input_size)
 
     @property
     def lambdas(self) -> tuple[float, ...]:
@@ -69,14 +76,16 @@ class StudyPlan:
         return {"categories": list(self.categories), "seeds": list(self.seeds), "epochs": self.epochs,
                 "tail_weight": self.tail_weight, "top_k_ratio": self.top_k_ratio,
                 "ratios": list(self.ratios), "lambdas": list(self.lambdas),
-                "precision": self.precision, "n_boot": self.n_boot}
+                "precision": self.precision, "n_boot": self.n_boot,
+                "input_size": list(self.backbone.input_shape)}
 
 
 def study_specs(plan_: StudyPlan, data_root: str | Path) -> dict[str, SweepSpec]:
     """The three sweeps of ``plan_`` (``STUDY_SWEEPS``) on ``data_root``."""
     train = TrainConfig(epochs=plan_.epochs, precision=plan_.precision)
     tail = TailLossConfig(tail_weight=plan_.tail_weight, top_k_ratio=plan_.top_k_ratio)
-    common = dict(data_root=Path(data_root), categories=plan_.categories, seeds=plan_.seeds, train=train)
+    common = dict(data_root=Path(data_root), categories=plan_.categories, seeds=plan_.seeds, train=train,
+                  backbone=plan_.backbone)
     return {"lambda": SweepSpec(param="tail_weight", values=plan_.lambdas, loss=tail, **common),
             "ratio": SweepSpec(param="tail_top_k_ratio", values=plan_.ratios, loss=tail, **common),
             "control": SweepSpec(param="tail_top_k_ratio", values=(plan_.top_k_ratio,),
@@ -112,13 +121,14 @@ class FeatureJob:
     category: str
     device: str
     cache_dir: str
+    backbone: BackboneConfig = BackboneConfig()
     progress: bool = False
 
 
 def category_features(job: FeatureJob) -> list[str]:
     """Fill the feature cache for ``job``'s category; one line per split."""
     device = resolve_device(job.device)
-    backbone = load_backbone(BackboneConfig(), device)
+    backbone = load_backbone(job.backbone, device)
     lines = []
     for split in ("train", "test"):
         samples = read_split(job.data_root, job.category, split)
