@@ -3,6 +3,7 @@
     pip install -e '.[bench]'          # anomalib 2.7.0; torch/torchvision stay pinned
     python bench/vs_fastflow.py [--data data/demo] [--categories brick,grass,gravel]
                                 [--epochs 20] [--seeds 0] [--threads 2] [--layers 2,3] [--ours-layers 3]
+                                [--input-size 224x544] [--sigma 4] [--image-score top_area_mean]
 
 Per category and seed, both models are trained side by side in one run (the machine is noisy):
 
@@ -20,15 +21,18 @@ Per category and seed, both models are trained side by side in one run (the mach
 Both see the same decoded images (read once, not timed) and the same backbone network and weights;
 FastFlow gets one flow per stage of ``--layers``, ours its own default stages. Metrics
 come from ``mechanism.eval.metrics.detection_metrics`` (sklearn pooled pixels, AUPRO@0.3), each
-model with its own anomaly map at 224 px: ours = the defaults of ``mechanism evaluate`` (per-patch
+model with its own anomaly map at the input size (``--input-size``, both models: one side or
+HEIGHTxWIDTH; masks resized to it by nearest neighbour): ours = the defaults of ``mechanism evaluate`` (per-patch
 latent energy ½‖z‖²/D upsampled bilinearly + Gaussian σ = 4, image score the mean of the
 top patch scores over 3/196 of the image, ``top_area_mean``); FastFlow = anomalib's map
 (−mean over stages of exp(−½·mean_c z²), bilinearly upsampled, no blur), image score = map max.
 
 Timings: train s/epoch (ours on cached features; FastFlow re-extracting), train s in total
 (ours including the one-off feature extraction) and inference ms/image (decoded image in memory
-→ 224-px map and score, eval batch 16). Prints one table with ours/theirs ratios and the load
-average before and after; quote ratios, not absolute seconds.
+→ map and score at the input size, eval batch 16). Prints one table with ours/theirs ratios and the load
+average before and after and the run's peak RSS; quote ratios, not absolute seconds.
+``--sigma`` / ``--image-score`` replace our scoring defaults (``bench/small_defects.py`` compares
+them).
 """
 from __future__ import annotations
 

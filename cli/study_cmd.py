@@ -42,13 +42,16 @@ _folder = click.Path(file_okay=False, path_type=Path)
 @click.option("--input-size", type=InputSize(), default="224", show_default=True,
               help="Model input of every run in pixels: one side or HEIGHTxWIDTH, e.g. 224x544 "
                    "to keep long photographs' aspect (README, small defects).")
+@click.option("--layers", default=None,
+              help="Comma-separated backbone stages of every run, e.g. 2,3 for small defects "
+                   "[default: BackboneConfig].")
 @precision_option
 @device_option
 @cache_option
 @no_cache_option
 @click.option("--quiet", is_flag=True, help="No progress bars (step lines are still printed).")
 def study(data_root, categories, seeds, epochs, lambda_sweep, out, runs, n_boot, workers, cluster,
-          cluster_options, report_device, input_size, precision, device, cache_dir, no_cache, quiet):
+          cluster_options, report_device, input_size, layers, precision, device, cache_dir, no_cache, quiet):
     """Train λ = 0, the tail-aware model (λ = 0.7, r = 2%), its random-k control and the r sweep
     (1%, 2%, 10%, 100%) for every category and seed, evaluate them, run the four analyses on
     every category and write REPORT.md with per-category rows and the macro mean.
@@ -70,6 +73,7 @@ def study(data_root, categories, seeds, epochs, lambda_sweep, out, runs, n_boot,
     chosen = tuple(found) if categories.strip() == "all" else parse_list(categories, "--categories", str)
     plan = StudyPlan(categories=chosen, seeds=parse_list(seeds, "--seeds"), epochs=epochs,
                      lambda_sweep=lambda_sweep, n_boot=n_boot, input_size=input_size,
+                     **({"layers": parse_list(layers, "--layers")} if layers else {}),
                      **({"precision": precision} if precision else {}))
     launch = Launch(workers, cluster, tuple(parse_option(o) for o in cluster_options))
     run_study(data_root, out, runs or Path("runs") / out.name, plan, device,

@@ -114,8 +114,9 @@ def test_train_evaluate_and_analyse_on_a_rectangular_grid(wide_data, tmp_path):
 
 def test_a_study_trains_and_caches_every_run_at_its_input_size(tmp_path):
     from mechanism.pipelines.study_plan import StudyPlan, study_specs
-    plan = StudyPlan(categories=("rail",), input_size=(224, 544))
+    plan = StudyPlan(categories=("rail",), input_size=(224, 544), layers=[2, 3])
     assert plan.to_dict()["input_size"] == [224, 544] and StudyPlan(("rail",), input_size=(96, 96)).input_size == 96
-    assert {spec.backbone for spec in study_specs(plan, tmp_path).values()} == {BackboneConfig(input_size=(224, 544))}
+    assert {spec.backbone for spec in study_specs(plan, tmp_path).values()} == {
+        BackboneConfig(layers=(2, 3), input_size=(224, 544))}
     with pytest.raises(MechanismError, match="an input size"):
         StudyPlan(categories=("rail",), input_size=(224, 0))

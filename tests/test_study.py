@@ -336,9 +336,14 @@ def test_study_refuses_an_unknown_category_before_training(tiny, tmp_path):
     (["--seeds", "0,0"], "the study lists a seed twice"),
     (["--seeds", "a"], "--seeds must be comma-separated ints"),
     (["--seeds", ",".join(map(str, range(101)))], "at most 100 training seeds"),
+    (["--layers", "9"], "has feature stages 0..4"),
+    (["--layers", "3,2"], "must be distinct and increasing"),
+    (["--input-size", "64x100"], "input size 64×100 is not a multiple of the stride 8"),
+    (["--input-size", "64x"], "is neither a side nor height×width"),
 ])
 @fault("O09", "study", "a cluster option without --cluster or not KEY=VALUE; a repeated or "
-       "malformed seed", "error line; the runs folder not created")
+       "malformed seed; backbone stages or an input size the network cannot take",
+       "error line; the runs folder not created")
 def test_study_refuses_bad_options_with_one_line(tiny, tmp_path, extra, message):
     root, _ = tiny
     args = _args(root / "data", tmp_path / "o", tmp_path / "r", root / "cache")

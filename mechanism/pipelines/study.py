@@ -34,6 +34,7 @@ from typing import Callable
 
 import torch
 
+from mechanism.backbone.model import load_backbone
 from mechanism.data.facts import data_facts
 from mechanism.data.mvtec import category_folder
 from mechanism.device import THREADS_ENV, resolve_device, threads_choice, usable_cpus
@@ -216,6 +217,7 @@ def run_study(data_root: str | Path, out: str | Path, runs: str | Path, plan_: S
     for category in plan_.categories:
         category_folder(data_root, category)          # a clear error before any folder is made
     _check_study_folder(out, plan_)
+    load_backbone(plan_.backbone)                     # stages and input size fit the network
     specs = study_specs(plan_, data_root)
     for spec in specs.values():
         data = prepare_sweep(spec, runs)              # every setup check before any training

@@ -48,6 +48,7 @@ class StudyPlan:
     precision: str = TrainConfig().precision    # training arithmetic
     n_boot: int = 1000                          # bootstrap resamples of every interval
     input_size: int | tuple[int, int] = BackboneConfig().input_size   # model input, pixels (h, w)
+    layers: tuple[int, ...] = BackboneConfig().layers                 # backbone stages of every run
 
     def __post_init__(self):
         for what, items in (("category", self.categories), ("seed", self.seeds)):
@@ -60,12 +61,13 @@ class StudyPlan:
         if self.n_boot < 0:
             raise MechanismError(f"bootstrap resamples must be ≥ 0, got {self.n_boot}")
         TrainConfig(epochs=self.epochs, precision=self.precision)   # validates before anything runs
+        object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "input_size", self.backbone.input_size)   # (S, S) → S
 
     @property
     def backbone(self) -> BackboneConfig:
-        """Every run's backbone: the default one at the plan's input size."""
-        return BackboneConfig(input_size=self.input_size)
+        """Every run's backbone: the default one at the plan's input size and stages."""
+        return BackboneConfig(layers=self.layers, input_size=self.input_size)
 
     @property
     def lambdas(self) -> tuple[float, ...]:
@@ -77,7 +79,7 @@ class StudyPlan:
                 "tail_weight": self.tail_weight, "top_k_ratio": self.top_k_ratio,
                 "ratios": list(self.ratios), "lambdas": list(self.lambdas),
                 "precision": self.precision, "n_boot": self.n_boot,
-                "input_size": list(self.backbone.input_shape)}
+                "input_size": list(self.backbone.input_shape), "layers": list(self.layers)}
 
 
 def study_specs(plan_: StudyPlan, data_root: str | Path) -> dict[str, SweepSpec]:
