@@ -79,6 +79,7 @@ class Result:
     """One model on one category and seed."""
     metrics: dict[str, float]
     epoch_s: float       # mean training seconds per epoch
+    n_train: int         # training images (an epoch's size)
     train_s: float       # total training seconds (ours: + feature extraction)
     infer_ms: float      # inference milliseconds per test image
 
@@ -200,6 +201,7 @@ def run_ours(data: Path, category: str, backbone_cfg, epochs: int, seed: int, wo
              cache: Path, device: torch.device, test: tuple, scoring: tuple[float, str]) -> Result:
     """Train the default detector (features cached), score the test images, compute metrics."""
     from mechanism.eval.detector import load_detector
+    from mechanism.train.checkpoint import load_checkpoint
     from mechanism.train.config import TrainConfig
     from mechanism.train.fit import train_detector
     run = train_detector(data, category, work / f"ours-{category}-{seed}.pt", backbone_cfg=backbone_cfg,
@@ -207,6 +209,7 @@ def run_ours(data: Path, category: str, backbone_cfg, epochs: int, seed: int, wo
                          cache_dir=cache, progress=False)
     maps, scores, ms = infer_ours(load_detector(run.checkpoint, device), test[0], *scoring)
     return Result(metrics(scores, maps, test), sum(r.seconds for r in run.log) / len(run.log),
+                  load_checkpoint(run.checkpoint).data.n_train,
                   run.feature_seconds + run.train_seconds, ms)
 
 
@@ -217,7 +220,8 @@ def run_fastflow(torch_model, loss_cls, backbone, train_images: torch.Tensor, ep
     model = build_fastflow(torch_model, backbone, seed)
     epoch_s = train_fastflow(model, loss_cls(), train_images, epochs, TrainConfig().batch_size, seed)
     maps, scores, ms = infer_fastflow(model, test[0])
-    return Result(metrics(scores, maps, test), sum(epoch_s) / len(epoch_s), sum(epoch_s), ms)
+    return Result(metrics(scores, maps, test), sum(epoch_s) / len(epoch_s), len(train_images),
+                  sum(epoch_s), ms)
 
 
 # --- data, metrics, table ----------------------------------------------------------------------
@@ -245,17 +249,19 @@ def metrics(scores: np.ndarray, maps: np.ndarray, test: tuple) -> dict[str, floa
 
 
 def summarise(results: list[Result]) -> dict[str, tuple[float, float]]:
-    """Mean and standard deviation over seeds of every column."""
+    """Mean and sample standard deviation (n − 1) over seeds of every column."""
     cols = {k: [r.metrics[k] for r in results] for k in METRICS}
     cols.update(epoch_s=[r.epoch_s for r in results], train_s=[r.train_s for r in results],
+                train_ms=[1000 * r.epoch_s / r.n_train for r in results],
                 infer_ms=[r.infer_ms for r in results])
-    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in cols.items()}
+    return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+            for k, v in cols.items()}
 
 
 COLUMNS = (("image_auroc", "Image AUROC", "{:.3f}"), ("pixel_auroc", "Pixel AUROC", "{:.3f}"),
            ("pixel_ap", "Pixel AP", "{:.3f}"), ("aupro", "AUPRO@0.3", "{:.3f}"),
-           ("epoch_s", "train s/epoch", "{:.2f}"), ("train_s", "train s", "{:.1f}"),
-           ("infer_ms", "infer ms/img", "{:.1f}"))
+           ("epoch_s", "train s/epoch", "{:.2f}"), ("train_ms", "train ms/img/epoch", "{:.1f}"),
+           ("train_s", "train s", "{:.1f}"), ("infer_ms", "infer ms/img", "{:.1f}"))
 
 
 def print_table(table: dict[str, dict[str, dict]], n_seeds: int) -> None:
