@@ -32,6 +32,7 @@ import time
 from dataclasses import fields, replace
 from pathlib import Path
 
+import click
 import numpy as np
 import torch
 
@@ -44,6 +45,7 @@ def parse_recipe(text: str, configs: tuple) -> tuple:
     """``"local_avg=0,hidden=64"`` → ``configs`` (dataclass instances) with those fields replaced;
     each key names a field of exactly one of them; types follow the current values."""
     from cli.options import InputSize
+    from mechanism.errors import MechanismError
     changes: list[dict] = [{} for _ in configs]
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
@@ -53,7 +55,10 @@ def parse_recipe(text: str, configs: tuple) -> tuple:
                              f"{', '.join(type(c).__name__ for c in configs)}")
         current = getattr(configs[owners[0]], key)
         if key == "input_size":
-            parsed = InputSize().convert(value, None, None)
+            try:
+                parsed = InputSize().convert(value, None, None)
+            except click.BadParameter as e:
+                raise SystemExit(f"error: input_size: {e.message}") from None
         elif isinstance(current, tuple):
             parsed = tuple(type(current[0])(v) for v in value.split("+"))
         elif isinstance(current, bool):
@@ -61,7 +66,10 @@ def parse_recipe(text: str, configs: tuple) -> tuple:
         else:
             parsed = type(current)(value)
         changes[owners[0]][key] = parsed
-    return tuple(replace(c, **ch) for c, ch in zip(configs, changes))
+    try:
+        return tuple(replace(c, **ch) for c, ch in zip(configs, changes))
+    except MechanismError as e:
+        raise SystemExit(f"error: {text}: {e}") from None
 
 
 def test_data(data: Path, category: str, size: tuple[int, int]):
@@ -131,8 +139,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from mechanism.backbone.model import BackboneConfig
+    from mechanism.backbone.model import BackboneConfig, load_backbone
     from mechanism.data.facts import data_facts
+    from mechanism.errors import MechanismError
     from mechanism.eval.detector import load_detector
     from mechanism.flow import FlowConfig
     from mechanism.train.config import TrainConfig
@@ -141,6 +150,11 @@ def main() -> None:
     base = parse_recipe(f"input_size={args.input_size}", (BackboneConfig(), FlowConfig(), TrainConfig()))
     recipes = {} if args.no_default else {"default": base}
     recipes.update({text: parse_recipe(text, base) for text in args.recipe})
+    for text, (backbone_cfg, _, _) in recipes.items():
+        try:
+            load_backbone(backbone_cfg)      # stages and input size fit the network, before any work
+        except MechanismError as e:
+            raise SystemExit(f"error: {text}: {e}") from None
     sigmas = [float(s) for s in args.sigmas.split(",")]
     methods = args.image_scores.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
+import click
 import numpy as np
 import torch
 from torch import nn
@@ -312,7 +313,10 @@ def parse_args() -> argparse.Namespace:
 def input_size(args: argparse.Namespace) -> int | tuple[int, int]:
     """``--input-size`` read as the command line reads it."""
     from cli.options import InputSize
-    return InputSize().convert(args.input_size, None, None)
+    try:
+        return InputSize().convert(args.input_size, None, None)
+    except click.BadParameter as e:
+        raise SystemExit(f"error: --input-size: {e.message}") from None
 
 
 def scoring(args: argparse.Namespace) -> tuple[float, str]:
@@ -354,11 +358,17 @@ def main() -> None:
     fastflow = import_fastflow()
     torch.set_num_threads(args.threads)
     from mechanism.backbone.model import BackboneConfig, load_backbone
+    from mechanism.data.images import shape_text
     from mechanism.device import resolve_device
+    from mechanism.errors import MechanismError
 
-    device = resolve_device(args.device)
-    backbone = load_backbone(BackboneConfig(layers=tuple(int(i) for i in args.layers.split(",")),
-                                            input_size=input_size(args)), device)
+    try:
+        device = resolve_device(args.device)
+        backbone = load_backbone(BackboneConfig(layers=tuple(int(i) for i in args.layers.split(",")),
+                                                input_size=input_size(args)), device)
+        load_backbone(ours_backbone(args))     # our stages and input size fit the network
+    except (MechanismError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-vs-fastflow-") as tmp:
         table = {c: run_category(c, args, fastflow, backbone, Path(tmp))
@@ -369,7 +379,7 @@ def main() -> None:
           f"{backbone.reductions}, channels {backbone.channels}); ours: layers "
           f"{','.join(map(str, ours_backbone(args).layers))} ({load_backbone(ours_backbone(args)).grid()} grid)")
     print(f"load average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} cores; input {args.input_size} (h×w); peak RSS of the run "
+          f"on {os.cpu_count()} cores; input {shape_text(input_size(args))} (h×w); peak RSS of the run "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
     print_table(table, len(args.seeds.split(",")))
     from mechanism.eval.scoring import DEFAULT_MAP_SCORE, MAP_SCORE_WORDS

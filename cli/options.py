@@ -118,9 +118,10 @@ model_options = compose(
                  help="PatchCore-style k×k local averaging of the features, 0 = off "
                       "[default: BackboneConfig]."),
     click.option("--input-size", type=InputSize(), default="224", show_default=True,
-                 help="Model input in pixels: one side (a square) or HEIGHTxWIDTH, e.g. 192x448 "
-                      "for long parts; images are resized to it (aspect ratio: the input's), "
-                      "each side a multiple of the coarsest stage's stride."),
+                 help="Model input in pixels: one side (a square) or HEIGHTxWIDTH, e.g. 224x544 "
+                      "for BSData's 1130×460 (w×h) photographs; images and masks are resized to "
+                      "it, each side a multiple of the coarsest stage's stride. Small defects on "
+                      "long parts: see the README's small-defect recipe."),
     click.option("--flow-blocks", type=click.IntRange(1, 64), default=None, help="Coupling blocks [default: FlowConfig]."),
     click.option("--flow-hidden", type=click.IntRange(1, 4096), default=None,
                  help="Hidden width of the subnet(s) [default: FlowConfig]."),

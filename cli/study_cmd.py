@@ -41,7 +41,7 @@ _folder = click.Path(file_okay=False, path_type=Path)
                    "[default: --device]; with --cluster on a node without a GPU, e.g. cpu.")
 @click.option("--input-size", type=InputSize(), default="224", show_default=True,
               help="Model input of every run in pixels: one side or HEIGHTxWIDTH, e.g. 224x544 "
-                   "to keep long photographs' aspect (README, small defects).")
+                   "to keep long photographs' aspect (README: small defects on long parts).")
 @click.option("--layers", default=None,
               help="Comma-separated backbone stages of every run, e.g. 2,3 for small defects "
                    "[default: BackboneConfig].")

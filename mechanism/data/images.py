@@ -2,8 +2,8 @@
 
 Resize policy (``INPUT_POLICY``): every image is resized to the model's input shape
 ``(height, width)`` directly (one number: a square; the aspect ratio is that shape's, nothing
-is cropped, so each mask pixel keeps its place), with ``cv2.INTER_AREA`` when
-shrinking and ``cv2.INTER_LINEAR`` when enlarging. Grey and RGBA images become RGB. Masks are
+is cropped, so each mask pixel keeps its place), with ``cv2.INTER_AREA`` when either side
+shrinks and ``cv2.INTER_LINEAR`` when neither does. Grey and RGBA images become RGB. Masks are
 resized by nearest neighbour and binarised (> 0); a mask must have its image's size (MVTec masks
 do), since a mask of another size cannot say which pixels it marks.
 
@@ -33,7 +33,7 @@ def as_shape(size: int | tuple[int, int]) -> tuple[int, int]:
     Raises:
         MechanismError: for a side outside [1, ``MAX_SIDE``] or not an integer.
     """
-    shape = (size, size) if isinstance(size, int) else tuple(size)
+    shape = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, (tuple, list)) else ()
     if len(shape) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SIDE
                               for v in shape):
         raise MechanismError(f"an input size is one side or (height, width), each 1 to "

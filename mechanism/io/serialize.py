@@ -80,7 +80,8 @@ def _build(tp: Any, data: Any, where: str) -> Any:
                 errors.append(str(e))
         if len(errors) == 1:
             raise ValueError(errors[0])
-        raise _fail(where, f"{data!r} fits none of {' | '.join(map(_name, options))}")
+        raise _fail(where, f"{data!r} fits none of {' | '.join(map(_name, options))} "
+                           f"({'; '.join(errors)})")
     if origin in (tuple, list):
         if not isinstance(data, list):
             raise _fail(where, f"expected a list, got {type(data).__name__}")

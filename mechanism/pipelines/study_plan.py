@@ -79,7 +79,7 @@ class StudyPlan:
                 "tail_weight": self.tail_weight, "top_k_ratio": self.top_k_ratio,
                 "ratios": list(self.ratios), "lambdas": list(self.lambdas),
                 "precision": self.precision, "n_boot": self.n_boot,
-                "input_size": list(self.backbone.input_shape), "layers": list(self.layers)}
+                "input_size": self.backbone.to_dict()["input_size"], "layers": list(self.layers)}
 
 
 def study_specs(plan_: StudyPlan, data_root: str | Path) -> dict[str, SweepSpec]:

@@ -12,7 +12,7 @@ from mechanism.errors import MechanismError
 LUMA_601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)   # ITU-R BT.601 weights of R, G, B
 GRADIENT_METHOD = ("cv2.Sobel ksize 3 (border reflect-101) of the ITU-R BT.601 luma of the "
                    "input-size RGB image in [0, 1]; magnitude sqrt(gx² + gy²) averaged over each "
-                   "patch's S/H × S/W pixels")
+                   "patch's S_h/H × S_w/W pixels")
 
 
 def patch_gradient(image: np.ndarray, h: int, w: int) -> np.ndarray:
