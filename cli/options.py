@@ -22,7 +22,8 @@ class FiniteFloatRange(click.FloatRange):
 
 
 class InputSize(click.ParamType):
-    """One side (``224``: a square) or height×width (``192x448``; ``×`` also read), pixels."""
+    """One side (``224``: a square) or height×width (``224x544``; ``×`` also read), pixels, as
+    ``(height, width)``."""
     name = "S|HxW"
 
     def get_metavar(self, *args, **kwargs) -> str:
@@ -35,12 +36,11 @@ class InputSize(click.ParamType):
         parts = value.strip().lower().replace("×", "x").split("x")
         if len(parts) > 2 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
             self.fail(f"{value!r} is neither a side nor height×width in pixels (e.g. 224 or "
-                      f"192x448)", param, ctx)
+                      f"224x544)", param, ctx)
         sides = [int(p) for p in parts]
         if not all(1 <= v <= MAX_SIDE for v in sides):
             self.fail(f"{value!r}: each side must lie in [1, {MAX_SIDE}] pixels", param, ctx)
-        shape = as_shape(sides[0] if len(sides) == 1 else tuple(sides))
-        return shape[0] if shape[0] == shape[1] else shape
+        return as_shape(sides[0] if len(sides) == 1 else tuple(sides))   # configs store (S, S) as S
 
 
 SEED = click.IntRange(0, MAX_SEED)

@@ -18,8 +18,8 @@ from mechanism.errors import MechanismError
 from mechanism.train.checkpoint import load_checkpoint
 
 
-@pytest.mark.parametrize("text, value", [("224", 224), ("192x448", (192, 448)), ("192×448", (192, 448)),
-                                         (" 64X128 ", (64, 128)), ("96x96", 96)])
+@pytest.mark.parametrize("text, value", [("224", (224, 224)), ("192x448", (192, 448)), ("192×448", (192, 448)),
+                                         (" 64X128 ", (64, 128)), ("96x96", (96, 96))])
 def test_the_option_reads_one_side_or_height_by_width(text, value):
     assert InputSize().convert(text, None, None) == value
 
