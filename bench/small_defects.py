@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -159,33 +160,37 @@ def main() -> None:
     methods = args.image_scores.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-small-defects-"))
-    load = [os.getloadavg()[0]]
-    rows, facts = [], []
-    for category in args.categories.split(","):
-        for number, (name, (backbone_cfg, flow_cfg, train_cfg)) in enumerate(recipes.items()):
-            size = backbone_cfg.input_shape
-            samples, masks, labels, images = test_data(args.data, category, size)
-            fact = data_facts(args.data, category, size, (1, 1))
-            facts.append(f"{category} at {size[0]}×{size[1]} (h×w): {fact.n_test_defective} defective "
-                         f"test images, {fact.masks_emptied} masks emptied by the resize, defective "
-                         f"pixels {fact.defect_pixel_share:.3%} of all test pixels")
-            results, epoch_s, infer = [], [], []
-            for seed in seeds:
-                run = train_detector(args.data, category, work / f"{category}-recipe{number}-seed{seed}.pt",
-                                     backbone_cfg=backbone_cfg, flow_cfg=flow_cfg,
-                                     train_cfg=replace(train_cfg, epochs=args.epochs, seed=seed),
-                                     cache_dir=work / "cache", progress=False)
-                detector = load_detector(run.checkpoint)
-                epoch_s.append(statistics.mean(r.seconds for r in run.log))
-                infer.append(inference_ms(detector, images))
-                results.append(score_variants(detector, samples, masks, labels, sigmas, methods,
-                                              work / "cache"))
-                print(f"[{time.strftime('%H:%M:%S')}] {category} {name} seed {seed} done",
-                      file=sys.stderr, flush=True)
-            for key in results[0]:
-                rows.append([category, name, f"{key[0]:g}", key[1],
-                             *(mean_sd([r[key][m] for r in results]) for m, _ in METRICS),
-                             f"{statistics.mean(epoch_s):.2f}", f"{statistics.mean(infer):.1f}"])
+    try:
+        load = [os.getloadavg()[0]]
+        rows, facts = [], []
+        for category in args.categories.split(","):
+            for number, (name, (backbone_cfg, flow_cfg, train_cfg)) in enumerate(recipes.items()):
+                size = backbone_cfg.input_shape
+                samples, masks, labels, images = test_data(args.data, category, size)
+                fact = data_facts(args.data, category, size, (1, 1))
+                facts.append(f"{category} at {size[0]}×{size[1]} (h×w): {fact.n_test_defective} defective "
+                             f"test images, {fact.masks_emptied} masks emptied by the resize, defective "
+                             f"pixels {fact.defect_pixel_share:.3%} of all test pixels")
+                results, epoch_s, infer = [], [], []
+                for seed in seeds:
+                    run = train_detector(args.data, category, work / f"{category}-recipe{number}-seed{seed}.pt",
+                                         backbone_cfg=backbone_cfg, flow_cfg=flow_cfg,
+                                         train_cfg=replace(train_cfg, epochs=args.epochs, seed=seed),
+                                         cache_dir=work / "cache", progress=False)
+                    detector = load_detector(run.checkpoint)
+                    epoch_s.append(statistics.mean(r.seconds for r in run.log))
+                    infer.append(inference_ms(detector, images))
+                    results.append(score_variants(detector, samples, masks, labels, sigmas, methods,
+                                                  work / "cache"))
+                    print(f"[{time.strftime('%H:%M:%S')}] {category} {name} seed {seed} done",
+                          file=sys.stderr, flush=True)
+                for key in results[0]:
+                    rows.append([category, name, f"{key[0]:g}", key[1],
+                                 *(mean_sd([r[key][m] for r in results]) for m, _ in METRICS),
+                                 f"{statistics.mean(epoch_s):.2f}", f"{statistics.mean(infer):.1f}"])
+    finally:
+        if args.work is None:          # features and checkpoints: gigabytes on BSData
+            shutil.rmtree(work, ignore_errors=True)
     load.append(os.getloadavg()[0])
     print(f"bench/small_defects.py  data={args.data} epochs={args.epochs} seeds={args.seeds} "
           f"threads={args.threads}; mean ± sd over seeds")

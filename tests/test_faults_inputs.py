@@ -312,6 +312,15 @@ def one_run_sweep(tiny_data, tiny_cache, tmp_path_factory):
     return out
 
 
+@fault("O11", "sweep", "an input size the backbone's stride does not divide (the sweep made "
+       "its run folders before the check)", "error line naming the stride; nothing written")
+def test_sweep_checks_the_input_size_before_any_folder(tiny_data, tiny_cache, tmp_path):
+    fails(["sweep", "--data", tiny_data, "--category", "brick", "--param", "tail_weight",
+           "--values", "0.7", "--out", tmp_path / "sweep", "--epochs", "1", "--input-size", "60",
+           "--layers", "3", "--quiet", "--cache-dir", tiny_cache], "not a multiple of the stride")
+    assert not (tmp_path / "sweep").exists()
+
+
 @pytest.mark.parametrize("edit,match", [
     (lambda r: r.update(pixel_ap="high"), "record.pixel_ap: expected a number, got 'high'"),
     (lambda r: r.pop("k"), "record: missing field 'k'"),

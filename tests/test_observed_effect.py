@@ -1,5 +1,6 @@
 """The observed effect: exact point metrics (mean over seeds), paired intervals over seeds ×
 images against brute-force recomputation, refusal of mismatched images and unpaired seeds."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from mechanism.data.mvtec import Sample
 from mechanism.errors import MechanismError
 from mechanism.eval.evaluate import Evaluation
 from mechanism.eval.metrics import detection_metrics
-from mechanism.eval.observed_effect import ObservedEffect, observed_effect
+from mechanism.eval.observed_effect import ObservedEffect, effect_draws, observed_effect
 from mechanism.io.serialize import from_plain, to_plain
 from mechanism.report import tables
 
@@ -57,10 +58,17 @@ def test_different_test_images_are_refused():
         observed_effect([_evaluation(rng)] * 2, [_evaluation(rng)], "a", "b")
 
 
-def test_differently_scored_evaluations_are_refused():
+def test_differently_scored_evaluations_are_refused_unless_two_detectors_are_compared():
     rng = np.random.default_rng(0)
+    base, other = _evaluation(rng), _evaluation(rng, map_score="nll")
     with pytest.raises(MechanismError, match="scored differently"):
-        observed_effect([_evaluation(rng)], [_evaluation(rng, map_score="nll")], "a", "b")
+        observed_effect([base], [other], "a", "b")
+    with pytest.raises(MechanismError, match="scored differently"):
+        effect_draws([base], [other], 50)
+    # a benchmark of two methods (bench/vs_fastflow.py): the same draws as equally scored twins
+    twin = dataclasses.replace(other, map_score=base.map_score)
+    np.testing.assert_array_equal(effect_draws([base], [other], 50, same_scoring=False)["pixel_ap"],
+                                  effect_draws([base], [twin], 50)["pixel_ap"])
 
 
 def test_seeds_times_images_interval_equals_brute_force_recomputation():

@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from mechanism.backbone.model import load_backbone
 from mechanism.data.mvtec import fingerprint, read_split
 from mechanism.device import resolve_device
 from mechanism.errors import MechanismError
@@ -206,6 +207,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, shard: tuple[int, int] | None = 
             for the whole plan before anything is trained).
     """
     out = Path(out)
+    load_backbone(spec.backbone)        # stages and input size fit the network: before any folder
     data = prepare_sweep(spec, out)
     device = resolve_device(device) if isinstance(device, str) else device
     with contextlib.ExitStack() as stack:
