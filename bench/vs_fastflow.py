@@ -232,9 +232,9 @@ def run_ours(data: Path, category: str, backbone_cfg, epochs: int, seed: int, wo
                          train_cfg=TrainConfig(epochs=epochs, seed=seed), device=device,
                          cache_dir=cache, progress=False)
     maps, scores, ms = infer_ours(load_detector(run.checkpoint, device), test[0], *scoring)
-    return Result(evaluation(scores, maps, test), sum(r.seconds for r in run.log) / len(run.log),
-                  load_checkpoint(run.checkpoint).data.n_train,
-                  run.train_seconds, ms, run.feature_seconds)
+    return Result(evaluation(scores, maps, test), epoch_s=sum(r.seconds for r in run.log) / len(run.log),
+                  n_train=load_checkpoint(run.checkpoint).data.n_train, train_s=run.train_seconds,
+                  extract_s=run.feature_seconds, infer_ms=ms)
 
 
 def run_fastflow(torch_model, loss_cls, backbone, train_images: torch.Tensor, epochs: int,
@@ -244,8 +244,8 @@ def run_fastflow(torch_model, loss_cls, backbone, train_images: torch.Tensor, ep
     model = build_fastflow(torch_model, backbone, seed)
     epoch_s = train_fastflow(model, loss_cls(), train_images, epochs, TrainConfig().batch_size, seed)
     maps, scores, ms = infer_fastflow(model, test[0])
-    return Result(evaluation(scores, maps, test), sum(epoch_s) / len(epoch_s), len(train_images),
-                  sum(epoch_s), ms, 0.0)
+    return Result(evaluation(scores, maps, test), epoch_s=sum(epoch_s) / len(epoch_s),
+                  n_train=len(train_images), train_s=sum(epoch_s), extract_s=0.0, infer_ms=ms)
 
 
 # --- data, metrics, table ----------------------------------------------------------------------
