@@ -388,9 +388,9 @@ def paired_differences(results: dict[str, list[Result]], n_boot: int) -> str:
 
 
 def run_category(category: str, args: argparse.Namespace, fastflow: tuple, backbone, work: Path
-                 ) -> tuple[dict[str, dict], str]:
-    """Both models on one category, seed by seed, side by side: mean ± std per model and the
-    paired differences."""
+                 ) -> tuple[dict[str, dict], list[str]]:
+    """Both models on one category, seed by seed, side by side: mean ± std per model, and the
+    lines to print below the table (paired differences, our feature extraction)."""
     from mechanism.data.mvtec import read_split
     size = backbone.cfg.input_shape
     train_images = load_images(read_split(args.data, category, "train"), size)
@@ -403,11 +403,11 @@ def run_category(category: str, args: argparse.Namespace, fastflow: tuple, backb
         results["fastflow"].append(run_fastflow(*fastflow, backbone, train_images, args.epochs,
                                                 seed, test))
         print(f"[{time.strftime('%H:%M:%S')}] {category} seed {seed} done", file=sys.stderr, flush=True)
-    extract = results["ours"][0].extract_s
-    n_train = results["ours"][0].n_train
+    first = results["ours"][0]          # the seed that filled the feature cache
     return ({name: summarise(rs) for name, rs in results.items()},
-            f"{paired_differences(results, args.boot)}\n{category}: ours extracted the features of "
-            f"{n_train} training images once, {extract:.1f} s ({1000 * extract / n_train:.1f} ms/img)")
+            [paired_differences(results, args.boot),
+             f"ours extracted the features of {first.n_train} training images once, "
+             f"{first.extract_s:.1f} s ({1000 * first.extract_s / first.n_train:.1f} ms/img)"])
 
 
 def main() -> None:
@@ -441,8 +441,9 @@ def main() -> None:
           f"on {os.cpu_count()} cores; input {shape_text(input_size(args))} (h×w); peak RSS of the run "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
     print_table(table, len(args.seeds.split(",")))
-    for category, (_, differences) in runs.items():
-        print(f"{category}: {differences}")
+    for category, (_, lines) in runs.items():
+        for line in lines:
+            print(f"{category}: {line}")
     from mechanism.eval.scoring import DEFAULT_MAP_SCORE, MAP_SCORE_WORDS
     sigma, image_score = scoring(args)
     print(f"ours: maps of the {MAP_SCORE_WORDS[DEFAULT_MAP_SCORE]} + blur σ={sigma:g}, image score "
