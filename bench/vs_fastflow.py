@@ -32,7 +32,18 @@ latent energy ½‖z‖²/D upsampled bilinearly + Gaussian σ = 4, image score 
 top patch scores over 3/196 of the image, ``top_area_mean``); FastFlow = anomalib's map
 (−mean over stages of exp(−½·mean_c z²), bilinearly upsampled, no blur), image score = map max.
 
-Differences: ours − FastFlow of each metric with a 95% paired two-stage percentile bootstrap
+FastFlow's training length: it is trained ``--epochs`` and scores the test images after every
+epoch (its optimiser has no schedule, so its model after epoch e is that of an e-epoch run). Three
+FastFlow rows come from that one training: (1) after all ``--epochs``; (2) anomalib's stopping rule
+(its FastFlow config: early stopping on the validation pixel AUROC, patience 3, the best epoch's
+weights tested; ``--epochs`` caps it, where anomalib caps at 500) with a validation set that is
+not scored: the test images are split into two stratified halves drawn with the seed, the epoch
+picked on half A scores half B and vice versa, and the metrics pool both halves; (3) the same rule
+reading the whole test split, as anomalib's MVTec default ``val_split_mode: same_as_test`` does —
+an oracle that favours FastFlow. Below the table: FastFlow's Image AUROC, Pixel AUROC and Pixel
+AP after each epoch (mean ± sd over seeds) and the epochs each rule picked.
+
+Differences: ours − each FastFlow row of each metric with a 95% paired two-stage percentile bootstrap
 interval over seeds × test images (SPEC §7.2: seed i of both models paired, one image draw shared
 by both; ``mechanism.eval.observed_effect.effect_draws``), ``--boot`` resamples.
 
@@ -54,6 +65,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -163,15 +175,16 @@ def build_fastflow(torch_model, backbone, seed: int) -> nn.Module:
     return model.to(backbone.device)
 
 
-def train_fastflow(model: nn.Module, loss_fn, images: torch.Tensor, epochs: int, batch_size: int,
-                   seed: int) -> list[float]:
-    """anomalib's training step in a plain loop (Adam, no scheduler); seconds per epoch."""
+def fastflow_epochs(model: nn.Module, loss_fn, images: torch.Tensor, epochs: int, batch_size: int,
+                    seed: int) -> Iterator[float]:
+    """anomalib's training step in a plain loop (Adam, no scheduler): yields each epoch's
+    training seconds after the epoch, so the caller can evaluate the model between epochs (no
+    scheduler: the model after epoch e of a longer run is the model of an e-epoch run)."""
     opt = torch.optim.Adam(model.parameters(), **FASTFLOW_ADAM)
     shuffle = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    seconds = []
-    model.train()
     for epoch in range(1, epochs + 1):
+        model.train()
         start = time.perf_counter()
         for idx in torch.randperm(len(images), generator=shuffle).split(batch_size):
             hidden, jacobians = model(images[idx].to(device))
@@ -181,8 +194,7 @@ def train_fastflow(model: nn.Module, loss_fn, images: torch.Tensor, epochs: int,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        seconds.append(time.perf_counter() - start)
-    return seconds
+        yield time.perf_counter() - start
 
 
 @torch.no_grad()
@@ -238,14 +250,106 @@ def run_ours(data: Path, category: str, backbone_cfg, epochs: int, seed: int, wo
 
 
 def run_fastflow(torch_model, loss_cls, backbone, train_images: torch.Tensor, epochs: int,
-                 seed: int, test: tuple) -> Result:
-    """Train anomalib's FastFlow on our backbone, score the test images, compute metrics."""
+                 seed: int, test: tuple) -> tuple[dict[str, Result], dict]:
+    """Train anomalib's FastFlow on our backbone for ``epochs``, scoring the test images after
+    every epoch; its rows (``FASTFLOW_ROWS``) and its curve (``fastflow_rows``)."""
     from mechanism.train.config import TrainConfig
     model = build_fastflow(torch_model, backbone, seed)
-    epoch_s = train_fastflow(model, loss_cls(), train_images, epochs, TrainConfig().batch_size, seed)
-    maps, scores, ms = infer_fastflow(model, test[0])
-    return Result(evaluation(scores, maps, test), epoch_s=sum(epoch_s) / len(epoch_s),
-                  n_train=len(train_images), train_s=sum(epoch_s), extract_s=0.0, infer_ms=ms)
+    seconds, curve = [], []
+    for epoch_s in fastflow_epochs(model, loss_cls(), train_images, epochs, TrainConfig().batch_size, seed):
+        seconds.append(epoch_s)
+        curve.append(EpochScores(*infer_fastflow(model, test[0])))
+    return fastflow_rows(curve, seconds, len(train_images), test, seed)
+
+
+# --- FastFlow's stopping rule ------------------------------------------------------------------
+
+PATIENCE = 3
+"""anomalib's FastFlow config: ``EarlyStopping`` on the validation ``pixel_AUROC``, patience 3,
+mode max; the checkpoint with the best value (``ModelCheckpoint`` on the same metric) is tested."""
+
+FASTFLOW_ROWS = {
+    "fastflow": "FastFlow, all epochs",
+    "fastflow_stop_heldout": "FastFlow, early stop on held-out half",
+    "fastflow_stop_test": "FastFlow, early stop on test split",
+}
+"""FastFlow's rows: trained ``--epochs``; anomalib's early stopping with the validation pixel
+AUROC of the other half of the test images (cross-fitted: no image scored by a model chosen
+with it); the same rule reading the whole test split (anomalib's MVTec default
+``val_split_mode: same_as_test``, an oracle that favours FastFlow)."""
+
+
+@dataclass
+class EpochScores:
+    """FastFlow after one epoch, on the test images."""
+    maps: np.ndarray     # (N, S_h, S_w)
+    scores: np.ndarray   # (N,)
+    ms: float            # inference milliseconds per image
+
+
+def early_stopping(values: Sequence[float], patience: int = PATIENCE) -> tuple[int, int]:
+    """Lightning's ``EarlyStopping`` (mode max, min_delta 0) with the best checkpoint kept, over
+    one validation value per epoch: ``(best epoch, last epoch trained)``, both 1-based.
+
+    An epoch improves when its value is strictly above every earlier one; training stops after
+    ``patience`` epochs in a row without improvement, or after the last value (the epoch cap).
+    The best epoch is the first with the highest value up to the stop.
+    """
+    if not values:
+        raise ValueError("early_stopping needs at least one validation value")
+    best, best_epoch, wait = -math.inf, 0, 0
+    for epoch, value in enumerate(values, start=1):
+        if value > best:
+            best, best_epoch, wait = value, epoch, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return best_epoch, epoch
+    return best_epoch, len(values)
+
+
+def stratified_halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint halves of the images ``0 … N−1`` (sorted indices), each holding half the good
+    and half the defective ones (the first half rounds down), drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    first = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:np.sum(labels == c) // 2]
+                                    for c in (0, 1)]))
+    return first, np.setdiff1d(np.arange(len(labels)), first)
+
+
+def fastflow_rows(curve: list[EpochScores], seconds: list[float], n_train: int, test: tuple,
+                  seed: int) -> tuple[dict[str, Result], dict]:
+    """FastFlow's three rows (``FASTFLOW_ROWS``) from its scores after every epoch, and its curve:
+    per epoch the Image AUROC, Pixel AUROC and Pixel AP on the whole test split, and the epochs
+    the stopping rule picks (``best``) and trains (``stop``) per validation set."""
+    from mechanism.eval.metrics import image_auroc
+    from mechanism.eval.metrics.detection import pooled_pixel_metrics
+    _, masks, labels, _ = test
+
+    def row(maps, scores, ms, n_epochs) -> Result:
+        return Result(evaluation(scores, maps, test), epoch_s=float(np.mean(seconds[:n_epochs])),
+                      n_train=n_train, train_s=float(sum(seconds[:n_epochs])), extract_s=0.0, infer_ms=ms)
+
+    pixel = [pooled_pixel_metrics(c.maps, masks) for c in curve]
+    per_epoch = [(image_auroc(c.scores, labels), auroc, ap) for c, (auroc, ap) in zip(curve, pixel)]
+    last = curve[-1]
+    rows = {"fastflow": row(last.maps, last.scores, last.ms, len(curve))}
+
+    best, stop = early_stopping([auroc for auroc, _ in pixel])
+    picks = {"test split": (best, stop)}
+    rows["fastflow_stop_test"] = row(curve[best - 1].maps, curve[best - 1].scores, curve[best - 1].ms, stop)
+
+    maps, scores = np.empty_like(last.maps), np.empty_like(last.scores)
+    halves = stratified_halves(labels, seed)
+    for name, validation, held_out in (("half A", *halves), ("half B", *halves[::-1])):
+        picks[name] = early_stopping([pooled_pixel_metrics(c.maps[validation], masks[validation])[0]
+                                      for c in curve])
+        chosen = curve[picks[name][0] - 1]
+        maps[held_out], scores[held_out] = chosen.maps[held_out], chosen.scores[held_out]
+    rows["fastflow_stop_heldout"] = row(maps, scores,
+                                        float(np.mean([curve[picks[h][0] - 1].ms for h in ("half A", "half B")])),
+                                        max(picks["half A"][1], picks["half B"][1]))
+    return rows, {"per_epoch": per_epoch, "picks": picks}
 
 
 # --- data, metrics, table ----------------------------------------------------------------------
@@ -289,19 +393,23 @@ COLUMNS = (("image_auroc", "Image AUROC", "{:.3f}"), ("pixel_auroc", "Pixel AURO
            ("train_s", "train s", "{:.1f}"), ("infer_ms", "infer ms/img", "{:.1f}"))
 
 
+MODELS = {"ours": "ours", **FASTFLOW_ROWS}
+
+
 def print_table(table: dict[str, dict[str, dict]], n_seeds: int) -> None:
-    """One row per category and model (mean ± std over seeds), then ours/theirs."""
+    """One row per category and model (mean ± std over seeds), then ours / each FastFlow row."""
     header = ["category", "model"] + [title for _, title, _ in COLUMNS]
     rows = []
     for category, models in table.items():
-        for name in ("ours", "fastflow"):
+        for name, label in MODELS.items():
             cells = [fmt.format(models[name][k][0]) + (f" ± {fmt.format(models[name][k][1])}"
                                                         if n_seeds > 1 else "")
                      for k, _, fmt in COLUMNS]
-            rows.append([category, name, *cells])
-        ratios = [models["ours"][k][0] / models["fastflow"][k][0] if models["fastflow"][k][0] else math.nan
-                  for k, _, _ in COLUMNS]
-        rows.append([category, "ours/theirs", *(f"{r:.2f}" for r in ratios)])
+            rows.append([category, label, *cells])
+        for name, label in FASTFLOW_ROWS.items():
+            ratios = [models["ours"][k][0] / models[name][k][0] if models[name][k][0] else math.nan
+                      for k, _, _ in COLUMNS]
+            rows.append([category, f"ours / {label}", *(f"{r:.2f}" for r in ratios)])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w)
                                        for i, (c, w) in enumerate(zip(r, widths))) + " |"
@@ -369,12 +477,12 @@ def ours_backbone(args: argparse.Namespace):
                           input_size=input_size(args))
 
 
-def paired_differences(results: dict[str, list[Result]], n_boot: int) -> str:
-    """Ours − FastFlow per metric with its paired two-stage interval over seeds × test images
-    (SPEC §7.2, ``effect_draws``: seed i of both models paired, one image draw for both)."""
+def paired_differences(results: dict[str, list[Result]], theirs_name: str, n_boot: int) -> str:
+    """Ours − one FastFlow row per metric with its paired two-stage interval over seeds × test
+    images (SPEC §7.2, ``effect_draws``: seed i of both models paired, one image draw for both)."""
     from mechanism.eval.observed_effect import effect_draws
     from mechanism.stats.bootstrap import percentile_interval
-    theirs, ours = ([r.scored for r in results[m]] for m in ("fastflow", "ours"))
+    theirs, ours = ([r.scored for r in results[m]] for m in (theirs_name, "ours"))
     draws = effect_draws(theirs, ours, n_boot, seed=0, same_scoring=False)
     cells = []
     for key, title, _ in COLUMNS[:len(METRICS)]:
@@ -382,30 +490,50 @@ def paired_differences(results: dict[str, list[Result]], n_boot: int) -> str:
                                for o, t in zip(ours, theirs)]))
         cells.append(f"{title} {percentile_interval(delta, draws[key][:, 2]).format('{:+.3f}')}")
     labels = theirs[0].labels
-    return (f"ours − FastFlow, 95% paired two-stage bootstrap over {len(ours)} seed(s) × "
-            f"{len(labels)} test images ({int(labels.sum())} defective), B = {n_boot}: "
+    return (f"ours − {FASTFLOW_ROWS[theirs_name]}, 95% paired two-stage bootstrap over {len(ours)} "
+            f"seed(s) × {len(labels)} test images ({int(labels.sum())} defective), B = {n_boot}: "
             + "; ".join(cells))
+
+
+def curve_lines(curves: list[dict]) -> list[str]:
+    """FastFlow's metrics after each epoch (mean ± sd over seeds, whole test split) and the
+    epochs its stopping rule picks, one line each."""
+    per_epoch = np.array([c["per_epoch"] for c in curves])          # (seeds, epochs, 3)
+    sd = per_epoch.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(per_epoch.shape[1:])
+    lines = [f"FastFlow after epoch {e + 1}: Image AUROC {m[0]:.3f} ± {d[0]:.3f}, Pixel AUROC "
+             f"{m[1]:.3f} ± {d[1]:.3f}, Pixel AP {m[2]:.3f} ± {d[2]:.3f}"
+             for e, (m, d) in enumerate(zip(per_epoch.mean(axis=0), sd))]
+    for c in curves:
+        lines.append(f"FastFlow seed {c['seed']}, early stopping on pixel AUROC (patience {PATIENCE}): "
+                     + "; ".join(f"{where} picks epoch {best}, trains {stop}"
+                                 for where, (best, stop) in c["picks"].items()))
+    return lines
 
 
 def run_category(category: str, args: argparse.Namespace, fastflow: tuple, backbone, work: Path
                  ) -> tuple[dict[str, dict], list[str]]:
-    """Both models on one category, seed by seed, side by side: mean ± std per model, and the
-    lines to print below the table (paired differences, our feature extraction)."""
+    """Both models on one category, seed by seed, side by side: mean ± std per model row, and
+    the lines to print below the table (paired differences, FastFlow's curve, our feature
+    extraction)."""
     from mechanism.data.mvtec import read_split
     size = backbone.cfg.input_shape
     train_images = load_images(read_split(args.data, category, "train"), size)
     test = load_test(args.data, category, size)
     cache = args.cache_dir or work / f"cache-{category}"
-    results: dict[str, list[Result]] = {"ours": [], "fastflow": []}
+    results: dict[str, list[Result]] = {name: [] for name in MODELS}
+    curves = []
     for seed in (int(s) for s in args.seeds.split(",")):
         results["ours"].append(run_ours(args.data, category, ours_backbone(args), args.epochs, seed, work,
                                         cache, backbone.device, test, scoring(args)))
-        results["fastflow"].append(run_fastflow(*fastflow, backbone, train_images, args.epochs,
-                                                seed, test))
+        rows, curve = run_fastflow(*fastflow, backbone, train_images, args.epochs, seed, test)
+        for name, result in rows.items():
+            results[name].append(result)
+        curves.append({**curve, "seed": seed})
         print(f"[{time.strftime('%H:%M:%S')}] {category} seed {seed} done", file=sys.stderr, flush=True)
     first = results["ours"][0]          # the seed that filled the feature cache
     return ({name: summarise(rs) for name, rs in results.items()},
-            [paired_differences(results, args.boot),
+            [*(paired_differences(results, name, args.boot) for name in FASTFLOW_ROWS),
+             *curve_lines(curves),
              f"ours extracted the features of {first.n_train} training images once, "
              f"{first.extract_s:.1f} s ({1000 * first.extract_s / first.n_train:.1f} ms/img)"])
 
@@ -448,7 +576,9 @@ def main() -> None:
     sigma, image_score = scoring(args)
     print(f"ours: maps of the {MAP_SCORE_WORDS[DEFAULT_MAP_SCORE]} + blur σ={sigma:g}, image score "
           f"{image_score}, cached features; fastflow: anomalib map (no blur), max image "
-          f"score, backbone run every epoch; train s = the epochs")
+          f"score, backbone run every epoch; train s = the epochs trained (early stop: up to the "
+          f"later stop of the two halves); FastFlow's test images are scored after every epoch "
+          f"(not in its train s)")
 
 
 if __name__ == "__main__":
