@@ -2,7 +2,7 @@
 
     pip install -e '.[bench]'          # anomalib 2.7.0; torch/torchvision stay pinned
     python bench/vs_fastflow.py [--data data/demo] [--categories brick,grass,gravel]
-                                [--epochs 20] [--seeds 0] [--threads 2] [--layers 1,2,3] [--ours-layers 3]
+                                [--epochs 20] [--ours-epochs N] [--seeds 0] [--threads 2] [--layers 1,2,3] [--ours-layers 3]
                                 [--input-size 224x544] [--sigma 4] [--image-score top_area_mean]
                                 [--boot 1000]
 
@@ -10,7 +10,7 @@ Per category and seed, both models are trained side by side in one run (the mach
 
 * ours: ``mechanism.train.fit.train_detector`` with the default backbone stages, flow, loss and
   optimiser settings (only epochs and seed from the command line; ``--ours-layers`` overrides the
-  stages), on features cached once per category;
+  stages, ``--ours-epochs`` the epochs), on features cached once per category;
 * FastFlow: anomalib 2.7.0's ``FastflowModel`` with its own CNN defaults (8 flow steps,
   alternating 3×3/1×1 subnets, hidden ratio 1.0, clamp 2.0, trainable per-stage LayerNorm),
   ``FastflowLoss``, Adam lr 1e-3 / weight decay 1e-5 (anomalib's ``configure_optimizers``),
@@ -423,7 +423,10 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("data/demo"))
     ap.add_argument("--categories", default="brick,grass,gravel")
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=20,
+                    help="FastFlow's training epochs (its early stopping's cap), and ours unless --ours-epochs")
+    ap.add_argument("--ours-epochs", type=int, default=None,
+                    help="our detector's training epochs [default: --epochs]")
     ap.add_argument("--seeds", default="0", help="comma-separated training seeds (mean ± std)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--layers", default="1,2,3", help="backbone stages FastFlow's per-stage flows "
@@ -442,6 +445,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--image-score", default=None,
                     help="our image score [default: mechanism evaluate's]")
     return ap.parse_args()
+
+
+def ours_epochs(args: argparse.Namespace) -> int:
+    """Our training epochs: ``--ours-epochs``, else ``--epochs``."""
+    return args.epochs if args.ours_epochs is None else args.ours_epochs
 
 
 def input_size(args: argparse.Namespace) -> int | tuple[int, int]:
@@ -523,7 +531,7 @@ def run_category(category: str, args: argparse.Namespace, fastflow: tuple, backb
     results: dict[str, list[Result]] = {name: [] for name in MODELS}
     curves = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        results["ours"].append(run_ours(args.data, category, ours_backbone(args), args.epochs, seed, work,
+        results["ours"].append(run_ours(args.data, category, ours_backbone(args), ours_epochs(args), seed, work,
                                         cache, backbone.device, test, scoring(args)))
         rows, curve = run_fastflow(*fastflow, backbone, train_images, args.epochs, seed, test)
         for name, result in rows.items():
@@ -542,6 +550,8 @@ def main() -> None:
     args = parse_args()
     if args.boot < 1:
         raise SystemExit(f"error: --boot must be ≥ 1, got {args.boot}")
+    if min(args.epochs, ours_epochs(args)) < 1:
+        raise SystemExit(f"error: epochs must be ≥ 1, got --epochs {args.epochs}, --ours-epochs {args.ours_epochs}")
     fastflow = import_fastflow()
     torch.set_num_threads(args.threads)
     from mechanism.backbone.model import BackboneConfig, load_backbone
@@ -561,7 +571,8 @@ def main() -> None:
                 for c in args.categories.split(",") if c}
     table = {c: summary for c, (summary, _) in runs.items()}
 
-    print(f"bench/vs_fastflow.py  data={args.data} epochs={args.epochs} seeds={args.seeds} "
+    print(f"bench/vs_fastflow.py  data={args.data} epochs: fastflow {args.epochs}, ours "
+          f"{ours_epochs(args)}; seeds={args.seeds} "
           f"threads={args.threads} device={device}; fastflow: layers {args.layers} (strides "
           f"{backbone.reductions}, channels {backbone.channels}); ours: layers "
           f"{','.join(map(str, ours_backbone(args).layers))} ({load_backbone(ours_backbone(args)).grid()} grid)")
