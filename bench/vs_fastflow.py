@@ -34,13 +34,15 @@ top patch scores over 3/196 of the image, ``top_area_mean``); FastFlow = anomali
 
 FastFlow's training length: it is trained ``--epochs`` and scores the test images after every
 epoch (its optimiser has no schedule, so its model after epoch e is that of an e-epoch run). Three
-FastFlow rows come from that one training: (1) after all ``--epochs``; (2) anomalib's stopping rule
-(its FastFlow config: early stopping on the validation pixel AUROC, patience 3, the best epoch's
-weights tested; ``--epochs`` caps it, where anomalib caps at 500) with a validation set that is
-not scored: the test images are split into two stratified halves drawn with the seed, the epoch
-picked on half A scores half B and vice versa, and the metrics pool both halves; (3) the same rule
-reading the whole test split, as anomalib's MVTec default ``val_split_mode: same_as_test`` does —
-an oracle that favours FastFlow. Below the table: FastFlow's Image AUROC, Pixel AUROC and Pixel
+FastFlow rows come from that one training: (1) after all ``--epochs``; (2) the stopping rule of
+anomalib's FastFlow config up to 0.7 (early stopping on the validation pixel AUROC, patience 3,
+the best epoch's weights tested; ``--epochs`` caps it, where anomalib capped at 500; 2.7 has no
+such default) with a validation set that is not scored: the test images are split into two
+stratified halves drawn with the seed, the epoch picked on half A scores half B and vice versa
+(where the halves pick different epochs, each half's maps are standardised by the good pixels
+of the half that picked its epoch, so the two epochs' maps pool), and the metrics pool both halves; (3) the same rule reading the whole test
+split, as anomalib 0.7's MVTec default ``val_split_mode: same_as_test`` did — an oracle that
+favours FastFlow. Below the table: FastFlow's Image AUROC, Pixel AUROC and Pixel
 AP after each epoch (mean ± sd over seeds) and the epochs each rule picked.
 
 Differences: ours − each FastFlow row of each metric with a 95% paired two-stage percentile bootstrap
@@ -265,18 +267,22 @@ def run_fastflow(torch_model, loss_cls, backbone, train_images: torch.Tensor, ep
 # --- FastFlow's stopping rule ------------------------------------------------------------------
 
 PATIENCE = 3
-"""anomalib's FastFlow config: ``EarlyStopping`` on the validation ``pixel_AUROC``, patience 3,
-mode max; the checkpoint with the best value (``ModelCheckpoint`` on the same metric) is tested."""
+"""The stopping rule of anomalib's FastFlow config up to anomalib 0.7 (``models/fastflow/config.yaml``:
+``early_stopping`` patience 3 on ``pixel_AUROC``, mode max; the best checkpoint tested, with
+``val_split_mode: same_as_test``). anomalib 2.7 ships no such config: its ``Engine`` trains to
+``max_epochs`` unless the user adds a callback. The bench keeps 2.7's architecture defaults
+(``FASTFLOW_DEFAULTS``; 0.7's resnet18 config set ``conv3x3_only: True``) with 0.7's rule."""
 
 FASTFLOW_ROWS = {
     "fastflow": "FastFlow, all epochs",
     "fastflow_stop_heldout": "FastFlow, early stop on held-out half",
     "fastflow_stop_test": "FastFlow, early stop on test split",
 }
-"""FastFlow's rows: trained ``--epochs``; anomalib's early stopping with the validation pixel
-AUROC of the other half of the test images (cross-fitted: no image scored by a model chosen
-with it); the same rule reading the whole test split (anomalib's MVTec default
-``val_split_mode: same_as_test``, an oracle that favours FastFlow)."""
+"""FastFlow's rows: trained ``--epochs``; the early stopping of ``PATIENCE`` with the validation
+pixel AUROC of the other half of the test images (cross-fitted: no image is scored by a model
+chosen with it; ``fastflow_rows``); the same rule reading the whole test split (anomalib 0.7's
+``same_as_test``: an oracle that favours FastFlow). The picked epochs are held fixed by the
+bootstrap: its intervals leave out the uncertainty of the choice."""
 
 
 @dataclass
@@ -317,38 +323,64 @@ def stratified_halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.nda
     return first, np.setdiff1d(np.arange(len(labels)), first)
 
 
+def standardise(maps: np.ndarray, scores: np.ndarray, reference: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Maps ``(n, S_h, S_w)`` and image scores ``(n,)`` (the map max) minus the mean and over the
+    standard deviation of the ``reference`` pixels: one increasing affine map, so rankings within
+    one model's scores stay as they were, while two models' scores become comparable."""
+    mean, sd = float(np.mean(reference, dtype=np.float64)), float(np.std(reference, dtype=np.float64))
+    if not sd > 0:
+        raise ValueError("cannot standardise FastFlow's maps: its good validation pixels are constant")
+    return (maps - mean) / sd, (scores - mean) / sd
+
+
 def fastflow_rows(curve: list[EpochScores], seconds: list[float], n_train: int, test: tuple,
                   seed: int) -> tuple[dict[str, Result], dict]:
     """FastFlow's three rows (``FASTFLOW_ROWS``) from its scores after every epoch, and its curve:
     per epoch the Image AUROC, Pixel AUROC and Pixel AP on the whole test split, and the epochs
-    the stopping rule picks (``best``) and trains (``stop``) per validation set."""
+    the stopping rule picks (``best``) and trains (``stop``) per validation set.
+
+    Held-out row: each half is scored by the epoch picked on the other half; where the halves
+    pick different epochs, each half's maps and scores are standardised by the good images'
+    pixels of the other half at its epoch (FastFlow's map level moves with training, so two
+    epochs' raw maps do not pool; anomalib normalises with validation statistics too); where
+    they pick the same epoch, that one model's raw maps score every image. Train s of the stopping rows: the epochs up to the stop (the
+    later of the two halves'), without the validation passes; infer ms/img: the median over
+    the epochs' test passes, the same for every row (one architecture).
+    """
     from mechanism.eval.metrics import image_auroc
     from mechanism.eval.metrics.detection import pooled_pixel_metrics
     _, masks, labels, _ = test
+    infer_ms = float(np.median([c.ms for c in curve]))
 
-    def row(maps, scores, ms, n_epochs) -> Result:
+    def row(maps, scores, n_epochs) -> Result:
         return Result(evaluation(scores, maps, test), epoch_s=float(np.mean(seconds[:n_epochs])),
-                      n_train=n_train, train_s=float(sum(seconds[:n_epochs])), extract_s=0.0, infer_ms=ms)
+                      n_train=n_train, train_s=float(sum(seconds[:n_epochs])), extract_s=0.0,
+                      infer_ms=infer_ms)
 
     pixel = [pooled_pixel_metrics(c.maps, masks) for c in curve]
     per_epoch = [(image_auroc(c.scores, labels), auroc, ap) for c, (auroc, ap) in zip(curve, pixel)]
-    last = curve[-1]
-    rows = {"fastflow": row(last.maps, last.scores, last.ms, len(curve))}
+    rows = {"fastflow": row(curve[-1].maps, curve[-1].scores, len(curve))}
 
     best, stop = early_stopping([auroc for auroc, _ in pixel])
     picks = {"test split": (best, stop)}
-    rows["fastflow_stop_test"] = row(curve[best - 1].maps, curve[best - 1].scores, curve[best - 1].ms, stop)
+    rows["fastflow_stop_test"] = row(curve[best - 1].maps, curve[best - 1].scores, stop)
 
-    maps, scores = np.empty_like(last.maps), np.empty_like(last.scores)
     halves = stratified_halves(labels, seed)
-    for name, validation, held_out in (("half A", *halves), ("half B", *halves[::-1])):
+    for name, validation in zip(("half A", "half B"), halves):
         picks[name] = early_stopping([pooled_pixel_metrics(c.maps[validation], masks[validation])[0]
                                       for c in curve])
-        chosen = curve[picks[name][0] - 1]
-        maps[held_out], scores[held_out] = chosen.maps[held_out], chosen.scores[held_out]
-    rows["fastflow_stop_heldout"] = row(maps, scores,
-                                        float(np.mean([curve[picks[h][0] - 1].ms for h in ("half A", "half B")])),
-                                        max(picks["half A"][1], picks["half B"][1]))
+    (best_a, stop_a), (best_b, stop_b) = picks["half A"], picks["half B"]
+    if best_a == best_b:         # one model scores every image: its own scale
+        maps, scores = curve[best_a - 1].maps, curve[best_a - 1].scores
+    else:
+        maps, scores = np.empty_like(curve[-1].maps), np.empty_like(curve[-1].scores)
+        for best, validation, held_out in ((best_a, *halves), (best_b, *halves[::-1])):
+            chosen = curve[best - 1]
+            maps[held_out], scores[held_out] = standardise(
+                chosen.maps[held_out], chosen.scores[held_out],
+                reference=chosen.maps[validation][labels[validation] == 0])
+    rows["fastflow_stop_heldout"] = row(maps, scores, max(stop_a, stop_b))
     return rows, {"per_epoch": per_epoch, "picks": picks}
 
 
@@ -514,6 +546,7 @@ def curve_lines(curves: list[dict]) -> list[str]:
     for c in curves:
         lines.append(f"FastFlow seed {c['seed']}, early stopping on pixel AUROC (patience {PATIENCE}): "
                      + "; ".join(f"{where} picks epoch {best}, trains {stop}"
+                                 + ("" if stop - best >= PATIENCE else " (the --epochs cap: the rule did not fire)")
                                  for where, (best, stop) in c["picks"].items()))
     return lines
 
