@@ -29,6 +29,13 @@ def resolve_device(choice: str) -> torch.device:
     raise MechanismError(f"unknown device {choice!r}: use auto, cpu, cuda or cuda:N")
 
 
+def cpu_has_bf16_kernels() -> bool:
+    """Whether oneDNN has bfloat16 kernels for this CPU (AVX-512 BW/VL/DQ, natively or by
+    conversion, or an ARM CPU with bf16); without them a bfloat16 convolution falls back to slow
+    reference code and ``--precision fp32`` trains faster."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 MAX_THREADS = 1024
 THREADS_ENV = "MECHANISM_THREADS"
 """``auto``: long loops follow the idle cores; a number: that count; unset: the count in force."""

@@ -87,3 +87,21 @@ def test_cli_precision_choices_are_the_library_s():
     from mechanism.train.config import PRECISIONS
     option = next(o for o in app.commands["train"].params if o.name == "precision")
     assert tuple(option.type.choices) == PRECISIONS
+
+
+@pytest.mark.parametrize("has_kernels, precision, warned", [
+    (False, "bf16", True), (True, "bf16", False), (False, "fp32", False)])
+def test_bf16_on_a_cpu_without_bf16_kernels_warns(monkeypatch, recwarn, has_kernels, precision, warned):
+    import mechanism.train.fit as fit
+    monkeypatch.setattr(fit, "cpu_has_bf16_kernels", lambda: has_kernels)
+    fit_flow(_features(), TINY_FLOW, TailLossConfig(), TrainConfig(epochs=1, batch_size=4, precision=precision),
+             progress=False)
+    messages = [str(w.message) for w in recwarn if "bfloat16 kernels" in str(w.message)]
+    assert len(messages) == int(warned), messages
+    assert not warned or "--precision fp32" in messages[0]
+
+
+def test_cpu_bf16_probe_runs_on_this_torch():
+    """The probe rests on a private torch op: a torch without it fails here, not in training."""
+    from mechanism.device import cpu_has_bf16_kernels
+    assert isinstance(cpu_has_bf16_kernels(), bool)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from mechanism.backbone.features import cached_features
 from mechanism.backbone.model import BackboneConfig, load_backbone
 from mechanism.backbone.record import backbone_record
 from mechanism.data.mvtec import fingerprint, read_split
-from mechanism.device import CpuThreads
+from mechanism.device import CpuThreads, cpu_has_bf16_kernels
 from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow, patch_nll
 from mechanism.io.atomic import prepare_output, write_text
@@ -78,6 +79,9 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
     bar = tqdm(range(1, train_cfg.epochs + 1), desc="train", unit="epoch", disable=not progress)
     threads = CpuThreads() if device.type == "cpu" else None
     bf16 = train_cfg.precision == "bf16"
+    if bf16 and device.type == "cpu" and not cpu_has_bf16_kernels():
+        warnings.warn("this CPU has no bfloat16 kernels (oneDNN needs AVX-512): bf16 training runs "
+                      "on slow fallbacks here; --precision fp32 is likely faster", stacklevel=2)
     flow.train()
     try:
         for epoch in bar:
