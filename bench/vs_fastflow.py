@@ -40,9 +40,9 @@ the best epoch's weights tested; ``--epochs`` caps it, where anomalib capped at 
 such default) with a validation set that is not scored: the test images are split into two
 stratified halves drawn with the seed, the epoch picked on half A scores half B and vice versa
 (where the halves pick different epochs, each half's maps are standardised by the good pixels
-of the half that picked its epoch, so the two epochs' maps pool), and the metrics pool both halves; (3) the same rule reading the whole test
-split, as anomalib 0.7's MVTec default ``val_split_mode: same_as_test`` did — an oracle that
-favours FastFlow. Below the table: FastFlow's Image AUROC, Pixel AUROC and Pixel
+of the half that picked its epoch, so the two epochs' maps pool), and the metrics pool both
+halves; (3) the same rule reading the whole test split, as anomalib 0.7's MVTec default
+``val_split_mode: same_as_test`` did — an oracle that favours FastFlow. Below the table: FastFlow's Image AUROC, Pixel AUROC and Pixel
 AP after each epoch (mean ± sd over seeds) and the epochs each rule picked.
 
 Differences: ours − each FastFlow row of each metric with a 95% paired two-stage percentile bootstrap
@@ -344,9 +344,10 @@ def fastflow_rows(curve: list[EpochScores], seconds: list[float], n_train: int, 
     pick different epochs, each half's maps and scores are standardised by the good images'
     pixels of the other half at its epoch (FastFlow's map level moves with training, so two
     epochs' raw maps do not pool; anomalib normalises with validation statistics too); where
-    they pick the same epoch, that one model's raw maps score every image. Train s of the stopping rows: the epochs up to the stop (the
-    later of the two halves'), without the validation passes; infer ms/img: the median over
-    the epochs' test passes, the same for every row (one architecture).
+    they pick the same epoch, that one model's raw maps score every image. Train s of the
+    stopping rows: the epochs up to the stop (the later of the two halves'), without the
+    validation passes; infer ms/img: the median over the epochs' test passes, the same for
+    every row (one architecture).
     """
     from mechanism.eval.metrics import image_auroc
     from mechanism.eval.metrics.detection import pooled_pixel_metrics
