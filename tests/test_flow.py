@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dtypes import ProductDtypes
 from mechanism.flow import FlowConfig, FlowOutput, PatchFlow, latent_energy, patch_nll
 from mechanism.flow.positional import positional_encoding_2d
 
@@ -133,6 +134,42 @@ def test_joint_subnet_halves_are_log_scale_and_shift():
     assert torch.allclose(out.logdet, s.sum(dim=1), atol=1e-12)
 
 
+def _nchw_block(block, x, cond):
+    """One block written out in the NCHW layout with its ``Conv2d`` modules called as
+    convolutions (the code before the patch-row layout): ``x: (B, D, H, W)``, ``cond: (1, P, H, W)``."""
+    x1, x2 = x[:, :block.passive], x[:, block.passive:]
+    parts = [x1, cond.expand(x.shape[0], -1, -1, -1)]
+    if block.context is not None:
+        parts.append(block.context(x1))
+    h = torch.cat(parts, dim=1)
+    if block.subnets == "joint":
+        s_raw, t = block.subnet(h).chunk(2, dim=1)
+    else:
+        s_raw, t = block.scale_net(h), block.shift_net(h[:, :block.passive + cond.shape[1]])
+    s = block.clamp * torch.tanh(s_raw / block.clamp)
+    y = torch.cat([x1, x2 * torch.exp(s) + t], dim=1)
+    y = y * torch.exp(block.global_log_scale)[None, :, None, None] + block.global_shift[None, :, None, None]
+    return y[:, block.permutation], s.sum(dim=1) + block.global_log_scale.sum()
+
+
+@pytest.mark.parametrize("subnets", ["joint", "separate"])
+@pytest.mark.parametrize("spatial_context,subnet_kernel", [(True, 1), (False, 1), (False, 3), (True, 3)])
+def test_patch_rows_compute_the_nchw_convolutions(spatial_context, subnet_kernel, subnets):
+    """The blocks run on patch rows with their 1×1 convolutions as matrix products; the same
+    weights called as NCHW convolutions give the same latents and log-dets (a 2×5 grid, so a
+    transposed row order would show)."""
+    flow = _randomised_flow(5, 2, 5, spatial_context, seed=6, subnet_kernel=subnet_kernel, subnets=subnets)
+    x = torch.randn(3, 5, 2, 5, dtype=torch.float64)
+    z, logdet = x, torch.zeros(3, 2, 5, dtype=torch.float64)
+    for block in flow.blocks:
+        z, ld = _nchw_block(block, z, flow.cond)
+        logdet = logdet + ld
+    out = flow(x)
+    torch.testing.assert_close(out.z, z, rtol=0, atol=1e-10)      # float64: summation order only
+    torch.testing.assert_close(out.logdet, logdet, rtol=0, atol=1e-10)
+    assert out.z.is_contiguous()
+
+
 def test_wrong_input_shape_is_refused():
     flow = PatchFlow(4, 3, 3, FlowConfig(n_blocks=1, hidden=8, pos_channels=4))
     with pytest.raises(ValueError, match="expects"):
@@ -169,25 +206,24 @@ def test_a_flow_saved_before_the_joint_subnet_loads_and_scores_the_same():
 
 @pytest.mark.parametrize("subnets", ["joint", "separate"])
 def test_under_bf16_autocast_subnets_run_in_bf16_and_the_logdet_stays_exact(subnets):
-    """Mixed-precision training (``TrainConfig(precision="bf16")``): the subnets' convolutions
+    """Mixed-precision training (``TrainConfig(precision="bf16")``): the subnets' products
     answer in bfloat16, while z and the log-det stay float32 and the log-det is still that of
     the map computed: one block's autograd Jacobian (of the same autocast forward) is
     block-triangular with the float32 diagonal exp(s), so its determinant is exact; through
     several blocks the bfloat16 off-diagonal terms would round the chain product itself."""
     dim, h, w = 4, 3, 3
     flow = _randomised_flow(dim, h, w, True, seed=2, n_blocks=1, subnets=subnets).float()
-    seen = []
-    for m in flow.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            m.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
     x = torch.randn(1, dim, h, w)
 
     def forward(v):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return flow(v)
 
-    out = forward(x)
-    assert set(seen) == {torch.bfloat16}
+    with ProductDtypes() as products:
+        out = forward(x)
+    with ProductDtypes() as fp32_products:
+        flow(x)
+    assert products.seen == {torch.bfloat16} and fp32_products.seen == {torch.float32}
     assert out.z.dtype == out.logdet.dtype == torch.float32
     jac = torch.autograd.functional.jacobian(lambda v: forward(v).z, x)
     _, logabsdet = torch.linalg.slogdet(jac.reshape(dim * h * w, dim * h * w).double())

@@ -16,10 +16,16 @@ depthwise 3×3 convolution of the neighbouring patches' *passive* halves, so pat
 while the Jacobian stays block-triangular:
 ``log|det J| = Σ_{c,h,w} (s[c,h,w]) + H·W·Σ_c g[c]``, and patch ``(h, w)`` owns
 ``Σ_c s[c,h,w] + Σ_c g[c]``.
+
+A block works on patch rows ``(B·H·W, D)`` (channels last): its 1×1 subnet convolutions are
+then plain matrix products, and an image view ``(B, C, H, W)`` of the same memory serves the
+3×3 context and k×k subnets. The weights stay ``Conv2d`` parameters, so checkpoints written
+with the NCHW layout load and score the same.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 SUBNETS = ("joint", "separate")
@@ -35,8 +41,36 @@ def _subnet(in_channels: int, hidden: int, out_channels: int, kernel: int = 1) -
                          nn.ReLU(inplace=True), last)
 
 
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the subnets compute in: autocast's where it is on for ``x``'s device."""
+    kind = x.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
+
+
+def _as_images(rows: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """Patch rows ``(B·H·W, C)`` as images ``(B, C, H, W)`` (a view, channels last in memory)."""
+    b, h, w = grid
+    return rows.view(b, h, w, rows.shape[1]).permute(0, 3, 1, 2)
+
+
+def _as_rows(images: torch.Tensor) -> torch.Tensor:
+    """Images ``(B, C, H, W)`` as patch rows ``(B·H·W, C)``."""
+    return images.permute(0, 2, 3, 1).reshape(-1, images.shape[1])
+
+
+def _run_subnet(net: nn.Sequential, h: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """A Conv–ReLU–Conv subnet on patch rows ``h: (B·H·W, C)``. Its 1×1 convolutions run as
+    matrix products on the rows (the same weights; no NCHW convolution); k×k ones on the grid."""
+    first, _, last = net
+    if first.kernel_size != (1, 1):
+        return _as_rows(net(_as_images(h, grid)))
+    hidden = F.linear(h, first.weight.flatten(1), first.bias).relu_()
+    return F.linear(hidden, last.weight.flatten(1), last.bias)
+
+
 class CouplingBlock(nn.Module):
-    """Invertible map ``(B, D, H, W) → (B, D, H, W)`` with a per-patch log-det ``(B, H, W)``.
+    """Invertible map of patch rows ``(B·H·W, D) → (B·H·W, D)`` (the images of a grid
+    ``(B, H, W)``, row ``(b·H + h)·W + w``) with a per-patch log-det ``(B·H·W,)``.
 
     Args:
         dim: channels D (≥ 2).
@@ -78,16 +112,22 @@ class CouplingBlock(nn.Module):
         self.register_buffer("inverse_permutation", torch.argsort(permutation))
         self.detach_context = False   # the context sees detached inputs (``PatchFlow.own_paths_only``)
 
-    def _scale_shift(self, x1: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = [x1, cond.expand(x1.shape[0], -1, -1, -1)]
+    def _scale_shift(self, x1: torch.Tensor, cond: torch.Tensor,
+                     grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-scale ``s`` and shift ``t`` ``(B·H·W, |x2|)`` from the passive rows ``x1`` and the
+        condition rows ``cond: (H·W, P)``, in ``x1``'s dtype."""
+        b, hw = grid[0], grid[1] * grid[2]
+        x1c = x1.to(_compute_dtype(x1))                  # one cast of the passive half
+        parts = [x1c.view(b, hw, -1), cond.to(x1c.dtype).expand(b, -1, -1)]
         if self.context is not None:
-            parts.append(self.context(x1.detach() if self.detach_context else x1))
-        h_context = torch.cat(parts, dim=1)          # (x1, cond[, context]): one copy
+            seen = _as_images(x1c.detach() if self.detach_context else x1c, grid)
+            parts.append(_as_rows(self.context(seen)).view(b, hw, -1))
+        h_context = torch.cat(parts, dim=2).view(b * hw, -1)   # rows of (x1, cond[, context])
         if self.subnets == "joint":
-            s_raw, t = self.subnet(h_context).chunk(2, dim=1)
+            s_raw, t = _run_subnet(self.subnet, h_context, grid).chunk(2, dim=1)
         else:
             plain = h_context[:, :self.passive + cond.shape[1]]     # (x1, cond), no context
-            s_raw, t = self.scale_net(h_context), self.shift_net(plain)
+            s_raw, t = _run_subnet(self.scale_net, h_context, grid), _run_subnet(self.shift_net, plain, grid)
         # under autocast the subnets answer in bfloat16; clamp, exp and log-det stay in x's dtype
         s_raw, t = s_raw.to(x1.dtype), t.to(x1.dtype)
         return self.clamp * torch.tanh(s_raw / self.clamp), t
@@ -95,21 +135,21 @@ class CouplingBlock(nn.Module):
     def _global_logdet(self) -> torch.Tensor:
         return self.global_log_scale.sum()
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x: (B, D, H, W)``, ``cond: (1, P, H, W)`` → ``(y (B, D, H, W), logdet (B, H, W))``."""
+    def forward(self, x: torch.Tensor, cond: torch.Tensor,
+                grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x: (B·H·W, D)`` patch rows, ``cond: (H·W, P)`` → ``(y (B·H·W, D), logdet (B·H·W,))``."""
         x1, x2 = x[:, :self.passive], x[:, self.passive:]
-        s, t = self._scale_shift(x1, cond)
+        s, t = self._scale_shift(x1, cond, grid)
         y = torch.cat([x1, x2 * torch.exp(s) + t], dim=1)
-        g = self.global_log_scale[None, :, None, None]
-        y = y * torch.exp(g) + self.global_shift[None, :, None, None]
-        return y[:, self.permutation], s.sum(dim=1) + self._global_logdet()
+        y = y * torch.exp(self.global_log_scale) + self.global_shift
+        return y.index_select(1, self.permutation), s.sum(dim=1) + self._global_logdet()
 
-    def inverse(self, y: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def inverse(self, y: torch.Tensor, cond: torch.Tensor,
+                grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact inverse of ``forward``; the log-det returned is that of the inverse map."""
-        y = y[:, self.inverse_permutation]
-        g = self.global_log_scale[None, :, None, None]
-        y = (y - self.global_shift[None, :, None, None]) * torch.exp(-g)
+        y = y.index_select(1, self.inverse_permutation)
+        y = (y - self.global_shift) * torch.exp(-self.global_log_scale)
         x1, y2 = y[:, :self.passive], y[:, self.passive:]
-        s, t = self._scale_shift(x1, cond)
+        s, t = self._scale_shift(x1, cond, grid)
         x = torch.cat([x1, (y2 - t) * torch.exp(-s)], dim=1)
         return x, -(s.sum(dim=1) + self._global_logdet())

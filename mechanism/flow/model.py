@@ -100,21 +100,25 @@ class PatchFlow(nn.Module):
             raise ValueError(f"flow expects (B, {self.dim}, {self.height}, {self.width}), "
                              f"got {tuple(x.shape)}")
 
-    def forward(self, x: torch.Tensor) -> FlowOutput:
+    def _run(self, x: torch.Tensor, blocks) -> FlowOutput:
+        """``x: (B, D, H, W)`` through ``blocks`` (bound ``forward`` or ``inverse``), on patch rows."""
         self._check(x)
-        logdet = x.new_zeros(x.shape[0], self.height, self.width)
-        for block in self.blocks:
-            x, ld = block(x, self.cond)
+        b = x.shape[0]
+        grid = (b, self.height, self.width)
+        rows = x.permute(0, 2, 3, 1).reshape(-1, self.dim)
+        cond = self.cond[0].permute(1, 2, 0).reshape(self.height * self.width, -1)
+        logdet = x.new_zeros(rows.shape[0])
+        for block in blocks:
+            rows, ld = block(rows, cond, grid)
             logdet = logdet + ld
-        return FlowOutput(x, logdet)
+        z = rows.view(b, self.height, self.width, self.dim).permute(0, 3, 1, 2).contiguous()
+        return FlowOutput(z, logdet.view(grid))
+
+    def forward(self, x: torch.Tensor) -> FlowOutput:
+        return self._run(x, self.blocks)
 
     def inverse(self, z: torch.Tensor) -> FlowOutput:
-        self._check(z)
-        logdet = z.new_zeros(z.shape[0], self.height, self.width)
-        for block in reversed(self.blocks):
-            z, ld = block.inverse(z, self.cond)
-            logdet = logdet + ld
-        return FlowOutput(z, logdet)
+        return self._run(z, [block.inverse for block in reversed(self.blocks)])
 
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
