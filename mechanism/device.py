@@ -66,31 +66,27 @@ def usable_cpus() -> list[int]:
 
 
 class CpuThreads:
-    """torch's CPU threads for long loops; with ``MECHANISM_THREADS=auto`` (``--threads auto``)
-    the cores other processes leave idle, re-measured.
+    """How many CPU threads a training uses, epoch by epoch: the count in force (or
+    ``MECHANISM_THREADS=N``), or with ``MECHANISM_THREADS=auto`` (``--threads auto``) the cores
+    other processes leave idle, re-measured.
 
-    OpenMP threads that share a core with a busy process hold every parallel region to the
-    slowed thread's pace while the others spin: beside one busy core, a 2-thread epoch took
-    2.8× its idle time here and the auto policy's (1 thread) 1.6× (``bench/flow_speed.py``). In auto mode
+    The training gives each thread its own shard of every batch
+    (``mechanism.train.shards``) and runs the rest on one intra-op thread; ``restore()`` puts
+    torch's count in force before this object was made back afterwards. In auto mode
     ``update()`` reads, from ``/proc/stat``, how many of this process's usable CPUs were busy
     with *other* processes since the previous call (their busy time minus this process's CPU
-    time) and sets ``torch.set_num_threads(threads_for_idle_cores(...))``; it never exceeds the
-    count in force when the object was made. A number in ``MECHANISM_THREADS`` sets that count
-    for the training (also for callers of the Python API); ``restore()`` puts the earlier count
-    back afterwards.
+    time) and returns ``threads_for_idle_cores(...)``, never more than the starting count.
 
-    Thread counts change the rounding of parallel reductions (≈ 1e-7 relative in a trained
-    flow's NLL), so auto mode gives bit-identical reruns only where the load was alike; that
-    is why it is opt-in. Without it (and where ``/proc/stat`` is missing) the count in force
-    stays, and ``update()`` only reports it.
+    Thread counts change how a batch is sharded and so the rounding of the gradient sums
+    (≈ 1e-7 relative in a trained flow's NLL): auto mode gives bit-identical reruns only where
+    the load was alike, which is why it is opt-in. Without it (and where ``/proc/stat`` is
+    missing) ``update()`` returns the starting count.
     """
 
     def __init__(self):
         self.before = torch.get_num_threads()
         choice = threads_choice(os.environ.get(THREADS_ENV))
-        if isinstance(choice, int):
-            torch.set_num_threads(choice)
-        self.limit = torch.get_num_threads()
+        self.limit = choice if isinstance(choice, int) else self.before
         self.cpus = usable_cpus()
         self.fixed = choice != "auto" or busy_core_seconds(self.cpus) is None
         self._last = None if self.fixed else self._sample()
@@ -99,25 +95,23 @@ class CpuThreads:
         return time.monotonic(), busy_core_seconds(self.cpus), time.process_time()
 
     def update(self) -> int:
-        """Set and return the thread count for the next stretch of work."""
+        """The thread count for the next stretch of work."""
         if self.fixed:
-            return torch.get_num_threads()
+            return self.limit
         now = self._sample()
         if now[0] - self._last[0] < 0.1:    # too short to tell: /proc/stat counts 10 ms ticks
             time.sleep(0.1 - (now[0] - self._last[0]))
             now = self._sample()
         if now[1] is None:                  # /proc/stat or a CPU's line went away: stay put
             self.fixed = True
-            return torch.get_num_threads()
+            return self.limit
         (t0, busy0, own0), (t1, busy1, own1) = self._last, now
         self._last = now
         others_busy = ((busy1 - busy0) - (own1 - own0)) / (t1 - t0)
-        threads = threads_for_idle_cores(self.limit, len(self.cpus), others_busy)
-        torch.set_num_threads(threads)
-        return threads
+        return threads_for_idle_cores(self.limit, len(self.cpus), others_busy)
 
     def restore(self) -> None:
-        """Put back the count in force before this object was made."""
+        """Put back torch's count in force before this object was made."""
         torch.set_num_threads(self.before)
 
 

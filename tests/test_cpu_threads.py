@@ -1,6 +1,7 @@
 """The CPU thread policy: a fixed count by default; in auto mode the cores other processes leave
 idle, from /proc/stat."""
 import os
+import threading
 
 import pytest
 import torch
@@ -74,7 +75,7 @@ def test_update_drops_to_one_thread_beside_a_busy_core_and_comes_back(monkeypatc
         _fake(monkeypatch, machine)
         threads = CpuThreads()
         machine.advance(3.0)
-        assert threads.update() == 1 and torch.get_num_threads() == 1
+        assert threads.update() == 1
         machine.others = 0.0
         machine.advance(3.0)
         assert threads.update() == 2
@@ -93,7 +94,8 @@ def test_without_auto_the_count_stays_whatever_the_load(monkeypatch, choice):
         _fake(monkeypatch, machine, choice)
         threads = CpuThreads()
         machine.advance(3.0)
-        assert threads.update() == 2 and torch.get_num_threads() == 2
+        assert threads.update() == 2 and threads.update() == 2
+        torch.set_num_threads(3)                    # what a training does meanwhile
         threads.restore()
         assert torch.get_num_threads() == (1 if choice else 2)
     finally:
@@ -101,24 +103,26 @@ def test_without_auto_the_count_stays_whatever_the_load(monkeypatch, choice):
 
 
 def test_training_restores_the_thread_count(monkeypatch):
-    """Beside a busy core training drops to 1 thread; afterwards the count in force before it
-    is back (also when training stops with an error)."""
+    """Beside a busy core training drops to 1 thread (one shard, on the caller's thread);
+    afterwards torch's count in force before it is back (also when training stops with an error)."""
     machine = _Machine(others=1.0, own=1.0)
     _fake(monkeypatch, machine)
-    seen = []
-    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: seen.append(torch.get_num_threads()))
+    names = set()
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda mod, inp: names.add(threading.current_thread().name))
     torch.set_num_threads(2)
     try:
         feats = torch.randn(4, 4, 3, 3)
         _, log = fit_flow(feats, FlowConfig(n_blocks=1, hidden=8, pos_channels=4), TailLossConfig(),
                           TrainConfig(epochs=2, batch_size=2), progress=False)
-        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        assert names == {threading.current_thread().name} and torch.get_num_threads() == 2
         assert [e.threads for e in log] == [1, 1]
         with pytest.raises(Exception):
             fit_flow(feats * float("nan"), FlowConfig(n_blocks=1, hidden=8, pos_channels=4),
                      TailLossConfig(), TrainConfig(epochs=1, batch_size=2), progress=False)
         assert torch.get_num_threads() == 2
     finally:
+        hook.remove()
         torch.set_num_threads(1)
 
 
@@ -143,17 +147,21 @@ def test_a_bad_environment_value_is_an_error_in_the_api_too(monkeypatch, value):
         CpuThreads()
 
 
-def test_fp32_training_keeps_a_caller_s_autocast():
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_fp32_training_keeps_a_caller_s_autocast(monkeypatch, threads):
     """``precision="fp32"`` enters no autocast of its own, so an outer autocast (as in
-    ``bench/gpu.py``) still reaches the flow's convolutions."""
-    seen = []
-    hook = torch.nn.modules.module.register_module_forward_hook(
-        lambda mod, inp, out: seen.append(out.dtype) if isinstance(mod, torch.nn.Conv2d) else None)
+    ``bench/gpu.py``) still reaches the flow, also on the shard threads (autocast is per thread)."""
+    monkeypatch.setenv(device.THREADS_ENV, threads)
+    flow_states = []
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda mod, inp: flow_states.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        if type(mod).__name__ == "PatchFlow" else None)
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            fit_flow(torch.randn(2, 4, 3, 3), FlowConfig(n_blocks=1, hidden=8, pos_channels=4),
-                     TailLossConfig(), TrainConfig(epochs=1, batch_size=2, precision="fp32"),
-                     progress=False)
+            _, log = fit_flow(torch.randn(4, 4, 3, 3), FlowConfig(n_blocks=1, hidden=8, pos_channels=4),
+                              TailLossConfig(), TrainConfig(epochs=1, batch_size=4, precision="fp32"),
+                              progress=False)
     finally:
         hook.remove()
-    assert seen and set(seen) == {torch.bfloat16}
+    assert log[0].threads == int(threads) and len(flow_states) == int(threads)
+    assert set(flow_states) == {(True, torch.bfloat16)}

@@ -1,7 +1,6 @@
 """Fit a patch flow to cached backbone features with the Tail-Aware Loss."""
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import warnings
@@ -17,13 +16,14 @@ from mechanism.backbone.record import backbone_record
 from mechanism.data.mvtec import fingerprint, read_split
 from mechanism.device import CpuThreads, cpu_has_bf16_kernels
 from mechanism.errors import MechanismError
-from mechanism.flow import FlowConfig, PatchFlow, patch_nll
+from mechanism.flow import FlowConfig, PatchFlow
 from mechanism.io.atomic import prepare_output, write_text
 from mechanism.io.manifest import package_versions
 from mechanism.io.transaction import commit_together, locked, recover_files
 from mechanism.train.checkpoint import Checkpoint, DataRecord, save_checkpoint
 from mechanism.train.config import TrainConfig
 from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
+from mechanism.train.shards import ShardedStep
 
 
 class TrainingDiverged(MechanismError):
@@ -39,7 +39,7 @@ class EpochLog:
     tail_nll: float    # mean over each image's top-k patches (k from the loss's ratio)
     lr: float          # learning rate at the epoch's last step
     seconds: float     # wall time of the epoch
-    threads: int       # torch CPU threads during the epoch
+    threads: int       # CPU threads (batch shards) during the epoch
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,10 +50,12 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
              progress: bool = True) -> tuple[PatchFlow, list[EpochLog]]:
     """Train a fresh flow on ``features: (N, D, H, W)`` and return it (eval mode) with its log.
 
-    The same ``train_cfg.seed`` gives the same weights on the same machine at the same CPU
-    thread count (the log records it per epoch; ``MECHANISM_THREADS=auto`` lets it follow the
-    idle cores, ``mechanism.device.CpuThreads``). With ``train_cfg.precision == "bf16"`` the
-    forward runs under bfloat16 autocast. The model after the last epoch is returned: no model
+    On the CPU each batch is split into one shard of images per thread, each shard's forward
+    and backward on its own thread (``mechanism.train.shards``). The same ``train_cfg.seed``
+    gives the same weights on the same machine at the same CPU thread count (the log records
+    it per epoch; ``MECHANISM_THREADS=auto`` lets it follow the idle cores,
+    ``mechanism.device.CpuThreads``). With ``train_cfg.precision == "bf16"`` the forward runs
+    under bfloat16 autocast. The model after the last epoch is returned: no model
     selection.
 
     Raises:
@@ -83,42 +85,52 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
         warnings.warn("this CPU has no bfloat16 kernels (oneDNN needs AVX-512): bf16 training runs "
                       "on slow fallbacks here; --precision fp32 is likely faster", stacklevel=2)
     flow.train()
-    try:
-        for epoch in bar:
-            n_threads = threads.update() if threads is not None else torch.get_num_threads()
-            start = time.perf_counter()
-            sums = torch.zeros(3, dtype=torch.float64)
-            order = torch.randperm(n, generator=shuffle)
-            for step in range(steps_per_epoch):
-                idx = order[step * train_cfg.batch_size:(step + 1) * train_cfg.batch_size]
-                # fp32 enters no autocast context, so a caller's own autocast stays in force
-                with torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
-                    out = flow(data[idx.to(device)])
-                nll = patch_nll(out)
-                loss = tail_aware_loss(nll, loss_cfg, tail_draws)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"training diverged: non-finite loss at epoch {epoch}, "
-                                           f"batch {step + 1}/{steps_per_epoch}; no checkpoint written")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                with torch.no_grad():
-                    flat = nll.detach().flatten(1)
-                    sums += torch.tensor([loss.item() * len(idx), flat.mean(1).sum().item(),
-                                          flat.topk(k, dim=1).values.mean(1).sum().item()],
-                                         dtype=torch.float64)
-            if not all(bool(torch.isfinite(p).all()) for p in flow.parameters()):
-                raise TrainingDiverged(f"training diverged: non-finite weights after epoch {epoch}; "
-                                       "no checkpoint written")
-            loss_mean, mean_nll, tail_nll = (sums / n).tolist()
-            log.append(EpochLog(epoch, loss_mean, mean_nll, tail_nll, opt.param_groups[0]["lr"],
-                                time.perf_counter() - start, n_threads))
-            bar.set_postfix(loss=f"{loss_mean:.4f}", tail=f"{tail_nll:.3f}")
-    finally:
-        if threads is not None:
-            threads.restore()
+    with ShardedStep(flow, threads.limit if threads is not None else 1,
+                     _autocast_dtype(device, bf16)) as sharded:
+        try:
+            if threads is not None:
+                torch.set_num_threads(1)    # the shards hold the threads; loss and optimiser use one
+            for epoch in bar:
+                n_threads = threads.update() if threads is not None else torch.get_num_threads()
+                sharded.threads = n_threads if threads is not None else 1
+                start = time.perf_counter()
+                sums = torch.zeros(3, dtype=torch.float64)
+                order = torch.randperm(n, generator=shuffle)
+                for step in range(steps_per_epoch):
+                    idx = order[step * train_cfg.batch_size:(step + 1) * train_cfg.batch_size]
+                    nll = sharded.forward(data[idx.to(device)])
+                    loss = tail_aware_loss(nll, loss_cfg, tail_draws)
+                    if not torch.isfinite(loss):
+                        raise TrainingDiverged(f"training diverged: non-finite loss at epoch {epoch}, "
+                                               f"batch {step + 1}/{steps_per_epoch}; no checkpoint written")
+                    loss.backward()
+                    sharded.backward(nll)
+                    opt.step()
+                    sched.step()
+                    with torch.no_grad():
+                        flat = nll.detach().flatten(1)
+                        sums += torch.tensor([loss.item() * len(idx), flat.mean(1).sum().item(),
+                                              flat.topk(k, dim=1).values.mean(1).sum().item()],
+                                             dtype=torch.float64)
+                if not all(bool(torch.isfinite(p).all()) for p in flow.parameters()):
+                    raise TrainingDiverged(f"training diverged: non-finite weights after epoch {epoch}; "
+                                           "no checkpoint written")
+                loss_mean, mean_nll, tail_nll = (sums / n).tolist()
+                log.append(EpochLog(epoch, loss_mean, mean_nll, tail_nll, opt.param_groups[0]["lr"],
+                                    time.perf_counter() - start, n_threads))
+                bar.set_postfix(loss=f"{loss_mean:.4f}", tail=f"{tail_nll:.3f}")
+        finally:
+            if threads is not None:
+                threads.restore()
     return flow.eval(), log
+
+
+def _autocast_dtype(device: torch.device, bf16: bool) -> torch.dtype | None:
+    """bfloat16 for bf16 training; otherwise the caller's own autocast on ``device``, if any
+    (autocast is per thread, and the shards run on their own)."""
+    if bf16:
+        return torch.bfloat16
+    return torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
 
 
 @dataclass(frozen=True)
