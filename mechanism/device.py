@@ -2,6 +2,7 @@
 and the CPU thread count that follows the cores other processes leave idle."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -31,8 +32,8 @@ def resolve_device(choice: str) -> torch.device:
 
 def cpu_has_bf16_kernels() -> bool:
     """Whether oneDNN has bfloat16 kernels for this CPU (AVX-512 BW/VL/DQ, natively or by
-    conversion, or an ARM CPU with bf16); without them a bfloat16 convolution falls back to slow
-    reference code and ``--precision fp32`` trains faster."""
+    conversion, or an ARM CPU with bf16); without them bfloat16 matrix products and
+    convolutions fall back to slow reference code and ``--precision fp32`` is likely faster."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
@@ -66,27 +67,21 @@ def usable_cpus() -> list[int]:
 
 
 class CpuThreads:
-    """How many CPU threads a training uses, epoch by epoch: the count in force (or
+    """How many CPU threads a training uses, epoch by epoch: torch's count in force (or
     ``MECHANISM_THREADS=N``), or with ``MECHANISM_THREADS=auto`` (``--threads auto``) the cores
     other processes leave idle, re-measured.
 
-    The training gives each thread its own shard of every batch
-    (``mechanism.train.shards``) and runs the rest on one intra-op thread; ``restore()`` puts
-    torch's count in force before this object was made back afterwards. In auto mode
-    ``update()`` reads, from ``/proc/stat``, how many of this process's usable CPUs were busy
-    with *other* processes since the previous call (their busy time minus this process's CPU
-    time) and returns ``threads_for_idle_cores(...)``, never more than the starting count.
-
-    Thread counts change how a batch is sharded and so the rounding of the gradient sums
-    (≈ 1e-7 relative in a trained flow's NLL): auto mode gives bit-identical reruns only where
-    the load was alike, which is why it is opt-in. Without it (and where ``/proc/stat`` is
-    missing) ``update()`` returns the starting count.
+    The training runs its micro-batches on that many threads (``mechanism.train.parallel``),
+    whose numbers do not depend on the count. In auto mode ``update()`` reads, from
+    ``/proc/stat``, how many of this process's usable CPUs were busy with *other* processes
+    since the previous call (their busy time minus this process's CPU time) and returns
+    ``threads_for_idle_cores(...)``, never more than the starting count. Without it (and where
+    ``/proc/stat`` is missing) ``update()`` returns the starting count.
     """
 
     def __init__(self):
-        self.before = torch.get_num_threads()
         choice = threads_choice(os.environ.get(THREADS_ENV))
-        self.limit = choice if isinstance(choice, int) else self.before
+        self.limit = choice if isinstance(choice, int) else torch.get_num_threads()
         self.cpus = usable_cpus()
         self.fixed = choice != "auto" or busy_core_seconds(self.cpus) is None
         self._last = None if self.fixed else self._sample()
@@ -110,9 +105,21 @@ class CpuThreads:
         others_busy = ((busy1 - busy0) - (own1 - own0)) / (t1 - t0)
         return threads_for_idle_cores(self.limit, len(self.cpus), others_busy)
 
-    def restore(self) -> None:
-        """Put back torch's count in force before this object was made."""
-        torch.set_num_threads(self.before)
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to ``n`` for the block, the earlier count back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype of the autocast in force on this thread for ``device_type``, or ``None``."""
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
 
 
 def threads_for_idle_cores(limit: int, cores: int, others_busy: float) -> int:

@@ -95,16 +95,14 @@ def test_without_auto_the_count_stays_whatever_the_load(monkeypatch, choice):
         threads = CpuThreads()
         machine.advance(3.0)
         assert threads.update() == 2 and threads.update() == 2
-        torch.set_num_threads(3)                    # what a training does meanwhile
-        threads.restore()
-        assert torch.get_num_threads() == (1 if choice else 2)
+        assert torch.get_num_threads() == (1 if choice else 2)      # decided, not applied
     finally:
         torch.set_num_threads(1)
 
 
 def test_training_restores_the_thread_count(monkeypatch):
-    """Beside a busy core training drops to 1 thread (one shard, on the caller's thread);
-    afterwards torch's count in force before it is back (also when training stops with an error)."""
+    """Beside a busy core training drops to 1 thread (its micro-batches on the caller's
+    thread); afterwards torch's count in force before it is back (also after an error)."""
     machine = _Machine(others=1.0, own=1.0)
     _fake(monkeypatch, machine)
     names = set()
@@ -112,9 +110,9 @@ def test_training_restores_the_thread_count(monkeypatch):
         lambda mod, inp: names.add(threading.current_thread().name))
     torch.set_num_threads(2)
     try:
-        feats = torch.randn(4, 4, 3, 3)
+        feats = torch.randn(32, 4, 3, 3)
         _, log = fit_flow(feats, FlowConfig(n_blocks=1, hidden=8, pos_channels=4), TailLossConfig(),
-                          TrainConfig(epochs=2, batch_size=2), progress=False)
+                          TrainConfig(epochs=2, batch_size=16), progress=False)
         assert names == {threading.current_thread().name} and torch.get_num_threads() == 2
         assert [e.threads for e in log] == [1, 1]
         with pytest.raises(Exception):
@@ -147,21 +145,21 @@ def test_a_bad_environment_value_is_an_error_in_the_api_too(monkeypatch, value):
         CpuThreads()
 
 
-@pytest.mark.parametrize("threads", ["1", "2"])
-def test_fp32_training_keeps_a_caller_s_autocast(monkeypatch, threads):
+def test_fp32_training_keeps_a_caller_s_autocast(monkeypatch):
     """``precision="fp32"`` enters no autocast of its own, so an outer autocast (as in
-    ``bench/gpu.py``) still reaches the flow, also on the shard threads (autocast is per thread)."""
-    monkeypatch.setenv(device.THREADS_ENV, threads)
+    ``bench/gpu.py``) still reaches the flow, also on the pool's threads (autocast is per
+    thread): two micro-batches of 8, at 2 threads."""
+    monkeypatch.setenv(device.THREADS_ENV, "2")
     flow_states = []
     hook = torch.nn.modules.module.register_module_forward_pre_hook(
         lambda mod, inp: flow_states.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
         if type(mod).__name__ == "PatchFlow" else None)
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            _, log = fit_flow(torch.randn(4, 4, 3, 3), FlowConfig(n_blocks=1, hidden=8, pos_channels=4),
-                              TailLossConfig(), TrainConfig(epochs=1, batch_size=4, precision="fp32"),
+            _, log = fit_flow(torch.randn(16, 4, 3, 3), FlowConfig(n_blocks=1, hidden=8, pos_channels=4),
+                              TailLossConfig(), TrainConfig(epochs=1, batch_size=16, precision="fp32"),
                               progress=False)
     finally:
         hook.remove()
-    assert log[0].threads == int(threads) and len(flow_states) == int(threads)
+    assert log[0].threads == 2 and len(flow_states) == 2
     assert set(flow_states) == {(True, torch.bfloat16)}

@@ -28,12 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mechanism.device import autocast_dtype
+
 SUBNETS = ("joint", "separate")
 """``joint``: one subnet gives log-scale and shift; ``separate``: one subnet each (older checkpoints)."""
 
 
 def _subnet(in_channels: int, hidden: int, out_channels: int, kernel: int = 1) -> nn.Sequential:
-    """Conv–ReLU–Conv with ``kernel``×``kernel`` convolutions (1: per patch), last layer zeroed."""
+    """Conv–ReLU–Conv with ``kernel``×``kernel`` convolutions (1: per patch), last layer zeroed.
+    1×1 convolutions only hold their weights: ``_run_subnet`` multiplies rows by them without
+    calling the modules (their hooks do not fire)."""
     last = nn.Conv2d(hidden, out_channels, kernel, padding=kernel // 2)
     nn.init.zeros_(last.weight)  # the block starts as the identity map
     nn.init.zeros_(last.bias)
@@ -42,18 +46,19 @@ def _subnet(in_channels: int, hidden: int, out_channels: int, kernel: int = 1) -
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype the subnets compute in: autocast's where it is on for ``x``'s device."""
-    kind = x.device.type
-    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
+    """The dtype the subnets compute in: autocast's for float32 ``x`` where it is on (like
+    autocast, float64 stays float64)."""
+    autocast = autocast_dtype(x.device.type)
+    return autocast if autocast is not None and x.dtype == torch.float32 else x.dtype
 
 
-def _as_images(rows: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+def to_images(rows: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
     """Patch rows ``(B·H·W, C)`` as images ``(B, C, H, W)`` (a view, channels last in memory)."""
     b, h, w = grid
     return rows.view(b, h, w, rows.shape[1]).permute(0, 3, 1, 2)
 
 
-def _as_rows(images: torch.Tensor) -> torch.Tensor:
+def to_rows(images: torch.Tensor) -> torch.Tensor:
     """Images ``(B, C, H, W)`` as patch rows ``(B·H·W, C)``."""
     return images.permute(0, 2, 3, 1).reshape(-1, images.shape[1])
 
@@ -63,7 +68,7 @@ def _run_subnet(net: nn.Sequential, h: torch.Tensor, grid: tuple[int, int, int])
     matrix products on the rows (the same weights; no NCHW convolution); k×k ones on the grid."""
     first, _, last = net
     if first.kernel_size != (1, 1):
-        return _as_rows(net(_as_images(h, grid)))
+        return to_rows(net(to_images(h, grid)))
     hidden = F.linear(h, first.weight.flatten(1), first.bias).relu_()
     return F.linear(hidden, last.weight.flatten(1), last.bias)
 
@@ -120,8 +125,8 @@ class CouplingBlock(nn.Module):
         x1c = x1.to(_compute_dtype(x1))                  # one cast of the passive half
         parts = [x1c.view(b, hw, -1), cond.to(x1c.dtype).expand(b, -1, -1)]
         if self.context is not None:
-            seen = _as_images(x1c.detach() if self.detach_context else x1c, grid)
-            parts.append(_as_rows(self.context(seen)).view(b, hw, -1))
+            seen = to_images(x1c.detach() if self.detach_context else x1c, grid)
+            parts.append(to_rows(self.context(seen)).view(b, hw, -1))
         h_context = torch.cat(parts, dim=2).view(b * hw, -1)   # rows of (x1, cond[, context])
         if self.subnets == "joint":
             s_raw, t = _run_subnet(self.subnet, h_context, grid).chunk(2, dim=1)

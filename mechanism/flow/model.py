@@ -11,7 +11,7 @@ from torch import nn
 
 from mechanism.errors import MechanismError
 from mechanism.io.serialize import StoredConfig
-from mechanism.flow.coupling import SUBNETS, CouplingBlock
+from mechanism.flow.coupling import SUBNETS, CouplingBlock, to_images, to_rows
 from mechanism.flow.positional import positional_encoding_2d
 
 
@@ -103,15 +103,13 @@ class PatchFlow(nn.Module):
     def _run(self, x: torch.Tensor, blocks) -> FlowOutput:
         """``x: (B, D, H, W)`` through ``blocks`` (bound ``forward`` or ``inverse``), on patch rows."""
         self._check(x)
-        b = x.shape[0]
-        grid = (b, self.height, self.width)
-        rows = x.permute(0, 2, 3, 1).reshape(-1, self.dim)
-        cond = self.cond[0].permute(1, 2, 0).reshape(self.height * self.width, -1)
+        grid = (x.shape[0], self.height, self.width)
+        rows, cond = to_rows(x), to_rows(self.cond)
         logdet = x.new_zeros(rows.shape[0])
         for block in blocks:
             rows, ld = block(rows, cond, grid)
             logdet = logdet + ld
-        z = rows.view(b, self.height, self.width, self.dim).permute(0, 3, 1, 2).contiguous()
+        z = to_images(rows, grid).contiguous()
         return FlowOutput(z, logdet.view(grid))
 
     def forward(self, x: torch.Tensor) -> FlowOutput:

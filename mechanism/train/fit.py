@@ -1,6 +1,7 @@
 """Fit a patch flow to cached backbone features with the Tail-Aware Loss."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -14,7 +15,7 @@ from mechanism.backbone.features import cached_features
 from mechanism.backbone.model import BackboneConfig, load_backbone
 from mechanism.backbone.record import backbone_record
 from mechanism.data.mvtec import fingerprint, read_split
-from mechanism.device import CpuThreads, cpu_has_bf16_kernels
+from mechanism.device import CpuThreads, autocast_dtype, cpu_has_bf16_kernels, torch_threads
 from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow
 from mechanism.io.atomic import prepare_output, write_text
@@ -23,7 +24,7 @@ from mechanism.io.transaction import commit_together, locked, recover_files
 from mechanism.train.checkpoint import Checkpoint, DataRecord, save_checkpoint
 from mechanism.train.config import TrainConfig
 from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
-from mechanism.train.shards import ShardedStep
+from mechanism.train.parallel import ParallelStep
 
 
 class TrainingDiverged(MechanismError):
@@ -39,7 +40,7 @@ class EpochLog:
     tail_nll: float    # mean over each image's top-k patches (k from the loss's ratio)
     lr: float          # learning rate at the epoch's last step
     seconds: float     # wall time of the epoch
-    threads: int       # CPU threads (batch shards) during the epoch
+    threads: int       # CPU threads that ran the epoch's micro-batches (1 on a GPU)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,13 +51,12 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
              progress: bool = True) -> tuple[PatchFlow, list[EpochLog]]:
     """Train a fresh flow on ``features: (N, D, H, W)`` and return it (eval mode) with its log.
 
-    On the CPU each batch is split into one shard of images per thread, each shard's forward
-    and backward on its own thread (``mechanism.train.shards``). The same ``train_cfg.seed``
-    gives the same weights on the same machine at the same CPU thread count (the log records
-    it per epoch; ``MECHANISM_THREADS=auto`` lets it follow the idle cores,
-    ``mechanism.device.CpuThreads``). With ``train_cfg.precision == "bf16"`` the forward runs
-    under bfloat16 autocast. The model after the last epoch is returned: no model
-    selection.
+    On the CPU each batch runs as micro-batches of whole images on a pool of threads
+    (``mechanism.train.parallel``; as many threads as ``mechanism.device.CpuThreads`` says,
+    which ``MECHANISM_THREADS=auto`` lets follow the idle cores, logged per epoch). The same
+    ``train_cfg.seed`` gives the same weights on the same machine whatever the thread count.
+    With ``train_cfg.precision == "bf16"`` the forward runs under bfloat16 autocast. The model
+    after the last epoch is returned: no model selection.
 
     Raises:
         TrainingDiverged: at the first non-finite loss (naming the epoch and batch) or
@@ -79,58 +79,49 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
     k = tail_k(h * w, loss_cfg.top_k_ratio)
     log: list[EpochLog] = []
     bar = tqdm(range(1, train_cfg.epochs + 1), desc="train", unit="epoch", disable=not progress)
-    threads = CpuThreads() if device.type == "cpu" else None
+    cpu = device.type == "cpu"
+    threads = CpuThreads() if cpu else None
     bf16 = train_cfg.precision == "bf16"
-    if bf16 and device.type == "cpu" and not cpu_has_bf16_kernels():
+    if bf16 and cpu and not cpu_has_bf16_kernels():
         warnings.warn("this CPU has no bfloat16 kernels (oneDNN needs AVX-512): bf16 training runs "
                       "on slow fallbacks here; --precision fp32 is likely faster", stacklevel=2)
+    if torch.is_inference_mode_enabled():
+        raise MechanismError("cannot train inside torch.inference_mode(): leave it first")
+    # fp32 enters no autocast of its own: a caller's autocast stays in force (on every thread)
+    autocast = torch.bfloat16 if bf16 else autocast_dtype(device.type)
     flow.train()
-    with ShardedStep(flow, threads.limit if threads is not None else 1,
-                     _autocast_dtype(device, bf16)) as sharded:
-        try:
-            if threads is not None:
-                torch.set_num_threads(1)    # the shards hold the threads; loss and optimiser use one
-            for epoch in bar:
-                n_threads = threads.update() if threads is not None else torch.get_num_threads()
-                sharded.threads = n_threads if threads is not None else 1
-                start = time.perf_counter()
-                sums = torch.zeros(3, dtype=torch.float64)
-                order = torch.randperm(n, generator=shuffle)
-                for step in range(steps_per_epoch):
-                    idx = order[step * train_cfg.batch_size:(step + 1) * train_cfg.batch_size]
-                    nll = sharded.forward(data[idx.to(device)])
-                    loss = tail_aware_loss(nll, loss_cfg, tail_draws)
-                    if not torch.isfinite(loss):
-                        raise TrainingDiverged(f"training diverged: non-finite loss at epoch {epoch}, "
-                                               f"batch {step + 1}/{steps_per_epoch}; no checkpoint written")
-                    loss.backward()
-                    sharded.backward(nll)
-                    opt.step()
-                    sched.step()
-                    with torch.no_grad():
-                        flat = nll.detach().flatten(1)
-                        sums += torch.tensor([loss.item() * len(idx), flat.mean(1).sum().item(),
-                                              flat.topk(k, dim=1).values.mean(1).sum().item()],
-                                             dtype=torch.float64)
-                if not all(bool(torch.isfinite(p).all()) for p in flow.parameters()):
-                    raise TrainingDiverged(f"training diverged: non-finite weights after epoch {epoch}; "
-                                           "no checkpoint written")
-                loss_mean, mean_nll, tail_nll = (sums / n).tolist()
-                log.append(EpochLog(epoch, loss_mean, mean_nll, tail_nll, opt.param_groups[0]["lr"],
-                                    time.perf_counter() - start, n_threads))
-                bar.set_postfix(loss=f"{loss_mean:.4f}", tail=f"{tail_nll:.3f}")
-        finally:
-            if threads is not None:
-                threads.restore()
+    # the pool's threads hold the CPU; the loss and the optimiser step run on one thread
+    with torch.enable_grad(), torch_threads(1) if cpu else contextlib.nullcontext(), \
+            ParallelStep(flow, threads.limit if cpu else 1, autocast) as step:
+        for epoch in bar:
+            step.threads = threads.update() if cpu else 1
+            start = time.perf_counter()
+            sums = torch.zeros(3, dtype=torch.float64)
+            order = torch.randperm(n, generator=shuffle)
+            for i in range(steps_per_epoch):
+                idx = order[i * train_cfg.batch_size:(i + 1) * train_cfg.batch_size]
+                nll = step.forward(data[idx.to(device)])
+                loss = tail_aware_loss(nll, loss_cfg, tail_draws)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"training diverged: non-finite loss at epoch {epoch}, "
+                                           f"batch {i + 1}/{steps_per_epoch}; no checkpoint written")
+                loss.backward()
+                step.backward(nll)
+                opt.step()
+                sched.step()
+                with torch.no_grad():
+                    flat = nll.detach().flatten(1)
+                    sums += torch.tensor([loss.item() * len(idx), flat.mean(1).sum().item(),
+                                          flat.topk(k, dim=1).values.mean(1).sum().item()],
+                                         dtype=torch.float64)
+            if not all(bool(torch.isfinite(p).all()) for p in flow.parameters()):
+                raise TrainingDiverged(f"training diverged: non-finite weights after epoch {epoch}; "
+                                       "no checkpoint written")
+            loss_mean, mean_nll, tail_nll = (sums / n).tolist()
+            log.append(EpochLog(epoch, loss_mean, mean_nll, tail_nll, opt.param_groups[0]["lr"],
+                                time.perf_counter() - start, step.threads))
+            bar.set_postfix(loss=f"{loss_mean:.4f}", tail=f"{tail_nll:.3f}")
     return flow.eval(), log
-
-
-def _autocast_dtype(device: torch.device, bf16: bool) -> torch.dtype | None:
-    """bfloat16 for bf16 training; otherwise the caller's own autocast on ``device``, if any
-    (autocast is per thread, and the shards run on their own)."""
-    if bf16:
-        return torch.bfloat16
-    return torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
 
 
 @dataclass(frozen=True)
