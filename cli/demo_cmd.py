@@ -26,7 +26,8 @@ from cli.options import EPOCHS, cache_option, device_option, no_cache_option, pr
 @no_cache_option
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,
               help="Parallel trainings: local processes sharing the CPU's threads (2 single-thread "
-                   "trainings finish 1.3× sooner than one 2-thread training on 2 cores), or one per "
+                   "trainings finished 1.3× sooner than one 2-thread training on 2 cores before "
+                   "training ran micro-batches on threads; not re-measured since), or one per "
                    "GPU [default: 2; 1 with --quick].")
 @click.option("--quiet", is_flag=True, help="No progress bars (step lines are still printed).")
 def demo(quick, data_root, runs, out, category, epochs, precision, device, cache_dir, no_cache,

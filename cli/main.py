@@ -70,11 +70,11 @@ def _threads(ctx: click.Context, param: click.Parameter, value: str | None) -> s
 @click.version_option(package_name="tailflow-mechanism")
 @click.option("--threads", default=None, envvar="MECHANISM_THREADS", metavar="auto|N",
               callback=_threads, expose_value=False, is_eager=True,
-              help="CPU threads [default: torch's, one per core]. N: exactly N. auto: training "
-                   "uses the cores other processes leave idle, re-checked every epoch — faster "
-                   "on a shared machine (a core shared with a busy process slows every thread "
-                   "to its pace), but reruns are bit-identical only under alike load (thread "
-                   "counts change float rounding, ~1e-7).")
+              help="CPU threads [default: torch's, one per core]. N: exactly N (evaluation and "
+                   "analyses: torch's threads; training: up to N threads, at most one per "
+                   "micro-batch of 8 images, 2 at the default batch of 16). auto: training uses "
+                   "the cores other processes leave idle, re-checked every epoch. Training's "
+                   "numbers do not depend on the count.")
 def app() -> None:
     """Train tail-aware normalizing-flow anomaly detectors and explain the Tail-Aware Loss.
 

@@ -71,8 +71,8 @@ class CpuThreads:
     ``MECHANISM_THREADS=N``), or with ``MECHANISM_THREADS=auto`` (``--threads auto``) the cores
     other processes leave idle, re-measured.
 
-    The training runs its micro-batches on that many threads (``mechanism.train.parallel``),
-    whose numbers do not depend on the count. In auto mode ``update()`` reads, from
+    The training runs its micro-batches on up to that many threads (``mechanism.train.parallel``;
+    at most one per micro-batch of 8 images), and its numbers do not depend on the count. In auto mode ``update()`` reads, from
     ``/proc/stat``, how many of this process's usable CPUs were busy with *other* processes
     since the previous call (their busy time minus this process's CPU time) and returns
     ``threads_for_idle_cores(...)``, never more than the starting count. Without it (and where

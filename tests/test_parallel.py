@@ -94,22 +94,38 @@ def test_the_first_error_of_a_micro_batch_reaches_the_caller_after_all_finished(
 
 
 def _train(threads, monkeypatch, feats=None, **kw):
+    """Two epochs, batches of 3 micro-batches (the last batch: 1), at ``threads`` threads."""
     monkeypatch.setenv(device.THREADS_ENV, threads)
     if feats is None:
-        feats = torch.randn(2 * MICRO_BATCH + 5, 6, 3, 4, generator=torch.Generator().manual_seed(1))
+        feats = torch.randn(4 * MICRO_BATCH - 3, 6, 3, 4, generator=torch.Generator().manual_seed(1))
     return fit_flow(feats, FlowConfig(n_blocks=2, hidden=8, pos_channels=4), TailLossConfig(),
-                    TrainConfig(epochs=2, batch_size=2 * MICRO_BATCH, **kw), progress=False)
+                    TrainConfig(epochs=2, batch_size=3 * MICRO_BATCH, **kw), progress=False)
 
 
 def test_weights_do_not_depend_on_the_thread_count(monkeypatch):
-    """Training at 1, 2 and 3 threads gives bit-identical weights (micro-batches are cut by
-    size, their gradients added in order); the log records each run's count."""
-    runs = {t: _train(t, monkeypatch) for t in ("1", "2", "3")}
+    """Training at 1, 2, 3 and 4 threads gives bit-identical weights (micro-batches are cut by
+    size, their gradients added in order); the log records the threads a step kept busy, at
+    most the batch's 3 micro-batches."""
+    runs = {t: _train(t, monkeypatch) for t in ("1", "2", "3", "4")}
     for t, (_, log) in runs.items():
-        assert [e.threads for e in log] == [int(t)] * 2
-    for t in ("2", "3"):
+        assert [e.threads for e in log] == [min(int(t), 3)] * 2
+    for t in ("2", "3", "4"):
         for a, b in zip(runs["1"][0].state_dict().values(), runs[t][0].state_dict().values()):
             assert torch.equal(a, b)
+
+
+def test_weights_do_not_depend_on_a_count_that_changes_between_epochs(monkeypatch):
+    """Auto mode's count may change every epoch; alternating 1 and 3 threads gives the weights
+    of a fixed count."""
+    counts = iter([1, 3, 1, 3])
+    monkeypatch.setattr(device.CpuThreads, "update", lambda self: next(counts))
+    with device.torch_threads(3):
+        changing, log = _train("3", monkeypatch)
+    assert [e.threads for e in log] == [1, 3]
+    monkeypatch.undo()
+    fixed, _ = _train("1", monkeypatch)
+    for a, b in zip(changing.state_dict().values(), fixed.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def test_loss_and_optimiser_run_on_one_thread_and_the_count_comes_back(monkeypatch):

@@ -150,7 +150,7 @@ class ShardJob:
     shard: tuple[int, int]          # (i, n), 1-based
     device: str                     # e.g. "cpu", "cuda:1", "auto" (resolved by the worker)
     cache_dir: str                  # the feature cache folder the workers share
-    threads: int | None = None      # torch CPU threads of this worker (None: as set)
+    threads: int | None = None      # CPU threads of this worker (trainings and torch's count; None: as set)
     progress: bool = False          # progress bars (a single worker in the study's process)
 
 

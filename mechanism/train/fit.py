@@ -24,7 +24,7 @@ from mechanism.io.transaction import commit_together, locked, recover_files
 from mechanism.train.checkpoint import Checkpoint, DataRecord, save_checkpoint
 from mechanism.train.config import TrainConfig
 from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
-from mechanism.train.parallel import ParallelStep
+from mechanism.train.parallel import ParallelStep, busy_threads
 
 
 class TrainingDiverged(MechanismError):
@@ -40,7 +40,7 @@ class EpochLog:
     tail_nll: float    # mean over each image's top-k patches (k from the loss's ratio)
     lr: float          # learning rate at the epoch's last step
     seconds: float     # wall time of the epoch
-    threads: int       # CPU threads that ran the epoch's micro-batches (1 on a GPU)
+    threads: int       # CPU threads a step kept busy: ≤ one per micro-batch (1 on a GPU)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +53,8 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
 
     On the CPU each batch runs as micro-batches of whole images on a pool of threads
     (``mechanism.train.parallel``; as many threads as ``mechanism.device.CpuThreads`` says,
-    which ``MECHANISM_THREADS=auto`` lets follow the idle cores, logged per epoch). The same
+    which ``MECHANISM_THREADS=auto`` lets follow the idle cores, but at most one per
+    micro-batch; the count a step kept busy is logged per epoch). The same
     ``train_cfg.seed`` gives the same weights on the same machine whatever the thread count.
     With ``train_cfg.precision == "bf16"`` the forward runs under bfloat16 autocast. The model
     after the last epoch is returned: no model selection.
@@ -119,7 +120,8 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
                                        "no checkpoint written")
             loss_mean, mean_nll, tail_nll = (sums / n).tolist()
             log.append(EpochLog(epoch, loss_mean, mean_nll, tail_nll, opt.param_groups[0]["lr"],
-                                time.perf_counter() - start, step.threads))
+                                time.perf_counter() - start,
+                                busy_threads(step.threads, train_cfg.batch_size) if cpu else 1))
             bar.set_postfix(loss=f"{loss_mean:.4f}", tail=f"{tail_nll:.3f}")
     return flow.eval(), log
 

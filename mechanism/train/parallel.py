@@ -6,7 +6,8 @@ The flow's layers are thin (20–72 input channels on a 28×28 grid): torch's in
 split every small operation and meet after each, and beside a busy core the thread that shares
 it holds every meeting while the others spin. Here each pool thread takes whole micro-batches
 from a queue through the forward, then through the backward, and the threads meet twice per
-step, waiting without spinning; a thread slowed by a neighbour simply takes fewer.
+step, waiting without spinning (where micro-batches outnumber threads, a thread slowed by a
+neighbour takes fewer of them; at the default batch of 16 there are two per step).
 
 The micro-batches are cut by size (``MICRO_BATCH`` images), not by thread count, and their
 parameter gradients are added in micro-batch order; so a step's numbers do not depend on how
@@ -27,6 +28,11 @@ from mechanism.flow import PatchFlow, patch_nll
 
 MICRO_BATCH = 8
 """Images per micro-batch on the CPU (the last one of a batch may be smaller)."""
+
+
+def busy_threads(threads: int, batch: int) -> int:
+    """Threads a step of ``batch`` images keeps busy: at most one per micro-batch."""
+    return min(threads, len(micro_batch_sizes(batch)))
 
 
 def micro_batch_sizes(images: int, size: int = MICRO_BATCH) -> list[int]:
