@@ -1,7 +1,6 @@
 """Fit a patch flow to cached backbone features with the Tail-Aware Loss."""
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import warnings
@@ -15,7 +14,7 @@ from mechanism.backbone.features import cached_features
 from mechanism.backbone.model import BackboneConfig, load_backbone
 from mechanism.backbone.record import backbone_record
 from mechanism.data.mvtec import fingerprint, read_split
-from mechanism.device import CpuThreads, autocast_dtype, cpu_has_bf16_kernels, torch_threads
+from mechanism.device import CpuThreads, autocast_dtype, cpu_has_bf16_kernels
 from mechanism.errors import MechanismError
 from mechanism.flow import FlowConfig, PatchFlow
 from mechanism.io.atomic import prepare_output, write_text
@@ -24,7 +23,7 @@ from mechanism.io.transaction import commit_together, locked, recover_files
 from mechanism.train.checkpoint import Checkpoint, DataRecord, save_checkpoint
 from mechanism.train.config import TrainConfig
 from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
-from mechanism.train.parallel import ParallelStep, busy_threads
+from mechanism.train.parallel import ParallelStep
 
 
 class TrainingDiverged(MechanismError):
@@ -91,11 +90,10 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
     # fp32 enters no autocast of its own: a caller's autocast stays in force (on every thread)
     autocast = torch.bfloat16 if bf16 else autocast_dtype(device.type)
     flow.train()
-    # the pool's threads hold the CPU; the loss and the optimiser step run on one thread
-    with torch.enable_grad(), torch_threads(1) if cpu else contextlib.nullcontext(), \
-            ParallelStep(flow, threads.limit if cpu else 1, autocast) as step:
+    with torch.enable_grad(), ParallelStep(flow, threads.limit if cpu else 1, autocast) as step:
         for epoch in bar:
-            step.threads = threads.update() if cpu else 1
+            if cpu:
+                step.threads = threads.update()
             start = time.perf_counter()
             sums = torch.zeros(3, dtype=torch.float64)
             order = torch.randperm(n, generator=shuffle)
@@ -120,8 +118,7 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
                                        "no checkpoint written")
             loss_mean, mean_nll, tail_nll = (sums / n).tolist()
             log.append(EpochLog(epoch, loss_mean, mean_nll, tail_nll, opt.param_groups[0]["lr"],
-                                time.perf_counter() - start,
-                                busy_threads(step.threads, train_cfg.batch_size) if cpu else 1))
+                                time.perf_counter() - start, step.busy_threads(train_cfg.batch_size)))
             bar.set_postfix(loss=f"{loss_mean:.4f}", tail=f"{tail_nll:.3f}")
     return flow.eval(), log
 

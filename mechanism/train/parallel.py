@@ -24,15 +24,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import torch
 
+from mechanism.device import torch_threads
 from mechanism.flow import PatchFlow, patch_nll
 
 MICRO_BATCH = 8
 """Images per micro-batch on the CPU (the last one of a batch may be smaller)."""
-
-
-def busy_threads(threads: int, batch: int) -> int:
-    """Threads a step of ``batch`` images keeps busy: at most one per micro-batch."""
-    return min(threads, len(micro_batch_sizes(batch)))
 
 
 def micro_batch_sizes(images: int, size: int = MICRO_BATCH) -> list[int]:
@@ -47,8 +43,10 @@ class ParallelStep:
     requires grad; compute the loss from it, call ``loss.backward()``, then ``backward(nll)``
     sets every parameter's ``.grad`` (replacing it) from ``nll.grad``. On the CPU the batch is
     cut into ``MICRO_BATCH``-image pieces run by ``threads`` pool threads (the calling thread
-    when 1); elsewhere (a GPU) the whole batch is one piece on the calling thread. Close it
-    (``with``) to stop the pool.
+    when 1); elsewhere (a GPU) the whole batch is one piece on the calling thread. Use it in a
+    ``with`` block: on the CPU the calling thread runs at one intra-op thread inside it (the
+    loss and optimiser step between ``forward`` and ``backward`` too, so no thread count
+    reaches the numbers), and on leaving the pool is stopped, then the caller's count restored.
 
     Args:
         flow: the flow being trained (in train mode), every parameter used by its forward.
@@ -70,6 +68,7 @@ class ParallelStep:
                                          initializer=torch.set_num_threads, initargs=(1,))
                       if parallel else None)
         self._nlls: list[torch.Tensor] = []    # the micro-batches' NLLs, their graphs attached
+        self._caller = contextlib.ExitStack()
 
     @property
     def threads(self) -> int:
@@ -133,12 +132,22 @@ class ParallelStep:
                 total += g[i]
             p.grad = total
 
+    def busy_threads(self, batch: int) -> int:
+        """Threads a step of ``batch`` images keeps busy: on the CPU at most one per
+        micro-batch; 1 elsewhere."""
+        if self.device_type != "cpu":
+            return 1
+        return min(self.threads, len(micro_batch_sizes(batch)))
+
     def close(self) -> None:
-        """Stop the pool, waiting for its threads."""
+        """Stop the pool (waiting for its threads), then restore the caller's thread count."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        self._caller.close()
 
     def __enter__(self) -> ParallelStep:
+        if self.device_type == "cpu":
+            self._caller.enter_context(torch_threads(1))
         return self
 
     def __exit__(self, *exc) -> None:
