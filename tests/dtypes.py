@@ -6,10 +6,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 class ProductDtypes(TorchDispatchMode):
     """``with ProductDtypes() as rec:`` — ``rec.seen`` is the set of output dtypes of every
-    ``mm``, ``addmm``, ``bmm`` and convolution run on this thread inside the block (below
+    ``mm``, ``addmm``, ``bmm``, ``baddbmm`` and convolution run on this thread inside the block (below
     autocast, so it sees the arithmetic that really ran)."""
 
-    OPS = {"mm", "addmm", "bmm", "convolution"}
+    OPS = {"mm", "addmm", "bmm", "baddbmm", "convolution"}
 
     def __init__(self):
         super().__init__()

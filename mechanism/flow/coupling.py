@@ -19,7 +19,8 @@ while the Jacobian stays block-triangular:
 
 A block works on patch rows ``(B·H·W, D)`` (channels last): its 1×1 subnet convolutions are
 then plain matrix products, and an image view ``(B, C, H, W)`` of the same memory serves the
-3×3 context and k×k subnets. The weights stay ``Conv2d`` parameters, so checkpoints written
+3×3 context and k×k subnets. The condition is the same for every image, so a 1×1 subnet's
+first layer multiplies it once per call, not once per image. The weights stay ``Conv2d`` parameters, so checkpoints written
 with the NCHW layout load and score the same.
 """
 from __future__ import annotations
@@ -63,14 +64,29 @@ def to_rows(images: torch.Tensor) -> torch.Tensor:
     return images.permute(0, 2, 3, 1).reshape(-1, images.shape[1])
 
 
-def _run_subnet(net: nn.Sequential, h: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-    """A Conv–ReLU–Conv subnet on patch rows ``h: (B·H·W, C)``. Its 1×1 convolutions run as
-    matrix products on the rows (the same weights; no NCHW convolution); k×k ones on the grid."""
+def _run_subnet(net: nn.Sequential, x1: torch.Tensor, cond: torch.Tensor,
+                context: torch.Tensor | None, grid: tuple[int, int, int]) -> torch.Tensor:
+    """A Conv–ReLU–Conv subnet on its input ``(x1, cond[, context])`` (channels in that order):
+    ``x1`` and ``context`` patch rows ``(B·H·W, ·)``, ``cond`` the condition rows ``(H·W, P)``
+    that every image shares. With 1×1 convolutions the first layer's share of the condition,
+    ``W_cond·cond + bias`` ``(H·W, hidden)``, is computed once and added to every image's
+    product in the same matrix-product call (one rounding under autocast, as before the split);
+    the layers are matrix products on the rows with the same weights. k×k convolutions run on
+    the grid, the condition repeated per image."""
     first, _, last = net
+    b, hw = grid[0], grid[1] * grid[2]
     if first.kernel_size != (1, 1):
-        return to_rows(net(to_images(h, grid)))
-    hidden = F.linear(h, first.weight.flatten(1), first.bias).relu_()
-    return F.linear(hidden, last.weight.flatten(1), last.bias)
+        parts = [x1.view(b, hw, -1), cond.expand(b, -1, -1)]
+        parts += [] if context is None else [context.view(b, hw, -1)]
+        return to_rows(net(to_images(torch.cat(parts, dim=2).view(b * hw, -1), grid)))
+    weight, n1, n_cond = first.weight.flatten(1), x1.shape[1], cond.shape[1]
+    rows, image_weight = x1, weight[:, :n1]
+    if context is not None:
+        rows = torch.cat([x1, context], dim=1)
+        image_weight = torch.cat([image_weight, weight[:, n1 + n_cond:]], dim=1)
+    cond_share = F.linear(cond, weight[:, n1:n1 + n_cond], first.bias)
+    hidden = torch.baddbmm(cond_share, rows.view(b, hw, -1), image_weight.t().expand(b, -1, -1))
+    return F.linear(hidden.relu_().view(b * hw, -1), last.weight.flatten(1), last.bias)
 
 
 class CouplingBlock(nn.Module):
@@ -121,18 +137,17 @@ class CouplingBlock(nn.Module):
                      grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-scale ``s`` and shift ``t`` ``(B·H·W, |x2|)`` from the passive rows ``x1`` and the
         condition rows ``cond: (H·W, P)``, in ``x1``'s dtype."""
-        b, hw = grid[0], grid[1] * grid[2]
         x1c = x1.to(_compute_dtype(x1))                  # one cast of the passive half
-        parts = [x1c.view(b, hw, -1), cond.to(x1c.dtype).expand(b, -1, -1)]
+        cond = cond.to(x1c.dtype)
+        context = None
         if self.context is not None:
             seen = to_images(x1c.detach() if self.detach_context else x1c, grid)
-            parts.append(to_rows(self.context(seen)).view(b, hw, -1))
-        h_context = torch.cat(parts, dim=2).view(b * hw, -1)   # rows of (x1, cond[, context])
+            context = to_rows(self.context(seen))
         if self.subnets == "joint":
-            s_raw, t = _run_subnet(self.subnet, h_context, grid).chunk(2, dim=1)
+            s_raw, t = _run_subnet(self.subnet, x1c, cond, context, grid).chunk(2, dim=1)
         else:
-            plain = h_context[:, :self.passive + cond.shape[1]]     # (x1, cond), no context
-            s_raw, t = _run_subnet(self.scale_net, h_context, grid), _run_subnet(self.shift_net, plain, grid)
+            s_raw = _run_subnet(self.scale_net, x1c, cond, context, grid)
+            t = _run_subnet(self.shift_net, x1c, cond, None, grid)
         # under autocast the subnets answer in bfloat16; clamp, exp and log-det stay in x's dtype
         s_raw, t = s_raw.to(x1.dtype), t.to(x1.dtype)
         return self.clamp * torch.tanh(s_raw / self.clamp), t
@@ -145,8 +160,8 @@ class CouplingBlock(nn.Module):
         """``x: (B·H·W, D)`` patch rows, ``cond: (H·W, P)`` → ``(y (B·H·W, D), logdet (B·H·W,))``."""
         x1, x2 = x[:, :self.passive], x[:, self.passive:]
         s, t = self._scale_shift(x1, cond, grid)
-        y = torch.cat([x1, x2 * torch.exp(s) + t], dim=1)
-        y = y * torch.exp(self.global_log_scale) + self.global_shift
+        y = torch.cat([x1, torch.addcmul(t, x2, torch.exp(s))], dim=1)
+        y = torch.addcmul(self.global_shift, y, torch.exp(self.global_log_scale))
         return y.index_select(1, self.permutation), s.sum(dim=1) + self._global_logdet()
 
     def inverse(self, y: torch.Tensor, cond: torch.Tensor,
