@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mechanism.errors import MechanismError
-from mechanism.train.loss import TailLossConfig, select_tail, tail_aware_loss, tail_k
+from mechanism.train.loss import TailLossConfig, select_tail, tail_aware_loss, tail_k, loss_shares
 
 
 @pytest.mark.parametrize("ratio,k", [(0.01, 2), (0.02, 4), (0.03, 6), (0.05, 10), (0.10, 20),
@@ -65,3 +65,22 @@ def test_random_selection_is_seeded_and_not_topk():
 def test_out_of_range_settings_are_refused(kwargs):
     with pytest.raises(MechanismError):
         TailLossConfig(**kwargs)
+
+
+@pytest.mark.parametrize("selection", ["topk", "random"])
+def test_shares_of_a_split_batch_add_up_to_the_loss_and_draw_what_it_draws(selection):
+    """A batch of 5 cut into parts of 2, 2 and 1 (in any order): the shares add up to
+    tail_aware_loss, their gradients to its gradient, and the generator ends where the loss's
+    leaves it."""
+    cfg = TailLossConfig(tail_weight=0.6, top_k_ratio=0.25, selection=selection)
+    nll = torch.randn(5, 3, 4, dtype=torch.float64, requires_grad=True)
+    draws, shares_draws = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    whole = tail_aware_loss(nll, cfg, draws)
+    (expected,) = torch.autograd.grad(whole, nll)
+    share = loss_shares(cfg, 5, 12, shares_draws)
+    parts = [slice(4, 5), slice(0, 2), slice(2, 4)]
+    total = sum(share(nll[part], part) for part in parts)
+    (grad,) = torch.autograd.grad(total, nll)
+    assert total.item() == pytest.approx(whole.item(), rel=1e-12)
+    torch.testing.assert_close(grad, expected, rtol=0, atol=1e-15)
+    assert torch.equal(draws.get_state(), shares_draws.get_state())

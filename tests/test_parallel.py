@@ -1,5 +1,5 @@
-"""Data-parallel training steps: micro-batches on a pool of threads give the unsplit step's NLL
-and gradients, and numbers that do not depend on the thread count."""
+"""Data-parallel training steps: micro-batches on a pool of threads give the unsplit step's loss,
+NLL and gradients, and numbers that do not depend on the thread count."""
 import threading
 
 import pytest
@@ -9,7 +9,7 @@ from mechanism import device
 from mechanism.flow import FlowConfig, PatchFlow, patch_nll
 from mechanism.train.config import TrainConfig
 from mechanism.train.fit import fit_flow
-from mechanism.train.loss import TailLossConfig, tail_aware_loss
+from mechanism.train.loss import TailLossConfig, loss_shares, tail_aware_loss
 from mechanism.train.parallel import MICRO_BATCH, ParallelStep, micro_batch_sizes
 
 
@@ -28,45 +28,52 @@ def _flow(seed=0):
     return flow
 
 
+def _shares(images, cfg=TailLossConfig()):
+    return loss_shares(cfg, images, 3 * 4)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_micro_batches_give_the_unsplit_nll_and_gradients(threads):
+def test_micro_batches_give_the_unsplit_loss_nll_and_gradients(threads):
     flow = _flow()
     x = torch.randn(2 * MICRO_BATCH + 3, 6, 3, 4, dtype=torch.float64)    # three micro-batches
     cfg = TailLossConfig(tail_weight=0.7, top_k_ratio=0.25)
     whole = patch_nll(flow(x))
-    tail_aware_loss(whole, cfg).backward()
+    whole_loss = tail_aware_loss(whole, cfg)
+    whole_loss.backward()
     expected = [p.grad.clone() for p in flow.parameters()]
     for p in flow.parameters():
         p.grad = None
     with ParallelStep(flow, threads) as step:
-        nll = step.forward(x)
-        tail_aware_loss(nll, cfg).backward()
-        step.backward(nll)
+        loss, nll = step(x, _shares(len(x), cfg))
+    assert not nll.requires_grad and not loss.requires_grad
+    assert loss.item() == pytest.approx(whole_loss.item(), rel=1e-12)
     torch.testing.assert_close(nll, whole.detach(), rtol=0, atol=1e-12)
     for p, g in zip(flow.parameters(), expected):
         torch.testing.assert_close(p.grad, g, rtol=0, atol=1e-12)
 
 
-def test_backward_before_the_loss_is_refused():
-    with ParallelStep(_flow(), 2) as step:
-        nll = step.forward(torch.randn(2, 6, 3, 4, dtype=torch.float64))
-        with pytest.raises(RuntimeError, match="loss.backward"):
-            step.backward(nll)
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 def test_micro_batches_run_on_the_pool_with_one_intra_op_thread(threads):
-    """Four micro-batches at 2 threads run on the pool's threads, not the caller's, each with one
-    intra-op thread; at 1 thread on the caller's."""
-    flow = _flow()
-    seen = []
-    flow.blocks[0].register_forward_hook(
-        lambda *_: seen.append((threading.current_thread().name, torch.get_num_threads())))
+    """Four micro-batches at 2 threads: forward, loss share and backward run on the pool's
+    threads, not the caller's, each with one intra-op thread; at 1 thread on the caller's."""
+    flow, seen = _flow(), {"forward": [], "share": [], "backward": []}
+
+    def note(stage):
+        seen[stage].append((threading.current_thread().name, torch.get_num_threads()))
+
+    flow.blocks[0].register_forward_hook(lambda *_: note("forward"))
+    shares = _shares(4 * MICRO_BATCH)
+
+    def share(nll, images):
+        note("share")
+        nll.register_hook(lambda grad: note("backward"))
+        return shares(nll, images)
+
     with ParallelStep(flow, threads) as step, device.torch_threads(1):
-        step.forward(torch.randn(4 * MICRO_BATCH, 6, 3, 4, dtype=torch.float64))
-    assert len(seen) == 4 and {n for _, n in seen} == {1}
-    on_caller = {name == threading.current_thread().name for name, _ in seen}
-    assert on_caller == {threads == 1}
+        step(torch.randn(4 * MICRO_BATCH, 6, 3, 4, dtype=torch.float64), share)
+    for stage, calls in seen.items():
+        assert len(calls) == 4 and {n for _, n in calls} == {1}, stage
+        assert {name == threading.current_thread().name for name, _ in calls} == {threads == 1}, stage
 
 
 def test_threads_must_lie_within_the_pool():
@@ -89,7 +96,7 @@ def test_the_first_error_of_a_micro_batch_reaches_the_caller_after_all_finished(
 
     flow.blocks[1].register_forward_hook(hook)
     with ParallelStep(flow, 2) as step, pytest.raises(ArithmeticError, match="boom"):
-        step.forward(torch.randn(3 * MICRO_BATCH, 6, 3, 4, dtype=torch.float64))
+        step(torch.randn(3 * MICRO_BATCH, 6, 3, 4, dtype=torch.float64), _shares(3 * MICRO_BATCH))
     assert len(calls) == 3                      # the others ran to the end before the raise
 
 

@@ -22,7 +22,7 @@ from mechanism.io.manifest import package_versions
 from mechanism.io.transaction import commit_together, locked, recover_files
 from mechanism.train.checkpoint import Checkpoint, DataRecord, save_checkpoint
 from mechanism.train.config import TrainConfig
-from mechanism.train.loss import TailLossConfig, tail_aware_loss, tail_k
+from mechanism.train.loss import TailLossConfig, loss_shares, tail_k
 from mechanism.train.parallel import ParallelStep
 
 
@@ -99,17 +99,15 @@ def fit_flow(features: torch.Tensor, flow_cfg: FlowConfig, loss_cfg: TailLossCon
             order = torch.randperm(n, generator=shuffle)
             for i in range(steps_per_epoch):
                 idx = order[i * train_cfg.batch_size:(i + 1) * train_cfg.batch_size]
-                nll = step.forward(data[idx.to(device)])
-                loss = tail_aware_loss(nll, loss_cfg, tail_draws)
+                shares = loss_shares(loss_cfg, len(idx), h * w, tail_draws)
+                loss, nll = step(data[idx.to(device)], shares)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(f"training diverged: non-finite loss at epoch {epoch}, "
                                            f"batch {i + 1}/{steps_per_epoch}; no checkpoint written")
-                loss.backward()
-                step.backward(nll)
                 opt.step()
                 sched.step()
                 with torch.no_grad():
-                    flat = nll.detach().flatten(1)
+                    flat = nll.flatten(1)
                     sums += torch.tensor([loss.item() * len(idx), flat.mean(1).sum().item(),
                                           flat.topk(k, dim=1).values.mean(1).sum().item()],
                                          dtype=torch.float64)

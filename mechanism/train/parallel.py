@@ -1,20 +1,20 @@
 """Data-parallel training steps on the CPU: a batch cut into micro-batches of whole images, each
-micro-batch's forward and backward on one thread of a pool, every thread with one intra-op
-thread.
+micro-batch's forward, loss share and backward on one thread of a pool, every thread with one
+intra-op thread.
 
 The flow's layers are thin (20–72 input channels on a 28×28 grid): torch's intra-op threads
 split every small operation and meet after each, and beside a busy core the thread that shares
 it holds every meeting while the others spin. Here each pool thread takes whole micro-batches
-from a queue through the forward, then through the backward, and the threads meet twice per
-step, waiting without spinning (where micro-batches outnumber threads, a thread slowed by a
-neighbour takes fewer of them; at the default batch of 16 there are two per step).
+from a queue through forward and backward, and the threads meet once per step, waiting without
+spinning. That needs a loss that is a sum of per-image terms (the Tail-Aware Loss averages
+per-image losses over the batch): a micro-batch's share of it, and so its gradient, needs no
+other micro-batch.
 
 The micro-batches are cut by size (``MICRO_BATCH`` images), not by thread count, and their
 parameter gradients are added in micro-batch order; so a step's numbers do not depend on how
 many threads ran it, nor on which thread ran which micro-batch: one thread, two, or a count
-that follows the idle cores give bit-identical weights. The loss is computed on the whole
-batch's per-patch NLL (tail selection per image, random draws in one place): the step is the
-unsplit computation up to float rounding.
+that follows the idle cores give bit-identical weights. They equal the unsplit computation up
+to float rounding.
 """
 from __future__ import annotations
 
@@ -37,16 +37,19 @@ def micro_batch_sizes(images: int, size: int = MICRO_BATCH) -> list[int]:
 
 
 class ParallelStep:
-    """Per-patch NLL and parameter gradients of a batch ``(B, D, H, W)``, by micro-batches.
+    """Loss, per-patch NLL and parameter gradients of a batch ``(B, D, H, W)``, by micro-batches.
 
-    ``forward(x)`` returns the batch's NLL ``(B, H, W)`` (nats per dimension) as a leaf that
-    requires grad; compute the loss from it, call ``loss.backward()``, then ``backward(nll)``
-    sets every parameter's ``.grad`` (replacing it) from ``nll.grad``. On the CPU the batch is
-    cut into ``MICRO_BATCH``-image pieces run by ``threads`` pool threads (the calling thread
-    when 1); elsewhere (a GPU) the whole batch is one piece on the calling thread. Use it in a
-    ``with`` block: on the CPU the calling thread runs at one intra-op thread inside it (the
-    loss and optimiser step between ``forward`` and ``backward`` too, so no thread count
-    reaches the numbers), and on leaving the pool is stopped, then the caller's count restored.
+    ``step(x, loss_share)`` runs each micro-batch's forward, its share of the batch's loss and
+    its backward, sets every parameter's ``.grad`` (replacing it) to the sum of the shares'
+    gradients, and returns the loss (the sum of the shares) and the batch's NLL ``(B, H, W)``
+    (nats per dimension, detached). ``loss_share(nll, images)`` gets a micro-batch's NLL and
+    its images' slice of the batch and returns its share, a sum of per-image terms; it runs on
+    pool threads, so it must not draw random numbers (draw them for the batch beforehand). On
+    the CPU the batch is cut into ``MICRO_BATCH``-image pieces run by ``threads`` pool threads
+    (the calling thread when 1); elsewhere (a GPU) the whole batch is one piece on the calling
+    thread. Use it in a ``with`` block: on the CPU the calling thread runs at one intra-op
+    thread inside it (the optimiser step between calls too, so no thread count reaches the
+    numbers), and on leaving the pool is stopped, then the caller's count restored.
 
     Args:
         flow: the flow being trained (in train mode), every parameter used by its forward.
@@ -67,7 +70,6 @@ class ParallelStep:
         self._pool = (ThreadPoolExecutor(max_threads, thread_name_prefix="micro-batch",
                                          initializer=torch.set_num_threads, initargs=(1,))
                       if parallel else None)
-        self._nlls: list[torch.Tensor] = []    # the micro-batches' NLLs, their graphs attached
         self._caller = contextlib.ExitStack()
 
     @property
@@ -107,30 +109,31 @@ class ParallelStep:
             raise first
         return results
 
-    def _nll(self, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, images: slice, loss_share
+             ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+        """One micro-batch: its loss share, NLL (both detached) and parameter gradients."""
         with (torch.autocast(self.device_type, dtype=self.autocast) if self.autocast is not None
               else contextlib.nullcontext()):
             out = self.flow(x)
-        return patch_nll(out)
+        nll = patch_nll(out)
+        share = loss_share(nll, images)
+        return share.detach(), nll.detach(), torch.autograd.grad(share, self.params)
 
-    def _grads(self, nll: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return torch.autograd.grad(nll, self.params, grad)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, loss_share) -> tuple[torch.Tensor, torch.Tensor]:
         sizes = micro_batch_sizes(x.shape[0]) if self.device_type == "cpu" else [x.shape[0]]
-        self._nlls = self._map(self._nll, [(piece,) for piece in x.split(sizes)])
-        return torch.cat([n.detach() for n in self._nlls]).requires_grad_()
-
-    def backward(self, nll: torch.Tensor) -> None:
-        if nll.grad is None:
-            raise RuntimeError("backward(nll) needs nll.grad: call loss.backward() first")
-        nlls, self._nlls = self._nlls, []
-        grads = self._map(self._grads, list(zip(nlls, nll.grad.split([len(n) for n in nlls]))))
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        pieces = [(piece, slice(start, start + len(piece)), loss_share)
+                  for piece, start in zip(x.split(sizes), starts)]
+        shares, nlls, grads = zip(*self._map(self._run, pieces))
         for i, p in enumerate(self.params):
             total = grads[0][i].clone() if len(grads) > 1 else grads[0][i]
             for g in grads[1:]:
                 total += g[i]
             p.grad = total
+        loss = shares[0]
+        for share in shares[1:]:
+            loss = loss + share
+        return loss, torch.cat(nlls)
 
     def busy_threads(self, batch: int) -> int:
         """Threads a step of ``batch`` images keeps busy: on the CPU at most one per
