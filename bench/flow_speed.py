@@ -13,8 +13,9 @@ whose default is two subnets of width 128) into a temporary folder. Reference an
 code alternate ``--repeats`` times so load changes hit both alike; the table gives the median
 and the range.
 
-Also printed: FLOPs per epoch (torch's flop counter, forward + backward; the reference's
-architecture rebuilt as ``FlowConfig(subnets="separate", hidden=128)``), the machine's matmul
+Also printed: FLOPs per epoch (torch's flop counter, forward + backward of each code's default
+flow, counted by that code in its own subprocess: the two do different arithmetic for the same
+architecture since today's multiplies the positional condition once per call), the machine's matmul
 throughput (1024³ matmul in float32 and in bfloat16) and the floor they imply for each code's
 arithmetic (float32; bfloat16 where training runs under autocast), today's idle epoch at one
 thread (the floor of any thread policy that gives up a busy core), and today's epoch beside one
@@ -50,6 +51,16 @@ _, log = fit_flow(x, FlowConfig(), TailLossConfig(), TrainConfig(epochs=2), prog
 import mechanism
 print(mechanism.__file__, log[-1].seconds)
 """
+FLOPS = """
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from mechanism.flow import FlowConfig, PatchFlow, patch_nll
+import mechanism
+flow = PatchFlow(40, 28, 28, FlowConfig())
+with FlopCounterMode(display=False) as counter:
+    patch_nll(flow(torch.randn({batch}, 40, 28, 28))).mean().backward()
+print(mechanism.__file__, counter.get_total_flops() * {images} / {batch})
+"""
 
 
 def spin() -> None:
@@ -68,15 +79,28 @@ def checkout(rev: str, into: Path) -> Path:
     return into / "ref"
 
 
+def run_child(code: Path, program: str, env: dict[str, str] | None = None) -> float:
+    """The number a ``python -c program`` prints last, run in the code under ``code``, which it
+    must import (checked against the module file it prints first)."""
+    env = {**os.environ, "PYTHONPATH": str(code), **(env or {})}
+    out = subprocess.run([sys.executable, "-c", program], env=env, cwd=code, capture_output=True,
+                         text=True, check=True)
+    if Path(out.stdout.split()[0]).resolve() != (code / "mechanism" / "__init__.py").resolve():
+        raise SystemExit(f"error: the child imported {out.stdout.split()[0]}, not the code under {code}")
+    return float(out.stdout.split()[-1])
+
+
 def epoch_seconds(code: Path, images: int, threads: int, fixed: bool) -> float:
     """Seconds of the second epoch of a two-epoch ``fit_flow`` run by the code under ``code``,
     at ``threads`` threads fixed, or (``fixed=False``) with the policy that follows idle cores."""
-    env = {**os.environ, "PYTHONPATH": str(code), "MECHANISM_THREADS": str(threads) if fixed else "auto"}
-    out = subprocess.run([sys.executable, "-c", EPOCH.format(threads=threads, images=images)],
-                         env=env, cwd=code, capture_output=True, text=True, check=True)
-    if Path(out.stdout.split()[0]).resolve() != (code / "mechanism" / "__init__.py").resolve():
-        raise SystemExit(f"error: the timing imported {out.stdout.split()[0]}, not the code under {code}")
-    return float(out.stdout.split()[-1])
+    return run_child(code, EPOCH.format(threads=threads, images=images),
+                     {"MECHANISM_THREADS": str(threads) if fixed else "auto"})
+
+
+def epoch_flops(code: Path, images: int, batch: int = 16) -> float:
+    """FLOPs (2 per multiply-add) of one epoch's forward + backward passes of the default flow
+    of the code under ``code``, counted by that code."""
+    return run_child(code, FLOPS.format(images=images, batch=batch))
 
 
 def matmul_gflops(threads: int, dtype: torch.dtype = torch.float32) -> float:
@@ -91,17 +115,6 @@ def matmul_gflops(threads: int, dtype: torch.dtype = torch.float32) -> float:
     return 2 * 1024 ** 3 / statistics.median(times[2:]) / 1e9
 
 
-def epoch_flops(cfg, images: int, batch: int = 16) -> float:
-    """FLOPs (2 per multiply-add) of one epoch's forward + backward passes."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from mechanism.flow import PatchFlow, patch_nll
-    flow = PatchFlow(40, 28, 28, cfg)
-    with FlopCounterMode(display=False) as counter:
-        patch_nll(flow(torch.randn(batch, 40, 28, 28))).mean().backward()
-    return counter.get_total_flops() * images / batch
-
-
 def spread(times: list[float]) -> str:
     return f"{statistics.median(times):6.2f} s  [{min(times):.2f}, {max(times):.2f}]"
 
@@ -113,7 +126,6 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    from mechanism.flow import FlowConfig
     from mechanism.train.config import TrainConfig
 
     work = Path(tempfile.mkdtemp(prefix="bench-flow-speed-"))
@@ -147,14 +159,13 @@ def main() -> None:
           f"{' / '.join(f'{v:.2f}' for v in load)} on {os.cpu_count()} cores")
     print(f"matmul throughput (1024³): {gflops['fp32']:.0f} GFLOP/s float32, "
           f"{gflops['bf16']:.0f} GFLOP/s bfloat16")
-    archs = {f"reference ({args.reference})": (FlowConfig(subnets="separate", hidden=128), "fp32"),
-             "today": (FlowConfig(), TrainConfig().precision)}
+    arithmetic = {f"reference ({args.reference})": "fp32", "today": TrainConfig().precision}
     ref = statistics.median(idle[next(iter(codes))])
     print(f"\n{'code':<22} {'arith':>5} {'s/epoch median [range]':>26} {'GFLOP/epoch':>12} "
           f"{'GFLOP/s':>8} {'floor s':>8} {'speed-up':>9}")
     for name in codes:
-        arch, arith = archs[name]
-        flops = epoch_flops(arch, args.images)
+        arith = arithmetic[name]
+        flops = epoch_flops(codes[name], args.images)
         med = statistics.median(idle[name])
         print(f"{name:<22} {arith:>5} {spread(idle[name]):>26} {flops / 1e9:>12.1f} "
               f"{flops / med / 1e9:>8.1f} {flops / gflops[arith] / 1e9:>8.2f} {ref / med:>8.2f}×")
