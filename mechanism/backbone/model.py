@@ -54,6 +54,12 @@ class BackboneConfig(StoredConfig):
         return as_shape(self.input_size)
 
 
+LAYOUT = "channels_last"
+"""Memory layout the network runs in (oneDNN's fast layout for its convolutions: 1.8× the
+throughput of NCHW at 224×544 here); features differ from NCHW's in float rounding (≈ 1e-5), so
+the feature cache keys on it."""
+
+
 class Backbone(nn.Module):
     """Frozen feature extractor: images ``(B, 3, S_h, S_w)`` in [0, 1] RGB (S: the input shape)
     → ``(B, D, H, W)`` float32.
@@ -81,7 +87,7 @@ class Backbone(nn.Module):
             raise MechanismError(f"input size {shape_text(cfg.input_size)} is not a multiple of the "
                                  f"stride {self.reductions[-1]} of stage {cfg.layers[-1]} of {cfg.name}")
         model.prune_intermediate_layers(indices=list(cfg.layers), prune_head=True)
-        self.model = model
+        self.model = model.to(memory_format=torch.channels_last)    # LAYOUT
         self.cfg = cfg
         self.weights_sha256 = pretrained.weights_sha256
         self.normalisation = {"mean": list(pretrained.mean), "std": list(pretrained.std)}
@@ -123,13 +129,13 @@ class Backbone(nn.Module):
         height, width = self.cfg.input_shape
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, height, width):
             raise ValueError(f"backbone expects (B, 3, {height}, {width}), got {tuple(images.shape)}")
-        x = (images.float() - self.mean) / self.std
+        x = ((images.float() - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         maps = self.model.forward_intermediates(x, indices=list(self.cfg.layers),
                                                 intermediates_only=True, stop_early=True)
         k = self.cfg.local_avg
         if k:
             maps = [F.avg_pool2d(m, k, stride=1, padding=k // 2, count_include_pad=False) for m in maps]
-        return [m.float() for m in maps]
+        return [m.float().contiguous() for m in maps]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``images: (B, 3, S_h, S_w)`` in [0, 1] RGB → ``(B, D, H, W)`` float32: the stage maps,
