@@ -14,8 +14,9 @@ code alternate ``--repeats`` times so load changes hit both alike; the table giv
 and the range.
 
 Also printed: FLOPs per epoch (torch's flop counter, forward + backward of each code's default
-flow, counted by that code in its own subprocess: the two do different arithmetic for the same
-architecture since today's multiplies the positional condition once per call), the machine's matmul
+flow on a batch cut as that code trains it — in micro-batches where it has them — counted by
+that code in its own subprocess: the two do different arithmetic for the same architecture,
+since today's multiplies the positional condition once per call), the machine's matmul
 throughput (1024³ matmul in float32 and in bfloat16) and the floor they imply for each code's
 arithmetic (float32; bfloat16 where training runs under autocast), today's idle epoch at one
 thread (the floor of any thread policy that gives up a busy core), and today's epoch beside one
@@ -56,9 +57,15 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from mechanism.flow import FlowConfig, PatchFlow, patch_nll
 import mechanism
+try:       # the pieces a batch is trained in (micro-batches since 3a562a7; per-call work differs)
+    from mechanism.train.parallel import micro_batch_sizes
+    pieces = micro_batch_sizes({batch})
+except ImportError:
+    pieces = [{batch}]
 flow = PatchFlow(40, 28, 28, FlowConfig())
 with FlopCounterMode(display=False) as counter:
-    patch_nll(flow(torch.randn({batch}, 40, 28, 28))).mean().backward()
+    for piece in pieces:
+        patch_nll(flow(torch.randn(piece, 40, 28, 28))).mean().backward()
 print(mechanism.__file__, counter.get_total_flops() * {images} / {batch})
 """
 
@@ -99,7 +106,8 @@ def epoch_seconds(code: Path, images: int, threads: int, fixed: bool) -> float:
 
 def epoch_flops(code: Path, images: int, batch: int = 16) -> float:
     """FLOPs (2 per multiply-add) of one epoch's forward + backward passes of the default flow
-    of the code under ``code``, counted by that code."""
+    of the code under ``code``, on batches of ``batch`` cut as that code trains them, counted by
+    that code."""
     return run_child(code, FLOPS.format(images=images, batch=batch))
 
 

@@ -231,6 +231,25 @@ def test_local_average_is_the_mean_over_the_in_image_neighbours(raw_stage3, imag
     torch.testing.assert_close(avg[:, :, 6, 7], raw[:, :, 5:8, 6:9].mean((-1, -2)))    # inside: 3×3
 
 
+def test_channels_last_layout_gives_the_nchw_features_and_is_the_default():
+    """The default layout is channels-last (the stem's output is channels-last, NCHW after
+    ``set_layout("nchw")``); its features equal the NCHW network's up to float rounding
+    (relative 1e-5), two stages and a long input included; an unknown layout is refused."""
+    backbone = load_backbone(BackboneConfig(layers=(2, 3), input_size=(224, 288)))
+    wide = torch.rand(2, 3, 224, 288, generator=torch.Generator().manual_seed(1))
+    stem_channels_last = []
+    backbone.model.conv_stem.register_forward_hook(
+        lambda m, i, out: stem_channels_last.append(out.is_contiguous(memory_format=torch.channels_last)))
+    assert backbone.layout == "channels_last"
+    with torch.no_grad():
+        fast = backbone(wide)
+        reference = backbone.set_layout("nchw")(wide)
+    assert stem_channels_last == [True, False] and fast.is_contiguous()
+    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-5 * reference.abs().max().item())
+    with pytest.raises(ValueError, match="unknown memory layout"):
+        backbone.set_layout("nhwc")
+
+
 def test_wrong_input_shape_is_a_programming_error(default_backbone):
     with pytest.raises(ValueError, match="expects"):
         default_backbone(torch.rand(1, 3, 112, 112))

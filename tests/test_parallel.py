@@ -28,23 +28,26 @@ def _flow(seed=0):
     return flow
 
 
-def _shares(images, cfg=TailLossConfig()):
-    return loss_shares(cfg, images, 3 * 4)
+def _shares(images, cfg=TailLossConfig(), generator=None):
+    return loss_shares(cfg, images, 3 * 4, generator)
 
 
+@pytest.mark.parametrize("selection", ["topk", "random"])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_micro_batches_give_the_unsplit_loss_nll_and_gradients(threads):
+def test_micro_batches_give_the_unsplit_loss_nll_and_gradients(threads, selection):
+    """Three micro-batches on 1–3 threads: the loss, NLL and gradients of the whole batch under
+    tail_aware_loss with the same generator (random selection: the same draws)."""
     flow = _flow()
     x = torch.randn(2 * MICRO_BATCH + 3, 6, 3, 4, dtype=torch.float64)    # three micro-batches
-    cfg = TailLossConfig(tail_weight=0.7, top_k_ratio=0.25)
+    cfg = TailLossConfig(tail_weight=0.7, top_k_ratio=0.25, selection=selection)
     whole = patch_nll(flow(x))
-    whole_loss = tail_aware_loss(whole, cfg)
+    whole_loss = tail_aware_loss(whole, cfg, torch.Generator().manual_seed(5))
     whole_loss.backward()
     expected = [p.grad.clone() for p in flow.parameters()]
     for p in flow.parameters():
         p.grad = None
     with ParallelStep(flow, threads) as step:
-        loss, nll = step(x, _shares(len(x), cfg))
+        loss, nll = step(x, _shares(len(x), cfg, torch.Generator().manual_seed(5)))
     assert not nll.requires_grad and not loss.requires_grad
     assert loss.item() == pytest.approx(whole_loss.item(), rel=1e-12)
     torch.testing.assert_close(nll, whole.detach(), rtol=0, atol=1e-12)
@@ -100,20 +103,22 @@ def test_the_first_error_of_a_micro_batch_reaches_the_caller_after_all_finished(
     assert len(calls) == 3                      # the others ran to the end before the raise
 
 
-def _train(threads, monkeypatch, feats=None, **kw):
+def _train(threads, monkeypatch, feats=None, loss_cfg=TailLossConfig(), **kw):
     """Two epochs, batches of 3 micro-batches (the last batch: 1), at ``threads`` threads."""
     monkeypatch.setenv(device.THREADS_ENV, threads)
     if feats is None:
         feats = torch.randn(4 * MICRO_BATCH - 3, 6, 3, 4, generator=torch.Generator().manual_seed(1))
-    return fit_flow(feats, FlowConfig(n_blocks=2, hidden=8, pos_channels=4), TailLossConfig(),
+    return fit_flow(feats, FlowConfig(n_blocks=2, hidden=8, pos_channels=4), loss_cfg,
                     TrainConfig(epochs=2, batch_size=3 * MICRO_BATCH, **kw), progress=False)
 
 
-def test_weights_do_not_depend_on_the_thread_count(monkeypatch):
+@pytest.mark.parametrize("selection", ["topk", "random"])
+def test_weights_do_not_depend_on_the_thread_count(monkeypatch, selection):
     """Training at 1, 2, 3 and 4 threads gives bit-identical weights (micro-batches are cut by
-    size, their gradients added in order); the log records the threads a step kept busy, at
-    most the batch's 3 micro-batches."""
-    runs = {t: _train(t, monkeypatch) for t in ("1", "2", "3", "4")}
+    size, their gradients added in order; random selection's keys drawn before the split); the
+    log records the threads a step kept busy, at most the batch's 3 micro-batches."""
+    loss_cfg = TailLossConfig(selection=selection)
+    runs = {t: _train(t, monkeypatch, loss_cfg=loss_cfg) for t in ("1", "2", "3", "4")}
     for t, (_, log) in runs.items():
         assert [e.threads for e in log] == [min(int(t), 3)] * 2
     for t in ("2", "3", "4"):

@@ -3,8 +3,9 @@
 A cache entry is one file ``<cache_dir>/<key>.pt`` holding ``{"format", "key_fields",
 "features"}``; ``key`` is the SHA-256 of ``key_fields``: the backbone's identity
 (``Backbone.describe()``: name, weights hash, layers, local averaging, input size,
-normalisation), the network's memory layout (``LAYOUT``: it moves float rounding), the image
-input policy and the fingerprint of the image files (names and bytes). A stale or corrupt entry is recomputed and replaced with a warning.
+normalisation), the network's memory layout (``Backbone.layout``: it moves float rounding),
+the image input policy and the fingerprint of the image files (names and bytes). A stale or
+corrupt entry is recomputed and replaced with a warning.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mechanism.backbone.model import LAYOUT, Backbone
+from mechanism.backbone.model import Backbone
 from mechanism.data.images import INPUT_POLICY, load_image
 from mechanism.data.mvtec import Sample, fingerprint
 from mechanism.errors import MechanismError
@@ -80,8 +81,8 @@ def extract_features(backbone: Backbone, samples: list[Sample], batch_size: int 
 
 def cache_key_fields(backbone: Backbone, samples: list[Sample]) -> dict:
     """Everything the features depend on, as plain types."""
-    return {"backbone": backbone.describe(), "layout": LAYOUT, "input_policy": INPUT_POLICY,
-            "data_fingerprint": fingerprint(samples)}
+    return {"backbone": backbone.describe(), "layout": backbone.layout,
+            "input_policy": INPUT_POLICY, "data_fingerprint": fingerprint(samples)}
 
 
 def cache_key(fields: dict) -> str:

@@ -54,10 +54,8 @@ class BackboneConfig(StoredConfig):
         return as_shape(self.input_size)
 
 
-LAYOUT = "channels_last"
-"""Memory layout the network runs in (oneDNN's fast layout for its convolutions: 1.8× the
-throughput of NCHW at 224×544 here); features differ from NCHW's in float rounding (≈ 1e-5), so
-the feature cache keys on it."""
+LAYOUTS = {"channels_last": torch.channels_last, "nchw": torch.contiguous_format}
+"""Memory layouts the network can run in (``Backbone.set_layout``)."""
 
 
 class Backbone(nn.Module):
@@ -87,7 +85,7 @@ class Backbone(nn.Module):
             raise MechanismError(f"input size {shape_text(cfg.input_size)} is not a multiple of the "
                                  f"stride {self.reductions[-1]} of stage {cfg.layers[-1]} of {cfg.name}")
         model.prune_intermediate_layers(indices=list(cfg.layers), prune_head=True)
-        self.model = model.to(memory_format=torch.channels_last)    # LAYOUT
+        self.model = model
         self.cfg = cfg
         self.weights_sha256 = pretrained.weights_sha256
         self.normalisation = {"mean": list(pretrained.mean), "std": list(pretrained.std)}
@@ -95,6 +93,18 @@ class Backbone(nn.Module):
         self.register_buffer("std", torch.tensor(pretrained.std).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.train(False)
+        self.set_layout("channels_last")
+
+    def set_layout(self, layout: str) -> "Backbone":
+        """Run the network in ``layout`` (a key of ``LAYOUTS``): ``channels_last``, the default,
+        is oneDNN's fast layout for its convolutions (``python bench/backbone_layout.py`` times
+        it against ``nchw``). Features differ between layouts in float rounding, so the feature
+        cache keys on ``self.layout``."""
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown memory layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+        self.layout = layout
+        self.model.to(memory_format=LAYOUTS[layout])
+        return self
 
     def train(self, mode: bool = True) -> "Backbone":
         """Stay in eval mode whatever ``mode`` is: BatchNorm statistics must never update."""
@@ -129,7 +139,7 @@ class Backbone(nn.Module):
         height, width = self.cfg.input_shape
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, height, width):
             raise ValueError(f"backbone expects (B, 3, {height}, {width}), got {tuple(images.shape)}")
-        x = ((images.float() - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        x = ((images.float() - self.mean) / self.std).contiguous(memory_format=LAYOUTS[self.layout])
         maps = self.model.forward_intermediates(x, indices=list(self.cfg.layers),
                                                 intermediates_only=True, stop_early=True)
         k = self.cfg.local_avg

@@ -70,8 +70,9 @@ def _run_subnet(net: nn.Sequential, x1: torch.Tensor, cond: torch.Tensor,
     ``x1`` and ``context`` patch rows ``(B·H·W, ·)``, ``cond`` the condition rows ``(H·W, P)``
     that every image shares. With 1×1 convolutions the first layer's share of the condition,
     ``W_cond·cond + bias`` ``(H·W, hidden)``, is computed once and added to every image's
-    product in the same matrix-product call (one rounding under autocast, as before the split);
-    the layers are matrix products on the rows with the same weights. k×k convolutions run on
+    product inside the same ``baddbmm`` (under autocast the share is rounded to bfloat16 before
+    it enters the product's accumulator: one rounding more than the unsplit product); the
+    layers are matrix products on the rows with the same weights. k×k convolutions run on
     the grid, the condition repeated per image."""
     first, _, last = net
     b, hw = grid[0], grid[1] * grid[2]
