@@ -1,6 +1,7 @@
 """Benchmark: one flow training epoch on cached features, the code of a reference commit vs today's.
 
     python bench/flow_speed.py [--reference 28cfa69] [--images 200] [--repeats 3] [--threads 2]
+                               [--flops-only]
 
 Each timing runs in a fresh subprocess: ``fit_flow`` with the default ``FlowConfig`` of that
 code (the real loop: Tail-Aware Loss λ = 0.7, r = 2%, AdamW, batch 16) on the same synthetic
@@ -133,11 +134,17 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--flops-only", action="store_true",
+                    help="print each code's GFLOP per epoch and stop (no timings)")
     args = ap.parse_args()
     from mechanism.train.config import TrainConfig
 
     work = Path(tempfile.mkdtemp(prefix="bench-flow-speed-"))
     codes = {f"reference ({args.reference})": checkout(args.reference, work), "today": ROOT}
+    if args.flops_only:
+        for name, code in codes.items():
+            print(f"{name:<22} {epoch_flops(code, args.images) / 1e9:.1f} GFLOP per epoch of {args.images} images")
+        return
     load = [os.getloadavg()[0]]
     gflops = {"fp32": matmul_gflops(args.threads), "bf16": matmul_gflops(args.threads, torch.bfloat16)}
     idle: dict[str, list[float]] = {name: [] for name in codes}
