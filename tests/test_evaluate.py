@@ -53,3 +53,26 @@ def test_same_command_same_numbers(tiny_ckpt, tiny_cache, tmp_path):
                                  "--cache-dir", str(tiny_cache), "--quiet", "--image-score", "max"])
         outs.append(json.loads((tmp_path / name).read_text()))
     assert outs[0] == outs[1] and outs[0]["image_score"] == "max"
+
+
+def test_patch_scores_do_not_depend_on_how_the_flow_calls_are_cut(tiny_ckpt, monkeypatch):
+    """On a CPU the scoring pass takes at most CPU_FLOW_ROWS patch rows per flow call: cut into
+    one image per call, two, or one call for all, the scores are bit for bit the same."""
+    import torch
+
+    from mechanism.eval import detector as detector_module
+    det = detector_module.load_detector(tiny_ckpt, "cpu")
+    features = torch.randn(5, det.flow.dim, det.flow.height, det.flow.width,
+                           generator=torch.Generator().manual_seed(0))
+    calls = []
+    det.flow.register_forward_hook(lambda module, inputs, out: calls.append(len(inputs[0])))
+    whole = det.patch_scores(features, ("nll", "latent"), batch_size=64)
+    assert calls == [5]
+    rows = det.flow.height * det.flow.width
+    for per_call, sizes in ((1, [1] * 5), (2, [2, 2, 1])):
+        calls.clear()
+        monkeypatch.setattr(detector_module, "CPU_FLOW_ROWS", per_call * rows + rows - 1)
+        cut = det.patch_scores(features, ("nll", "latent"), batch_size=64)
+        assert calls == sizes
+        for name in whole:
+            assert torch.equal(cut[name], whole[name])

@@ -18,6 +18,8 @@ from mechanism.train.checkpoint import Checkpoint, load_checkpoint
 
 CPU_BACKBONE_CHUNK = 4   # images per backbone call on a CPU: Lite0 at 224 px runs ~2-3× faster
                          # per image in chunks of 4 than of 32 (measured on 2 threads)
+CPU_FLOW_ROWS = 12544    # patch rows per flow call on a CPU (16 images of 28×28): the elementwise
+                         # steps' tensors stay in cache (bench/flow_inference.py); same numbers
 
 
 @dataclass
@@ -47,11 +49,15 @@ class Detector:
     def patch_scores(self, features: torch.Tensor, names: tuple[str, ...] = ("nll",),
                      batch_size: int = 64, progress: bool = False) -> dict[str, torch.Tensor]:
         """Per-patch scores ``(N, H, W)`` float32 on the CPU, nats per dimension, by name
-        (``mechanism.flow.PATCH_SCORES``), from one pass of the flow."""
+        (``mechanism.flow.PATCH_SCORES``), from one pass of the flow over ``batch_size`` images
+        at a time (on a CPU at most ``CPU_FLOW_ROWS`` patch rows: the images are independent,
+        so the scores do not depend on the split)."""
         unknown = [n for n in names if n not in PATCH_SCORES]
         if unknown:
             raise MechanismError(f"unknown patch score {unknown[0]!r}; choose one of "
                                  f"{', '.join(PATCH_SCORES)}")
+        if self.device.type == "cpu":     # at most CPU_FLOW_ROWS patch rows per flow call
+            batch_size = min(batch_size, max(1, CPU_FLOW_ROWS // (self.flow.height * self.flow.width)))
         out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
         for start in tqdm(range(0, len(features), batch_size), desc="flow", disable=not progress):
             flow_out = self.flow(features[start:start + batch_size].to(self.device))
