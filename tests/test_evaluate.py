@@ -69,10 +69,11 @@ def test_patch_scores_do_not_depend_on_how_the_flow_calls_are_cut(tiny_ckpt, mon
     whole = det.patch_scores(features, ("nll", "latent"), batch_size=64)
     assert calls == [5]
     rows = det.flow.height * det.flow.width
-    for per_call, sizes in ((1, [1] * 5), (2, [2, 2, 1])):
+    for budget, batch_size, sizes in ((2 * rows - 1, 64, [1] * 5), (3 * rows - 1, 64, [2, 2, 1]),
+                                      (1, 64, [1] * 5), (64 * rows, 2, [2, 2, 1])):
         calls.clear()
-        monkeypatch.setattr(detector_module, "CPU_FLOW_ROWS", per_call * rows + rows - 1)
-        cut = det.patch_scores(features, ("nll", "latent"), batch_size=64)
-        assert calls == sizes
+        monkeypatch.setattr(detector_module, "CPU_FLOW_ROWS", budget)
+        cut = det.patch_scores(features, ("nll", "latent"), batch_size=batch_size)
+        assert calls == sizes, (budget, batch_size)
         for name in whole:
             assert torch.equal(cut[name], whole[name])

@@ -18,8 +18,9 @@ from mechanism.train.checkpoint import Checkpoint, load_checkpoint
 
 CPU_BACKBONE_CHUNK = 4   # images per backbone call on a CPU: Lite0 at 224 px runs ~2-3× faster
                          # per image in chunks of 4 than of 32 (measured on 2 threads)
-CPU_FLOW_ROWS = 12544    # patch rows per flow call on a CPU (16 images of 28×28): the elementwise
-                         # steps' tensors stay in cache (bench/flow_inference.py); same numbers
+CPU_FLOW_ROWS = 12544    # patch rows per flow call on a CPU (16 images of 28×28): faster than
+                         # whole batches of 32 (bench/flow_inference.py; cache locality the likely
+                         # reason, only this budget tried), the same scores
 
 
 @dataclass
