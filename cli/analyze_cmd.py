@@ -40,7 +40,8 @@ _ckpt = click.Path(dir_okay=False, path_type=Path)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("analysis_results/mechanism"), show_default=True,
               help="Output folder; tables go to <out>/tables/<H>.{json,csv,md}.")
-@click.option("--batch-size", type=BATCH, default=32, show_default=True, help="Images per batch (on a CPU the scoring pass takes at most 12 544 patch rows per flow call).")
+@click.option("--batch-size", type=BATCH, default=32, show_default=True,
+              help="Images per batch (on a CPU a flow call takes at most CPU_FLOW_ROWS patch rows, see the README).")
 @click.option("--max-images", type=click.IntRange(1, 10_000_000), default=None, help="Use at most this many images per split "
               "(default: all, except H4, which runs M augmented views per image: 64).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of every random choice.")

@@ -20,7 +20,8 @@ from cli.options import (BATCH, backbone_weights_option, cache_option, device_op
 @click.option("--save-maps", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write anomaly maps (N, S_h, S_w) at the input size S, float32, masks, labels, scores, per-patch NLL and "
                    "map score and image paths (.npz).")
-@click.option("--batch-size", type=BATCH, default=64, show_default=True, help="Images per flow batch (on a CPU at most 12 544 patch rows per flow call).")
+@click.option("--batch-size", type=BATCH, default=64, show_default=True,
+              help="Images per flow batch (on a CPU a flow call takes at most CPU_FLOW_ROWS patch rows, see the README).")
 @device_option
 @backbone_weights_option
 @cache_option

@@ -22,7 +22,8 @@ from cli.options import BATCH, RESAMPLES, SEED, cache_option, device_option, no_
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of every random choice.")
 @click.option("--bootstrap", "n_boot", type=RESAMPLES, default=1000, show_default=True,
               help="Bootstrap resamples over images for 95% intervals (0 = none).")
-@click.option("--batch-size", type=BATCH, default=32, show_default=True, help="Images per batch (on a CPU the scoring pass takes at most 12 544 patch rows per flow call).")
+@click.option("--batch-size", type=BATCH, default=32, show_default=True,
+              help="Images per batch (on a CPU a flow call takes at most CPU_FLOW_ROWS patch rows, see the README).")
 @device_option
 @cache_option
 @no_cache_option

@@ -20,8 +20,8 @@ while the Jacobian stays block-triangular:
 A block works on patch rows ``(B·H·W, D)`` (channels last): its 1×1 subnet convolutions are
 then plain matrix products, and an image view ``(B, C, H, W)`` of the same memory serves the
 3×3 context and k×k subnets. The condition is the same for every image, so a 1×1 subnet's
-first layer multiplies it once per call, not once per image. The weights stay ``Conv2d`` parameters, so checkpoints written
-with the NCHW layout load and score the same.
+first layer multiplies it once per call, not once per image. The weights stay ``Conv2d``
+parameters, so checkpoints written with the NCHW layout load and score the same.
 """
 from __future__ import annotations
 
