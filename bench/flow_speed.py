@@ -22,12 +22,17 @@ throughput (1024³ matmul in float32 and in bfloat16) and the floor they imply f
 arithmetic (float32; bfloat16 where training runs under autocast), today's idle epoch at one
 thread (the floor of any thread policy that gives up a busy core), and today's epoch beside one
 busy core (the bench starts a spinning process and stops it) with the count fixed (the default)
-and with ``--threads auto`` (threads follow the idle cores). Quote ratios with the load average
-printed beside them: the machine is shared.
+and with ``--threads auto`` (threads follow the idle cores). Today's fixed-thread runs, idle and
+busy, also report where the epoch goes: a micro-batch's wall time, the CPU time of the pool
+thread that ran it (so the share of a core that thread got), and a step's wall time (the
+micro-batches, their meeting and the gradient sum), against the share of a core each thread
+gets when the training's threads and the spinner share the cores fairly. Quote ratios with the
+load average printed beside them: the machine is shared.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import statistics
@@ -53,6 +58,28 @@ _, log = fit_flow(x, FlowConfig(), TailLossConfig(), TrainConfig(epochs=2), prog
 import mechanism
 print(mechanism.__file__, log[-1].seconds)
 """
+TRACED = EPOCH.replace("from mechanism.train.fit import fit_flow", """from mechanism.train.fit import fit_flow
+import json, statistics, time
+from mechanism.train.parallel import ParallelStep
+trace = {{"micro": [], "step": []}}
+run, call = ParallelStep._run, ParallelStep.__call__
+def timed_run(self, *args):          # one micro-batch on a pool thread: wall and that thread's CPU
+    wall, cpu = time.perf_counter(), time.thread_time()
+    out = run(self, *args)
+    trace["micro"].append((time.perf_counter() - wall, time.thread_time() - cpu))
+    return out
+def timed_call(self, *args):         # one step: its micro-batches, the meeting, the gradient sum
+    wall = time.perf_counter()
+    out = call(self, *args)
+    trace["step"].append(time.perf_counter() - wall)
+    return out
+ParallelStep._run, ParallelStep.__call__ = timed_run, timed_call""").replace(
+    "print(mechanism.__file__, log[-1].seconds)", """steps = len(trace["step"]) // 2                 # the second (timed) epoch's
+micro = trace["micro"][len(trace["micro"]) // 2:]
+print(mechanism.__file__, json.dumps({{"epoch": log[-1].seconds,
+      "micro_wall": statistics.median(m[0] for m in micro),
+      "micro_cpu": statistics.median(m[1] for m in micro),
+      "step": statistics.median(trace["step"][steps:])}}))""")
 FLOPS = """
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -87,15 +114,21 @@ def checkout(rev: str, into: Path) -> Path:
     return into / "ref"
 
 
-def run_child(code: Path, program: str, env: dict[str, str] | None = None) -> float:
-    """The number a ``python -c program`` prints last, run in the code under ``code``, which it
-    must import (checked against the module file it prints first)."""
+def child_output(code: Path, program: str, env: dict[str, str] | None = None) -> str:
+    """What a ``python -c program`` run in the code under ``code`` prints after the module file
+    it prints first, which must be that code's ``mechanism``."""
     env = {**os.environ, "PYTHONPATH": str(code), **(env or {})}
     out = subprocess.run([sys.executable, "-c", program], env=env, cwd=code, capture_output=True,
                          text=True, check=True)
-    if Path(out.stdout.split()[0]).resolve() != (code / "mechanism" / "__init__.py").resolve():
-        raise SystemExit(f"error: the child imported {out.stdout.split()[0]}, not the code under {code}")
-    return float(out.stdout.split()[-1])
+    module, rest = out.stdout.split(maxsplit=1)
+    if Path(module).resolve() != (code / "mechanism" / "__init__.py").resolve():
+        raise SystemExit(f"error: the child imported {module}, not the code under {code}")
+    return rest
+
+
+def run_child(code: Path, program: str, env: dict[str, str] | None = None) -> float:
+    """The number a ``python -c program`` prints last, run in the code under ``code``."""
+    return float(child_output(code, program, env).split()[-1])
 
 
 def epoch_seconds(code: Path, images: int, threads: int, fixed: bool) -> float:
@@ -103,6 +136,15 @@ def epoch_seconds(code: Path, images: int, threads: int, fixed: bool) -> float:
     at ``threads`` threads fixed, or (``fixed=False``) with the policy that follows idle cores."""
     return run_child(code, EPOCH.format(threads=threads, images=images),
                      {"MECHANISM_THREADS": str(threads) if fixed else "auto"})
+
+
+def traced_epoch(images: int, threads: int) -> dict[str, float]:
+    """Today's second epoch at ``threads`` fixed threads, with its parts (medians, seconds):
+    ``epoch``; ``micro_wall`` and ``micro_cpu``, a micro-batch's wall time and the CPU time of
+    the pool thread that ran it; ``step``, a whole step (micro-batches, meeting, gradient sum).
+    The times come from wrapping ``ParallelStep`` in the child (two clock reads a micro-batch)."""
+    return json.loads(child_output(ROOT, TRACED.format(threads=threads, images=images),
+                                   {"MECHANISM_THREADS": str(threads)}))
 
 
 def epoch_flops(code: Path, images: int, batch: int = 16) -> float:
@@ -149,9 +191,14 @@ def main() -> None:
     gflops = {"fp32": matmul_gflops(args.threads), "bf16": matmul_gflops(args.threads, torch.bfloat16)}
     idle: dict[str, list[float]] = {name: [] for name in codes}
     one_thread: list[float] = []
+    parts: dict[str, list[dict[str, float]]] = {"idle": [], "beside one busy core": []}
     for _ in range(args.repeats):
         for name, code in codes.items():
-            idle[name].append(epoch_seconds(code, args.images, args.threads, fixed=True))
+            if code == ROOT:
+                parts["idle"].append(traced_epoch(args.images, args.threads))
+                idle[name].append(parts["idle"][-1]["epoch"])
+            else:
+                idle[name].append(epoch_seconds(code, args.images, args.threads, fixed=True))
         one_thread.append(epoch_seconds(ROOT, args.images, 1, fixed=True))
     load.append(os.getloadavg()[0])
 
@@ -159,10 +206,13 @@ def main() -> None:
     spinner.start()
     time.sleep(2.0)
     try:
-        busy = {policy: [epoch_seconds(ROOT, args.images, args.threads, fixed)
-                         for _ in range(args.repeats)]
-                for policy, fixed in ((f"{args.threads} threads fixed (default)", True),
-                                      ("--threads auto (follow idle cores)", False))}
+        parts["beside one busy core"] = [traced_epoch(args.images, args.threads)
+                                         for _ in range(args.repeats)]
+        busy = {f"{args.threads} threads fixed (default)":
+                [p["epoch"] for p in parts["beside one busy core"]],
+                "--threads auto (follow idle cores)":
+                [epoch_seconds(ROOT, args.images, args.threads, fixed=False)
+                 for _ in range(args.repeats)]}
     finally:
         spinner.terminate()
         spinner.join()
@@ -190,6 +240,28 @@ def main() -> None:
     print(f"\nbeside one busy core (today's code; idle epoch {base:.2f} s):")
     for policy, times in busy.items():
         print(f"  {policy:<38} {spread(times)}   slowdown {statistics.median(times) / base:.2f}×")
+    print_parts(parts, args.threads)
+
+
+def print_parts(parts: dict[str, list[dict[str, float]]], threads: int) -> None:
+    """Where today's fixed-thread epoch goes, idle and busy, against the fair-share floor."""
+    med = {state: {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+           for state, runs in parts.items()}
+    print(f"\nwhere today's {threads}-thread epoch goes (medians over the runs of each run's "
+          f"median micro-batch and step):")
+    print(f"  {'':<22} {'micro-batch wall':>17} {'its thread CPU':>15} {'CPU share':>10} "
+          f"{'step':>9} {'step / micro-batch':>19}")
+    for state, m in med.items():
+        print(f"  {state:<22} {1e3 * m['micro_wall']:>14.1f} ms {1e3 * m['micro_cpu']:>12.1f} ms "
+              f"{m['micro_cpu'] / m['micro_wall']:>10.2f} {1e3 * m['step']:>6.1f} ms "
+              f"{m['step'] / m['micro_wall']:>18.2f}×")
+    fair = min(1.0, os.cpu_count() / (threads + 1))
+    idle, busy = med["idle"], med["beside one busy core"]
+    print(f"  fair share of a core for each of {threads} training threads + 1 spinner on "
+          f"{os.cpu_count()} cores: {fair:.2f}; at that share an idle micro-batch's CPU time "
+          f"takes {idle['micro_cpu'] / fair / idle['micro_wall']:.2f}× its idle wall time "
+          f"(measured busy: {busy['micro_wall'] / idle['micro_wall']:.2f}×; "
+          f"step {busy['step'] / idle['step']:.2f}×)")
 
 
 if __name__ == "__main__":
