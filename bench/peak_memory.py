@@ -1,7 +1,7 @@
 """Benchmark: the peak memory of a command's whole process tree (the command and every process
 it starts, e.g. the study's training workers), sampled from /proc.
 
-    python bench/peak_memory.py [--interval 0.25] -- mechanism demo --quiet
+    python bench/peak_memory.py [--interval 1.0] -- mechanism demo --quiet
 
 Every ``--interval`` seconds the tree is walked (parent links in ``/proc/<pid>/stat``) and
 each process's resident set (``VmRSS``) and proportional set (``Pss`` in ``smaps_rollup``:
@@ -10,7 +10,9 @@ command's exit status, and the peaks over the samples of the tree's summed PSS (
 memory: pages shared by the processes, torch's libraries among them, counted once), of its
 summed RSS (an upper bound: shared pages counted in every process), of the largest single
 process's RSS (what GNU time's "maximum resident set size" reports, but sampled, so a peak
-shorter than the interval can be missed) and of the number of processes. Linux only.
+shorter than the interval can be missed) and of the number of processes; what each process
+held at the PSS peak; and the sampler's own CPU time (reading ``smaps_rollup`` walks each
+process's page tables: it takes CPU from the command on a small machine). Linux only.
 """
 from __future__ import annotations
 
@@ -61,21 +63,30 @@ def field_kib(path: Path, name: str) -> int | None:
     return None
 
 
-def sample(root: int) -> tuple[int, int, int, int]:
-    """The tree's summed PSS and RSS, its largest RSS (KiB) and its process count, now."""
-    pss = rss = largest = count = 0
+def command_line(pid: int) -> str:
+    """The process's command line, shortened to 60 characters."""
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    line = " ".join(w.decode(errors="replace") for w in words if w)
+    return line if len(line) <= 60 else line[:57] + "..."
+
+
+def sample(root: int) -> dict[int, tuple[int, int]]:
+    """PSS and RSS (KiB) of every live process of the tree, by pid, now."""
+    found = {}
     for pid in tree(root):
         r = field_kib(Path(f"/proc/{pid}/status"), "VmRSS")
         p = field_kib(Path(f"/proc/{pid}/smaps_rollup"), "Pss")
-        if r is None or p is None:           # a zombie or a process that just ended
-            continue
-        pss, rss, largest, count = pss + p, rss + r, max(largest, r), count + 1
-    return pss, rss, largest, count
+        if r is not None and p is not None:  # not a zombie nor a process that just ended
+            found[pid] = (p, r)
+    return found
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--interval", type=float, default=0.25, help="seconds between samples")
+    ap.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
     ap.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = ap.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -84,23 +95,33 @@ def main() -> None:
     load = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.Popen(command)
-    peaks = [0, 0, 0, 0]
-    samples = 0
+    peak_pss, peak_at, peak_parts = 0, 0.0, {}
+    peak_rss = largest = most = samples = 0
     while proc.poll() is None:
-        peaks = [max(a, b) for a, b in zip(peaks, sample(proc.pid))]
-        samples += 1
+        now = sample(proc.pid)
+        pss = sum(p for p, _ in now.values())
+        if pss > peak_pss:
+            peak_pss, peak_at = pss, time.perf_counter() - start
+            peak_parts = {pid: (p, r, command_line(pid)) for pid, (p, r) in now.items()}
+        peak_rss = max(peak_rss, sum(r for _, r in now.values()))
+        largest = max([largest, *(r for _, r in now.values())])
+        most, samples = max(most, len(now)), samples + 1
         time.sleep(args.interval)
     wall = time.perf_counter() - start
-    print(f"bench/peak_memory.py  {' '.join(command)}", file=sys.stderr)
-    print(f"exit status {proc.returncode}; wall {wall / 60:.0f} min {wall % 60:.0f} s; "
-          f"{samples} samples every {args.interval} s; load average (1 min) before / after: "
-          f"{load:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", file=sys.stderr)
-    pss, rss, largest, count = peaks
-    for name, kib in (("tree, summed PSS (shared pages once)", pss),
-                      ("tree, summed RSS (shared pages in each process)", rss),
+    out = sys.stderr      # the command's own output stays on stdout
+    print(f"bench/peak_memory.py  {' '.join(command)}", file=out)
+    print(f"exit status {proc.returncode}; wall {wall // 60:.0f} min {wall % 60:.0f} s; "
+          f"{samples} samples every {args.interval} s, the sampler's own CPU time "
+          f"{time.process_time():.1f} s; load average (1 min) before / after: "
+          f"{load:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", file=out)
+    for name, kib in (("tree, summed PSS (shared pages once)", peak_pss),
+                      ("tree, summed RSS (shared pages in each process)", peak_rss),
                       ("largest single process, RSS", largest)):
-        print(f"peak {name:<48} {kib:>10,} KiB = {kib * KIB / 2 ** 30:.2f} GiB", file=sys.stderr)
-    print(f"peak processes in the tree: {count}", file=sys.stderr)
+        print(f"peak {name:<48} {kib:>10,} KiB = {kib * KIB / 2 ** 30:.2f} GiB", file=out)
+    print(f"peak processes in the tree: {most}", file=out)
+    print(f"the tree at its PSS peak ({peak_at:.0f} s in):", file=out)
+    for pid, (p, r, line) in sorted(peak_parts.items(), key=lambda item: -item[1][0]):
+        print(f"  pid {pid:>7}  PSS {p:>10,} KiB  RSS {r:>10,} KiB  {line}", file=out)
     sys.exit(proc.returncode)
 
 
