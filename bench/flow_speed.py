@@ -61,25 +61,28 @@ print(mechanism.__file__, log[-1].seconds)
 TRACED = EPOCH.replace("from mechanism.train.fit import fit_flow", """from mechanism.train.fit import fit_flow
 import json, statistics, time
 from mechanism.train.parallel import ParallelStep
-trace = {{"micro": [], "step": []}}
+micro, steps = [], []
 run, call = ParallelStep._run, ParallelStep.__call__
-def timed_run(self, *args):          # one micro-batch on a pool thread: wall and that thread's CPU
+def timed_run(self, *args):          # one micro-batch: its wall time and its thread's CPU time
     wall, cpu = time.perf_counter(), time.thread_time()
     out = run(self, *args)
-    trace["micro"].append((time.perf_counter() - wall, time.thread_time() - cpu))
+    micro.append((time.perf_counter() - wall, time.thread_time() - cpu))
     return out
 def timed_call(self, *args):         # one step: its micro-batches, the meeting, the gradient sum
-    wall = time.perf_counter()
+    wall, first = time.perf_counter(), len(micro)
     out = call(self, *args)
-    trace["step"].append(time.perf_counter() - wall)
+    steps.append((time.perf_counter() - wall, micro[first:]))
     return out
 ParallelStep._run, ParallelStep.__call__ = timed_run, timed_call""").replace(
-    "print(mechanism.__file__, log[-1].seconds)", """steps = len(trace["step"]) // 2                 # the second (timed) epoch's
-micro = trace["micro"][len(trace["micro"]) // 2:]
-print(mechanism.__file__, json.dumps({{"epoch": log[-1].seconds,
-      "micro_wall": statistics.median(m[0] for m in micro),
-      "micro_cpu": statistics.median(m[1] for m in micro),
-      "step": statistics.median(trace["step"][steps:])}}))""")
+    "print(mechanism.__file__, log[-1].seconds)", """assert len(steps) % 2 == 0, "two epochs of equal steps"
+timed = steps[len(steps) // 2:]                 # the second (timed) epoch's steps
+pieces = max(len(m) for _, m in timed)
+full = [(wall, m) for wall, m in timed if len(m) == pieces]   # not the last, partial batch
+print(mechanism.__file__, json.dumps({{"epoch": log[-1].seconds, "threads": log[-1].threads,
+      "micro_wall": statistics.median(w for _, m in full for w, _ in m),
+      "micro_cpu": statistics.median(c for _, m in full for _, c in m),
+      "step": statistics.median(wall for wall, _ in full),
+      "steps": sum(wall for wall, _ in timed), "full_steps": len(full), "all_steps": len(timed)}}))""")
 FLOPS = """
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -139,10 +142,13 @@ def epoch_seconds(code: Path, images: int, threads: int, fixed: bool) -> float:
 
 
 def traced_epoch(images: int, threads: int) -> dict[str, float]:
-    """Today's second epoch at ``threads`` fixed threads, with its parts (medians, seconds):
-    ``epoch``; ``micro_wall`` and ``micro_cpu``, a micro-batch's wall time and the CPU time of
-    the pool thread that ran it; ``step``, a whole step (micro-batches, meeting, gradient sum).
-    The times come from wrapping ``ParallelStep`` in the child (two clock reads a micro-batch)."""
+    """Today's second epoch at ``threads`` fixed threads, with its parts: ``epoch`` (seconds);
+    ``threads``, the threads a step kept busy (the log's); over the epoch's full steps (not
+    the last, partial batch) the medians of a micro-batch's wall time ``micro_wall``, of the
+    CPU time of the thread that ran it ``micro_cpu``, and of a step's wall time ``step`` (its
+    micro-batches, their meeting and the gradient sum); ``steps``, the epoch's steps' summed
+    wall time, and the step counts. The child wraps ``ParallelStep`` to time them (four clock
+    reads a micro-batch, two a step)."""
     return json.loads(child_output(ROOT, TRACED.format(threads=threads, images=images),
                                    {"MECHANISM_THREADS": str(threads)}))
 
@@ -221,7 +227,7 @@ def main() -> None:
     print(f"bench/flow_speed.py  {args.images} images × (40, 28, 28), batch 16, "
           f"{args.threads} threads, {args.repeats} repeats")
     print(f"load average (1 min) before / after idle runs / after busy runs: "
-          f"{' / '.join(f'{v:.2f}' for v in load)} on {os.cpu_count()} cores")
+          f"{' / '.join(f'{v:.2f}' for v in load)} on {len(os.sched_getaffinity(0))} cores")
     print(f"matmul throughput (1024³): {gflops['fp32']:.0f} GFLOP/s float32, "
           f"{gflops['bf16']:.0f} GFLOP/s bfloat16")
     arithmetic = {f"reference ({args.reference})": "fp32", "today": TrainConfig().precision}
@@ -244,23 +250,27 @@ def main() -> None:
 
 
 def print_parts(parts: dict[str, list[dict[str, float]]], threads: int) -> None:
-    """Where today's fixed-thread epoch goes, idle and busy, against the fair-share floor."""
+    """Where today's fixed-thread epoch goes, idle and busy, against the fair share of a core."""
     med = {state: {key: statistics.median(run[key] for run in runs) for key in runs[0]}
            for state, runs in parts.items()}
-    print(f"\nwhere today's {threads}-thread epoch goes (medians over the runs of each run's "
-          f"median micro-batch and step):")
+    first = parts["idle"][0]
+    print(f"\nwhere today's {threads}-thread epoch goes (per run: medians over the second "
+          f"epoch's {first['full_steps']} full steps of {first['all_steps']} and their "
+          f"micro-batches; then the median over the runs; CPU share = CPU / wall of those medians):")
     print(f"  {'':<22} {'micro-batch wall':>17} {'its thread CPU':>15} {'CPU share':>10} "
-          f"{'step':>9} {'step / micro-batch':>19}")
+          f"{'step':>9} {'step / micro-batch':>19} {'epoch − its steps':>18}")
     for state, m in med.items():
         print(f"  {state:<22} {1e3 * m['micro_wall']:>14.1f} ms {1e3 * m['micro_cpu']:>12.1f} ms "
               f"{m['micro_cpu'] / m['micro_wall']:>10.2f} {1e3 * m['step']:>6.1f} ms "
-              f"{m['step'] / m['micro_wall']:>18.2f}×")
-    fair = min(1.0, os.cpu_count() / (threads + 1))
+              f"{m['step'] / m['micro_wall']:>18.2f}× {1e3 * (m['epoch'] - m['steps']):>15.0f} ms")
+    cores = len(os.sched_getaffinity(0))
+    busy_threads = int(med["idle"]["threads"])     # at most one per micro-batch
+    fair = min(1.0, cores / (busy_threads + 1))
     idle, busy = med["idle"], med["beside one busy core"]
-    print(f"  fair share of a core for each of {threads} training threads + 1 spinner on "
-          f"{os.cpu_count()} cores: {fair:.2f}; at that share an idle micro-batch's CPU time "
-          f"takes {idle['micro_cpu'] / fair / idle['micro_wall']:.2f}× its idle wall time "
-          f"(measured busy: {busy['micro_wall'] / idle['micro_wall']:.2f}×; "
+    print(f"  fair share of a core for each of the {busy_threads} busy training threads + 1 "
+          f"spinner (in the training's session) on {cores} cores: {fair:.2f}; at that share an "
+          f"idle micro-batch's CPU time takes {idle['micro_cpu'] / fair / idle['micro_wall']:.2f}× "
+          f"its idle wall time (measured busy: {busy['micro_wall'] / idle['micro_wall']:.2f}×; "
           f"step {busy['step'] / idle['step']:.2f}×)")
 
 

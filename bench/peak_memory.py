@@ -3,64 +3,83 @@ it starts, e.g. the study's training workers), sampled from /proc.
 
     python bench/peak_memory.py [--interval 1.0] -- mechanism demo --quiet
 
-Every ``--interval`` seconds the tree is walked (parent links in ``/proc/<pid>/stat``) and
-each process's resident set (``VmRSS``) and proportional set (``Pss`` in ``smaps_rollup``:
-shared pages divided among the processes that map them) are read. Printed: the wall time, the
-command's exit status, and the peaks over the samples of the tree's summed PSS (its real
-memory: pages shared by the processes, torch's libraries among them, counted once), of its
-summed RSS (an upper bound: shared pages counted in every process), of the largest single
-process's RSS (what GNU time's "maximum resident set size" reports, but sampled, so a peak
-shorter than the interval can be missed) and of the number of processes; what each process
-held at the PSS peak; and the sampler's own CPU time (reading ``smaps_rollup`` walks each
-process's page tables: it takes CPU from the command on a small machine). Linux only.
+The sampler makes itself a child subreaper, so a descendant whose parent ends stays in the
+tree, and samples until no descendant is left. Every ``--interval`` seconds it walks its
+descendants (parent links in ``/proc/<pid>/stat``) and reads each one's ``smaps_rollup``:
+``Pss`` (the proportional set: each shared page divided among the processes mapping it, those
+outside the tree too) and ``Private_Clean`` + ``Private_Dirty`` (the unique set, USS: pages no
+other process maps). Printed: the wall time and exit status; the peaks over the samples of the
+tree's summed PSS (its proportional share of the machine's memory), of its summed USS (a lower
+bound: what ending the tree would free at least) and of its summed RSS (an upper bound: shared
+pages counted in every process); the largest ``VmHWM`` of any process (its exact resident
+peak, what GNU time's "maximum resident set size" reports for the largest one; read at each
+sample, so a process that starts and ends between two samples is missed); what each process
+held at the PSS peak; the processes a sample could not read; and the sampler's own CPU time
+(reading ``smaps_rollup`` walks page tables: it takes CPU from the command on a small
+machine). Linux only. The exit status is the command's (128 + N for signal N).
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KIB = 1024
+PR_SET_CHILD_SUBREAPER = 36
 
 
-def parents() -> dict[int, int]:
-    """Every live process's parent, by pid."""
-    links = {}
+@dataclass
+class Peaks:
+    """Peaks over the samples (KiB), what the tree held at the PSS peak, and what was unread."""
+    pss: int = 0
+    uss: int = 0
+    rss: int = 0
+    hwm: int = 0
+    processes: int = 0
+    samples: int = 0
+    pss_at: float = 0.0
+    at_pss_peak: dict[int, tuple[int, int, str]] = field(default_factory=dict)
+    unread: set[int] = field(default_factory=set)
+
+
+def descendants(root: int) -> tuple[list[int], list[int]]:
+    """The live descendants of ``root`` (not ``root`` itself), and those that are its children."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
             except OSError:                 # ended between the listing and the read
                 continue
-            links[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
-    return links
-
-
-def tree(root: int) -> list[int]:
-    """``root`` and its live descendants."""
-    children: dict[int, list[int]] = {}
-    for pid, parent in parents().items():
-        children.setdefault(parent, []).append(pid)
-    found, todo = [], [root]
+            parent = int(stat[stat.rindex(")") + 2:].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], list(children.get(root, []))
     while todo:
         pid = todo.pop()
         found.append(pid)
         todo.extend(children.get(pid, []))
-    return found
+    return found, children.get(root, [])
 
 
-def field_kib(path: Path, name: str) -> int | None:
-    """The ``name:`` line's value in KiB of a /proc status-style file; None if gone or absent."""
+def fields_kib(path: Path, names: tuple[str, ...]) -> dict[str, int] | None:
+    """The ``name:`` lines' values in KiB of a /proc status-style file; None if unreadable or
+    a name is missing (a zombie has no memory lines)."""
     try:
-        for line in path.read_text().splitlines():
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
+        text = path.read_text()
+    except OSError:
         return None
-    return None
+    values = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        if name in names:
+            values[name] = int(rest.split()[0])
+    return values if len(values) == len(names) else None
 
 
 def command_line(pid: int) -> str:
@@ -73,56 +92,105 @@ def command_line(pid: int) -> str:
     return line if len(line) <= 60 else line[:57] + "..."
 
 
-def sample(root: int) -> dict[int, tuple[int, int]]:
-    """PSS and RSS (KiB) of every live process of the tree, by pid, now."""
-    found = {}
-    for pid in tree(root):
-        r = field_kib(Path(f"/proc/{pid}/status"), "VmRSS")
-        p = field_kib(Path(f"/proc/{pid}/smaps_rollup"), "Pss")
-        if r is not None and p is not None:  # not a zombie nor a process that just ended
-            found[pid] = (p, r)
-    return found
+def sample(pids: list[int], peaks: Peaks, elapsed: float) -> None:
+    """Read ``pids``' memory now and raise ``peaks`` where it is higher."""
+    now = {}
+    for pid in pids:
+        rollup = fields_kib(Path(f"/proc/{pid}/smaps_rollup"),
+                            ("Rss", "Pss", "Private_Clean", "Private_Dirty"))
+        status = fields_kib(Path(f"/proc/{pid}/status"), ("VmHWM",))
+        if rollup is None or status is None:
+            if Path(f"/proc/{pid}/status").exists() and status is not None:
+                peaks.unread.add(pid)        # alive with memory, yet smaps_rollup unreadable
+            continue
+        now[pid] = rollup
+        peaks.hwm = max(peaks.hwm, status["VmHWM"])
+    pss = sum(r["Pss"] for r in now.values())
+    if pss > peaks.pss:
+        peaks.pss, peaks.pss_at = pss, elapsed
+        peaks.at_pss_peak = {pid: (r["Pss"], r["Rss"], command_line(pid)) for pid, r in now.items()}
+    peaks.uss = max(peaks.uss, sum(r["Private_Clean"] + r["Private_Dirty"] for r in now.values()))
+    peaks.rss = max(peaks.rss, sum(r["Rss"] for r in now.values()))
+    peaks.processes = max(peaks.processes, len(now))
+    peaks.samples += 1
+
+
+def exit_status(returncode: int) -> int:
+    """A shell's exit status for a ``Popen.returncode`` (−N: killed by signal N → 128 + N)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def report(command: list[str], returncode: int | None, wall: float, peaks: Peaks,
+           interval: float, load: float) -> None:
+    out = sys.stderr      # the command's own output stays on stdout
+    minutes, seconds = divmod(round(wall), 60)
+    status = "still running (stopped)" if returncode is None else f"exit status {exit_status(returncode)}"
+    print(f"bench/peak_memory.py  {' '.join(command)}", file=out)
+    print(f"{status}; wall {minutes} min {seconds} s; {peaks.samples} samples (every {interval} s "
+          f"asked, {wall / max(peaks.samples, 1):.2f} s taken), the sampler's own CPU time "
+          f"{time.process_time():.1f} s; load average (1 min) before / after: "
+          f"{load:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", file=out)
+    if peaks.pss == 0:
+        print("no sample read any process's memory: nothing to report", file=out)
+        return
+    for name, kib in (("tree, summed PSS (its proportional share)", peaks.pss),
+                      ("tree, summed USS (private pages: a lower bound)", peaks.uss),
+                      ("tree, summed RSS (shared pages in each: an upper bound)", peaks.rss),
+                      ("largest single process, VmHWM", peaks.hwm)):
+        print(f"peak {name:<56} {kib:>10,} KiB = {kib * KIB / 2 ** 30:.2f} GiB", file=out)
+    print(f"peak processes in the tree: {peaks.processes}", file=out)
+    print(f"the tree at its PSS peak ({peaks.pss_at:.0f} s in):", file=out)
+    for pid, (p, r, line) in sorted(peaks.at_pss_peak.items(), key=lambda item: -item[1][0]):
+        print(f"  pid {pid:>7}  PSS {p:>10,} KiB  RSS {r:>10,} KiB  {line}", file=out)
+    if peaks.unread:
+        print(f"processes whose smaps_rollup could not be read (not counted): "
+              f"{', '.join(map(str, sorted(peaks.unread)))}", file=out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    ap.add_argument("--interval", type=float, default=1.0, help="seconds between samples (> 0)")
     ap.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = ap.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         ap.error("give the command to measure after --")
+    if not args.interval > 0:
+        ap.error(f"--interval must be > 0 seconds, got {args.interval}")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        sys.exit(f"error: cannot become a child subreaper: {os.strerror(ctypes.get_errno())}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # unwinds through finally below
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    proc = subprocess.Popen(command)
-    peak_pss, peak_at, peak_parts = 0, 0.0, {}
-    peak_rss = largest = most = samples = 0
-    while proc.poll() is None:
-        now = sample(proc.pid)
-        pss = sum(p for p, _ in now.values())
-        if pss > peak_pss:
-            peak_pss, peak_at = pss, time.perf_counter() - start
-            peak_parts = {pid: (p, r, command_line(pid)) for pid, (p, r) in now.items()}
-        peak_rss = max(peak_rss, sum(r for _, r in now.values()))
-        largest = max([largest, *(r for _, r in now.values())])
-        most, samples = max(most, len(now)), samples + 1
-        time.sleep(args.interval)
-    wall = time.perf_counter() - start
-    out = sys.stderr      # the command's own output stays on stdout
-    print(f"bench/peak_memory.py  {' '.join(command)}", file=out)
-    print(f"exit status {proc.returncode}; wall {wall // 60:.0f} min {wall % 60:.0f} s; "
-          f"{samples} samples every {args.interval} s, the sampler's own CPU time "
-          f"{time.process_time():.1f} s; load average (1 min) before / after: "
-          f"{load:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", file=out)
-    for name, kib in (("tree, summed PSS (shared pages once)", peak_pss),
-                      ("tree, summed RSS (shared pages in each process)", peak_rss),
-                      ("largest single process, RSS", largest)):
-        print(f"peak {name:<48} {kib:>10,} KiB = {kib * KIB / 2 ** 30:.2f} GiB", file=out)
-    print(f"peak processes in the tree: {most}", file=out)
-    print(f"the tree at its PSS peak ({peak_at:.0f} s in):", file=out)
-    for pid, (p, r, line) in sorted(peak_parts.items(), key=lambda item: -item[1][0]):
-        print(f"  pid {pid:>7}  PSS {p:>10,} KiB  RSS {r:>10,} KiB  {line}", file=out)
-    sys.exit(proc.returncode)
+    try:
+        proc = subprocess.Popen(command)
+    except OSError as error:
+        sys.exit(f"error: cannot start {command[0]}: {error.strerror}")
+    me, peaks, status = os.getpid(), Peaks(), None
+    try:
+        while True:
+            pids, children = descendants(me)
+            if not pids:
+                break
+            sample(pids, peaks, time.perf_counter() - start)
+            proc.poll()                      # reaps the command once it ended
+            for orphan in set(children) - {proc.pid}:   # descendants that outlived their parent
+                try:
+                    os.waitpid(orphan, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        status = 130
+    finally:
+        if proc.poll() is None:              # interrupted: stop the command, report what we have
+            proc.terminate()
+            proc.wait()
+            report(command, None, time.perf_counter() - start, peaks, args.interval, load)
+    if status is None:
+        report(command, proc.returncode, time.perf_counter() - start, peaks, args.interval, load)
+    sys.exit(status if status is not None else exit_status(proc.returncode))
 
 
 if __name__ == "__main__":
