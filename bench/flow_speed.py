@@ -172,6 +172,17 @@ def matmul_gflops(threads: int, dtype: torch.dtype = torch.float32) -> float:
     return 2 * 1024 ** 3 / statistics.median(times[2:]) / 1e9
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 1, got {value}")
+    return value
+
+
 def spread(times: list[float]) -> str:
     return f"{statistics.median(times):6.2f} s  [{min(times):.2f}, {max(times):.2f}]"
 
@@ -179,9 +190,9 @@ def spread(times: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference", default="28cfa69", help="commit whose code is the reference")
-    ap.add_argument("--images", type=int, default=200)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--images", type=positive, default=200, help="feature maps per epoch (≥ 1)")
+    ap.add_argument("--repeats", type=positive, default=3, help="timings of each kind (≥ 1)")
+    ap.add_argument("--threads", type=positive, default=2, help="training threads (≥ 1)")
     ap.add_argument("--flops-only", action="store_true",
                     help="print each code's GFLOP per epoch and stop (no timings)")
     args = ap.parse_args()

@@ -99,12 +99,13 @@ def sample(pids: list[int], peaks: Peaks, elapsed: float) -> None:
         rollup = fields_kib(Path(f"/proc/{pid}/smaps_rollup"),
                             ("Rss", "Pss", "Private_Clean", "Private_Dirty"))
         status = fields_kib(Path(f"/proc/{pid}/status"), ("VmHWM",))
-        if rollup is None or status is None:
-            if Path(f"/proc/{pid}/status").exists() and status is not None:
-                peaks.unread.add(pid)        # alive with memory, yet smaps_rollup unreadable
-            continue
+        if status is not None:
+            peaks.hwm = max(peaks.hwm, status["VmHWM"])
+        if rollup is None:
+            if status is not None:           # alive with memory, yet smaps_rollup unreadable
+                peaks.unread.add(pid)
+            continue                         # else a zombie, or a process that just ended
         now[pid] = rollup
-        peaks.hwm = max(peaks.hwm, status["VmHWM"])
     pss = sum(r["Pss"] for r in now.values())
     if pss > peaks.pss:
         peaks.pss, peaks.pss_at = pss, elapsed
@@ -120,11 +121,12 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def report(command: list[str], returncode: int | None, wall: float, peaks: Peaks,
-           interval: float, load: float) -> None:
+def report(command: list[str], returncode: int, wall: float, peaks: Peaks, interval: float,
+           load: float, stopped: bool) -> None:
     out = sys.stderr      # the command's own output stays on stdout
     minutes, seconds = divmod(round(wall), 60)
-    status = "still running (stopped)" if returncode is None else f"exit status {exit_status(returncode)}"
+    status = (f"interrupted: the sampler stopped the tree (the command's exit status "
+              f"{exit_status(returncode)})" if stopped else f"exit status {exit_status(returncode)}")
     print(f"bench/peak_memory.py  {' '.join(command)}", file=out)
     print(f"{status}; wall {minutes} min {seconds} s; {peaks.samples} samples (every {interval} s "
           f"asked, {wall / max(peaks.samples, 1):.2f} s taken), the sampler's own CPU time "
@@ -167,30 +169,44 @@ def main() -> None:
         proc = subprocess.Popen(command)
     except OSError as error:
         sys.exit(f"error: cannot start {command[0]}: {error.strerror}")
-    me, peaks, status = os.getpid(), Peaks(), None
+    me, peaks, interrupted = os.getpid(), Peaks(), None
     try:
         while True:
             pids, children = descendants(me)
             if not pids:
                 break
             sample(pids, peaks, time.perf_counter() - start)
-            proc.poll()                      # reaps the command once it ended
             for orphan in set(children) - {proc.pid}:   # descendants that outlived their parent
                 try:
                     os.waitpid(orphan, os.WNOHANG)
                 except ChildProcessError:
                     pass
-            time.sleep(args.interval)
+            if proc.poll() is None:          # its end cuts the wait short: look again at once
+                try:
+                    proc.wait(timeout=args.interval)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:                            # only orphans remain: sample them at the interval
+                time.sleep(args.interval)
     except KeyboardInterrupt:
-        status = 130
-    finally:
-        if proc.poll() is None:              # interrupted: stop the command, report what we have
-            proc.terminate()
-            proc.wait()
-            report(command, None, time.perf_counter() - start, peaks, args.interval, load)
-    if status is None:
-        report(command, proc.returncode, time.perf_counter() - start, peaks, args.interval, load)
-    sys.exit(status if status is not None else exit_status(proc.returncode))
+        interrupted = 130
+    except SystemExit as stop:               # SIGTERM
+        interrupted = stop.code
+    wall = time.perf_counter() - start
+    if interrupted is not None:              # stop whatever is left, the command first
+        for pid in [proc.pid, *descendants(me)[0]]:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+        while descendants(me)[0]:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+    report(command, proc.returncode, wall, peaks, args.interval, load, interrupted is not None)
+    sys.exit(interrupted if interrupted is not None else exit_status(proc.returncode))
 
 
 if __name__ == "__main__":

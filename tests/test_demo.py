@@ -84,3 +84,22 @@ def test_demo_precision_reaches_the_runs(quick_demo):
                                       "--out", str(root / "report-fp32"), "--cache-dir", str(root / "cache")])
     assert result.exit_code != 0 and "differ in backbone, flow, training settings" in result.output
     assert ": trained" not in result.output
+
+
+@pytest.mark.parametrize("cpus, workers", [(1, 1), (2, 1), (3, 1), (4, 2), (16, 8)])
+def test_demo_runs_one_training_per_two_usable_cpus(monkeypatch, cpus, workers):
+    """On a CPU the default is one worker per 2 usable CPUs (a training keeps at most 2 threads
+    busy at its batch of 16), at least 1; the affinity mask decides, not the machine's count."""
+    import cli.demo_cmd as demo_cmd
+    import mechanism.device as device
+    monkeypatch.setattr(device, "usable_cpus", lambda: list(range(cpus)))
+    assert demo_cmd.default_workers("cpu") == workers
+
+
+def test_demo_rejects_an_unavailable_device_before_writing_anything(tmp_path, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = CliRunner().invoke(app, ["demo", "--device", "cuda", "--workers", "1",
+                                      "--data", str(tmp_path / "d")])
+    assert result.exit_code != 0 and "CUDA is not available" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "d").exists()
