@@ -16,7 +16,8 @@ peak, what GNU time's "maximum resident set size" reports for the largest one; r
 sample, so a process that starts and ends between two samples is missed); what each process
 held at the PSS peak; the processes a sample could not read; and the sampler's own CPU time
 (reading ``smaps_rollup`` walks page tables: it takes CPU from the command on a small
-machine). Linux only. The exit status is the command's (128 + N for signal N).
+machine). Linux only. The exit status is the command's (128 + N for signal N); interrupted
+(Ctrl-C or SIGTERM), the sampler stops the tree, reports what it saw and exits 130 or 143.
 """
 from __future__ import annotations
 
@@ -149,6 +150,32 @@ def report(command: list[str], returncode: int, wall: float, peaks: Peaks, inter
               f"{', '.join(map(str, sorted(peaks.unread)))}", file=out)
 
 
+def stop_tree(proc: subprocess.Popen, me: int, grace: float = 10.0) -> None:
+    """SIGTERM to the command, then to every descendant left (re-listed each round), SIGKILL
+    after ``grace`` seconds; reaps them all. Further Ctrl-C and SIGTERM are ignored meanwhile."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    proc.send_signal(signal.SIGTERM)         # a no-op once the command has been reaped
+    deadline = time.monotonic() + grace
+    while True:
+        pids, children = descendants(me)
+        if not pids:
+            return
+        kill = signal.SIGKILL if time.monotonic() > deadline else signal.SIGTERM
+        for pid in pids:
+            try:
+                os.kill(pid, kill)
+            except ProcessLookupError:
+                pass
+        proc.poll()
+        for child in set(children) - {proc.pid}:
+            try:
+                os.waitpid(child, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        time.sleep(0.1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--interval", type=float, default=1.0, help="seconds between samples (> 0)")
@@ -162,7 +189,7 @@ def main() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         sys.exit(f"error: cannot become a child subreaper: {os.strerror(ctypes.get_errno())}")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # unwinds through finally below
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # caught as SystemExit below
     load = os.getloadavg()[0]
     start = time.perf_counter()
     try:
@@ -193,18 +220,8 @@ def main() -> None:
     except SystemExit as stop:               # SIGTERM
         interrupted = stop.code
     wall = time.perf_counter() - start
-    if interrupted is not None:              # stop whatever is left, the command first
-        for pid in [proc.pid, *descendants(me)[0]]:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        proc.wait()
-        while descendants(me)[0]:
-            try:
-                os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
+    if interrupted is not None:
+        stop_tree(proc, me)
     report(command, proc.returncode, wall, peaks, args.interval, load, interrupted is not None)
     sys.exit(interrupted if interrupted is not None else exit_status(proc.returncode))
 

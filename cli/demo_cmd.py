@@ -9,15 +9,21 @@ from cli.options import EPOCHS, cache_option, device_option, no_cache_option, pr
 
 
 def default_workers(device_choice: str) -> int:
-    """The demo's trainings at once: one per GPU on CUDA (1 for a named ``cuda:N``); on a CPU
-    one per 2 usable CPUs, at least 1."""
+    """The demo's trainings at once: on CUDA one per GPU, at most 2 (1 for a named
+    ``cuda:N``); on a CPU one per 2 usable CPUs (a training keeps at most 2 threads busy at
+    its batch of 16), at least 1 and at most 2 (each worker holds about 1 GiB), and 1 when
+    ``--threads N`` / ``MECHANISM_THREADS=N`` fixed the training's thread count."""
+    import os
+
     import torch
 
-    from mechanism.device import resolve_device, usable_cpus
+    from mechanism.device import THREADS_ENV, resolve_device, threads_choice, usable_cpus
     device = resolve_device(device_choice)
     if device.type == "cuda":
-        return 1 if device.index is not None else torch.cuda.device_count()
-    return max(1, len(usable_cpus()) // 2)
+        return 1 if device.index is not None else max(1, min(2, torch.cuda.device_count()))
+    if isinstance(threads_choice(os.environ.get(THREADS_ENV)), int):
+        return 1
+    return max(1, min(2, len(usable_cpus()) // 2))
 
 
 @click.command()
@@ -38,10 +44,11 @@ def default_workers(device_choice: str) -> int:
 @no_cache_option
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,
               help="Parallel trainings: local processes sharing the CPU's threads, or one per "
-                   "GPU [default: one per GPU on CUDA; on a CPU one per 2 usable CPUs (a training "
-                   "keeps at most 2 threads busy at its batch of 16), at least 1, run in this "
-                   "process when 1 — on 2 cores the whole demo stays within 2 GB that way "
-                   "(README); 1 with --quick].")
+                   "GPU [default: on CUDA one per GPU, at most 2 (1 with --device cuda:N); on "
+                   "a CPU one per 2 usable CPUs (a training keeps at most 2 threads busy at its "
+                   "batch of 16), at least 1 and at most 2 (each worker holds about 1 GiB), 1 "
+                   "with --threads N; run in this process when 1 (on 2 CPUs the whole demo "
+                   "peaked at 1.77 GiB in one run, README); 1 with --quick].")
 @click.option("--quiet", is_flag=True, help="No progress bars (step lines are still printed).")
 def demo(quick, data_root, runs, out, category, epochs, precision, device, cache_dir, no_cache,
          workers, quiet):

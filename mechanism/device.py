@@ -16,16 +16,22 @@ def resolve_device(choice: str) -> torch.device:
     """``auto`` picks CUDA when available, else the CPU.
 
     Raises:
-        MechanismError: for an unknown name, or ``cuda`` on a machine without CUDA.
+        MechanismError: for an unknown name, ``cuda`` on a machine without CUDA, or a
+            ``cuda:N`` that names no GPU of this machine.
     """
     choice = choice.strip().lower()
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cpu":
         return torch.device("cpu")
-    if choice == "cuda" or choice.startswith("cuda:"):
+    index = choice.removeprefix("cuda:") if choice.startswith("cuda:") else None
+    if choice == "cuda" or (index is not None and index.isdigit()):
         if not torch.cuda.is_available():
             raise MechanismError(f"--device {choice}: CUDA is not available on this machine")
+        count = torch.cuda.device_count()
+        if index is not None and int(index) >= count:
+            raise MechanismError(f"--device {choice}: this machine has {count} GPU(s), "
+                                 f"cuda:0 to cuda:{count - 1}")
         return torch.device(choice)
     raise MechanismError(f"unknown device {choice!r}: use auto, cpu, cuda or cuda:N")
 

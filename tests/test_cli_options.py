@@ -45,3 +45,21 @@ def test_threads_auto_reaches_the_environment_and_no_option_leaves_it_unset(monk
         assert os.environ[THREADS_ENV] == "auto"
     finally:
         os.environ.pop(THREADS_ENV, None)
+
+
+def test_device_names_that_name_no_device_are_one_line_errors(monkeypatch):
+    """Malformed ``cuda:`` names and GPU ordinals the machine lacks fail as MechanismErrors
+    (one error line in the CLI), not as torch's RuntimeError; real ones resolve."""
+    import pytest
+
+    from mechanism.device import resolve_device
+    from mechanism.errors import MechanismError
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for name in ("cuda:x", "cuda:", "cuda:-1", "gpu"):
+        with pytest.raises(MechanismError, match="unknown device"):
+            resolve_device(name)
+    with pytest.raises(MechanismError, match="has 2 GPU"):
+        resolve_device("cuda:2")
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    assert resolve_device(" CUDA ") == torch.device("cuda")

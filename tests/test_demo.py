@@ -86,20 +86,59 @@ def test_demo_precision_reaches_the_runs(quick_demo):
     assert ": trained" not in result.output
 
 
-@pytest.mark.parametrize("cpus, workers", [(1, 1), (2, 1), (3, 1), (4, 2), (16, 8)])
-def test_demo_runs_one_training_per_two_usable_cpus(monkeypatch, cpus, workers):
-    """On a CPU the default is one worker per 2 usable CPUs (a training keeps at most 2 threads
-    busy at its batch of 16), at least 1; the affinity mask decides, not the machine's count."""
+@pytest.mark.parametrize("cpus, workers", [(1, 1), (2, 1), (3, 1), (4, 2), (16, 2)])
+def test_demo_cpu_default_is_one_worker_per_two_usable_cpus_at_most_two(monkeypatch, cpus, workers):
+    """On a CPU the default is one worker per 2 usable CPUs (the affinity mask's), 1 to 2."""
     import cli.demo_cmd as demo_cmd
     import mechanism.device as device
+    monkeypatch.delenv("MECHANISM_THREADS", raising=False)
     monkeypatch.setattr(device, "usable_cpus", lambda: list(range(cpus)))
     assert demo_cmd.default_workers("cpu") == workers
+
+
+@pytest.mark.parametrize("group, args, gpus, workers", [
+    ([], [], 0, 2),                                  # 16 usable CPUs, no thread count set
+    ([], ["--quick"], 0, 1),
+    ([], ["--workers", "3"], 0, 3),
+    (["--threads", "4"], [], 0, 1),                  # a fixed thread count: one training
+    (["--threads", "auto"], [], 0, 2),
+    ([], ["--device", "cuda"], 3, 2),
+    ([], ["--device", "cuda"], 1, 1),
+    ([], ["--device", "cuda:1"], 3, 1),
+])
+def test_demo_passes_its_worker_count_to_the_study(monkeypatch, tmp_path, group, args, gpus, workers):
+    """The count the demo hands ``run_demo`` (captured there): defaults by device and thread
+    count; an explicit ``--workers`` and ``--quick`` win."""
+    import torch
+
+    import mechanism.device as device
+    import mechanism.pipelines.demo as demo_pipeline
+    monkeypatch.setenv("MECHANISM_THREADS", "1")     # recorded, so --threads' setting is undone
+    monkeypatch.delenv("MECHANISM_THREADS")
+    monkeypatch.setattr(device, "usable_cpus", lambda: list(range(16)))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    seen = []
+
+    def fake_run_demo(*_, launch, **__):
+        seen.append(launch.workers)
+        raise SystemExit(0)
+    monkeypatch.setattr(demo_pipeline, "run_demo", fake_run_demo)
+    before = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(app, [*group, "demo", *args, "--data", str(tmp_path / "d")])
+    finally:
+        torch.set_num_threads(before)
+    assert result.exit_code == 0, result.output
+    assert seen == [workers]
 
 
 def test_demo_rejects_an_unavailable_device_before_writing_anything(tmp_path, monkeypatch):
     import torch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     result = CliRunner().invoke(app, ["demo", "--device", "cuda", "--workers", "1",
-                                      "--data", str(tmp_path / "d")])
-    assert result.exit_code != 0 and "CUDA is not available" in result.output
-    assert "Traceback" not in result.output and not (tmp_path / "d").exists()
+                                      "--data", str(tmp_path / "d"), "--runs", str(tmp_path / "r"),
+                                      "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert result.output.strip() == "error: --device cuda: CUDA is not available on this machine"
+    assert not any(tmp_path.iterdir())
