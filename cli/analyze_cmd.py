@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import (BATCH, RESAMPLES, SEED, backbone_weights_option, cache_option, device_option,
+from cli.options import (BATCH, FLOW_CALL_CAP, RESAMPLES, SEED, backbone_weights_option, cache_option, device_option,
                          no_cache_option, parse_list, resolve_cache_dir)
 
 _ckpt = click.Path(dir_okay=False, path_type=Path)
@@ -41,7 +41,7 @@ _ckpt = click.Path(dir_okay=False, path_type=Path)
               default=Path("analysis_results/mechanism"), show_default=True,
               help="Output folder; tables go to <out>/tables/<H>.{json,csv,md}.")
 @click.option("--batch-size", type=BATCH, default=32, show_default=True,
-              help="Images per batch (on a CPU a flow call takes at most CPU_FLOW_ROWS patch rows, see the README).")
+              help="Images per batch" + FLOW_CALL_CAP + ".")
 @click.option("--max-images", type=click.IntRange(1, 10_000_000), default=None, help="Use at most this many images per split "
               "(default: all, except H4, which runs M augmented views per image: 64).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of every random choice.")

@@ -8,24 +8,6 @@ import click
 from cli.options import EPOCHS, cache_option, device_option, no_cache_option, precision_option, resolve_cache_dir
 
 
-def default_workers(device_choice: str) -> int:
-    """The demo's trainings at once: on CUDA one per GPU, at most 2 (1 for a named
-    ``cuda:N``); on a CPU one per 2 usable CPUs (a training keeps at most 2 threads busy at
-    its batch of 16), at least 1 and at most 2 (each worker holds about 1 GiB), and 1 when
-    ``--threads N`` / ``MECHANISM_THREADS=N`` fixed the training's thread count."""
-    import os
-
-    import torch
-
-    from mechanism.device import THREADS_ENV, resolve_device, threads_choice, usable_cpus
-    device = resolve_device(device_choice)
-    if device.type == "cuda":
-        return 1 if device.index is not None else max(1, min(2, torch.cuda.device_count()))
-    if isinstance(threads_choice(os.environ.get(THREADS_ENV)), int):
-        return 1
-    return max(1, min(2, len(usable_cpus()) // 2))
-
-
 @click.command()
 @click.option("--quick", is_flag=True,
               help="Smoke run of every step on a tiny data set (about a minute); numbers mean nothing.")
@@ -59,7 +41,7 @@ def demo(quick, data_root, runs, out, category, epochs, precision, device, cache
     from dataclasses import replace
 
     from mechanism.device import resolve_device
-    from mechanism.pipelines.demo import QUICK, DemoPlan, run_demo
+    from mechanism.pipelines.demo import QUICK, DemoPlan, default_workers, run_demo
     from mechanism.pipelines.workers import Launch
     resolve_device(device)          # a bad --device fails before the demo set is generated
     plan = QUICK if quick else DemoPlan()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import (BATCH, backbone_weights_option, cache_option, device_option, no_cache_option,
+from cli.options import (BATCH, FLOW_CALL_CAP, backbone_weights_option, cache_option, device_option, no_cache_option,
                          resolve_cache_dir, scoring_options)
 
 
@@ -21,7 +21,7 @@ from cli.options import (BATCH, backbone_weights_option, cache_option, device_op
               help="Write anomaly maps (N, S_h, S_w) at the input size S, float32, masks, labels, scores, per-patch NLL and "
                    "map score and image paths (.npz).")
 @click.option("--batch-size", type=BATCH, default=64, show_default=True,
-              help="Images per flow batch (on a CPU a flow call takes at most CPU_FLOW_ROWS patch rows, see the README).")
+              help="Images per flow batch" + FLOW_CALL_CAP + ".")
 @device_option
 @backbone_weights_option
 @cache_option

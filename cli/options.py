@@ -47,6 +47,8 @@ SEED = click.IntRange(0, MAX_SEED)
 """Seeds of every command: numpy's and torch's generators both take 0 … 2³² − 1."""
 EPOCHS = click.IntRange(1, 100_000)
 BATCH = click.IntRange(1, 65_536)
+FLOW_CALL_CAP = " (on a CPU a flow call takes at most CPU_FLOW_ROWS patch rows, see the README)"
+"""Said after a ``--batch-size`` help: ``Detector.patch_scores`` caps the rows of a flow call."""
 RESAMPLES = click.IntRange(0, 100_000)
 """Bootstrap resamples: 0 (point estimates only) to 100 000 (beyond it the draws' memory, not
 the intervals, grows)."""

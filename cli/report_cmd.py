@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import BATCH, RESAMPLES, SEED, cache_option, device_option, no_cache_option, resolve_cache_dir
+from cli.options import BATCH, FLOW_CALL_CAP, RESAMPLES, SEED, cache_option, device_option, no_cache_option, resolve_cache_dir
 
 
 @click.command()
@@ -23,7 +23,7 @@ from cli.options import BATCH, RESAMPLES, SEED, cache_option, device_option, no_
 @click.option("--bootstrap", "n_boot", type=RESAMPLES, default=1000, show_default=True,
               help="Bootstrap resamples over images for 95% intervals (0 = none).")
 @click.option("--batch-size", type=BATCH, default=32, show_default=True,
-              help="Images per batch (on a CPU a flow call takes at most CPU_FLOW_ROWS patch rows, see the README).")
+              help="Images per batch" + FLOW_CALL_CAP + ".")
 @device_option
 @cache_option
 @no_cache_option

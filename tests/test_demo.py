@@ -89,11 +89,10 @@ def test_demo_precision_reaches_the_runs(quick_demo):
 @pytest.mark.parametrize("cpus, workers", [(1, 1), (2, 1), (3, 1), (4, 2), (16, 2)])
 def test_demo_cpu_default_is_one_worker_per_two_usable_cpus_at_most_two(monkeypatch, cpus, workers):
     """On a CPU the default is one worker per 2 usable CPUs (the affinity mask's), 1 to 2."""
-    import cli.demo_cmd as demo_cmd
-    import mechanism.device as device
+    import mechanism.pipelines.demo as demo_pipeline
     monkeypatch.delenv("MECHANISM_THREADS", raising=False)
-    monkeypatch.setattr(device, "usable_cpus", lambda: list(range(cpus)))
-    assert demo_cmd.default_workers("cpu") == workers
+    monkeypatch.setattr(demo_pipeline, "usable_cpus", lambda: list(range(cpus)))
+    assert demo_pipeline.default_workers("cpu") == workers
 
 
 @pytest.mark.parametrize("group, args, gpus, workers", [
@@ -111,11 +110,10 @@ def test_demo_passes_its_worker_count_to_the_study(monkeypatch, tmp_path, group,
     count; an explicit ``--workers`` and ``--quick`` win."""
     import torch
 
-    import mechanism.device as device
     import mechanism.pipelines.demo as demo_pipeline
     monkeypatch.setenv("MECHANISM_THREADS", "1")     # recorded, so --threads' setting is undone
     monkeypatch.delenv("MECHANISM_THREADS")
-    monkeypatch.setattr(device, "usable_cpus", lambda: list(range(16)))
+    monkeypatch.setattr(demo_pipeline, "usable_cpus", lambda: list(range(16)))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     seen = []

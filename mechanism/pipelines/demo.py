@@ -7,6 +7,7 @@ skipped, so an interrupted demo continues where it stopped.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,12 +17,26 @@ import torch
 
 from mechanism.data.demo import DEMO_CATEGORIES, generate_demo
 from mechanism.data.mvtec import category_folder
+from mechanism.device import THREADS_ENV, resolve_device, threads_choice, usable_cpus
 from mechanism.errors import MechanismError
 from mechanism.io.transaction import check_output_folder
 from mechanism.pipelines.study import StudyOutcome, run_study
 from mechanism.pipelines.study_plan import StudyPlan
 from mechanism.pipelines.workers import Launch
 from mechanism.train.config import TrainConfig
+
+
+def default_workers(device_choice: str) -> int:
+    """The demo's trainings at once: on CUDA one per GPU, at most 2 (1 for a named
+    ``cuda:N``); on a CPU one per 2 usable CPUs (a training keeps at most 2 threads busy at
+    its batch of 16), at least 1 and at most 2 (each worker holds about 1 GiB), and 1 when
+    ``--threads N`` / ``MECHANISM_THREADS=N`` fixed the training's thread count."""
+    device = resolve_device(device_choice)
+    if device.type == "cuda":
+        return 1 if device.index is not None else max(1, min(2, torch.cuda.device_count()))
+    if isinstance(threads_choice(os.environ.get(THREADS_ENV)), int):
+        return 1
+    return max(1, min(2, len(usable_cpus()) // 2))
 
 
 @dataclass(frozen=True)
